@@ -1,0 +1,451 @@
+//! Defining tables and connection profiles — one path for SQL `CREATE` and REST `POST`.
+//!
+//! Both front ends build a [`TableRequest`] / [`ProfileRequest`]; validation (connector,
+//! role, profile, options, schema, format) happens here, completely, before anything is
+//! stored, so a failed create leaves nothing behind.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{Field, Schema, SchemaRef};
+use catalog::{FieldDef, Profile, TableDef, new_id, now_rfc3339};
+use connectors::connector::DynConnector;
+use connectors::format::{Format, FormatSpec};
+use connectors::options::{WithOptions, hint_for, nest};
+use connectors::schema::{parse_type, sql_type_name};
+use connectors::{ConnectorError, TableRole};
+use serde_json::{Map, Value};
+
+use crate::Engine;
+use crate::error::{EngineError, Result};
+
+/// Options every table takes, whatever its connector.
+const COMMON_OPTIONS: &[&str] = &[
+    "connector",
+    "type",
+    "format",
+    "bad_data",
+    "connection_profile",
+    "event_time_field",
+    "watermark_delay",
+];
+
+/// A table definition from SQL or REST, before validation.
+#[derive(Debug, Clone, Default)]
+pub struct TableRequest {
+    pub name: String,
+    pub connector: String,
+    /// `source` / `sink`; defaults to the connector's only role.
+    pub role: Option<String>,
+    /// Profile id or name.
+    pub profile: Option<String>,
+    /// Connection settings given on the table itself (nested, snake_case).
+    pub inline_profile: Value,
+    /// Connector table settings (nested, snake_case).
+    pub config: Value,
+    pub format: FormatSpec,
+    /// Declared columns; `None` to take the connector's implied schema.
+    pub fields: Option<Vec<FieldDef>>,
+    pub event_time_field: Option<String>,
+    pub watermark_delay: Option<String>,
+}
+
+/// A profile definition from SQL or REST, before validation.
+#[derive(Debug, Clone, Default)]
+pub struct ProfileRequest {
+    pub name: String,
+    pub connector: String,
+    pub description: Option<String>,
+    /// Connector profile settings (nested, snake_case).
+    pub config: Value,
+}
+
+/// A stored table with everything needed to run it.
+#[derive(Clone)]
+pub struct ResolvedTable {
+    pub def: TableDef,
+    pub connector: Arc<dyn DynConnector>,
+    pub role: TableRole,
+    /// Profile settings merged with the table's inline connection settings.
+    pub profile_config: Value,
+    pub schema: SchemaRef,
+    pub format: FormatSpec,
+}
+
+impl std::fmt::Debug for ResolvedTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResolvedTable")
+            .field("name", &self.def.name)
+            .field("role", &self.role)
+            .finish()
+    }
+}
+
+fn property_names(schema: &Value) -> Vec<String> {
+    schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .map(|p| p.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// Parse the role option.
+fn parse_role(value: &str) -> Result<TableRole> {
+    match value.to_ascii_lowercase().as_str() {
+        "source" => Ok(TableRole::Source),
+        "sink" => Ok(TableRole::Sink),
+        _ => Err(ConnectorError::InvalidValue {
+            connector: "table".into(),
+            key: "type".into(),
+            value: value.into(),
+            expected: "one of source, sink".into(),
+        }
+        .into()),
+    }
+}
+
+/// Deep-merge `over` onto `base` (objects merge, everything else is replaced).
+fn merge(base: &Value, over: &Value) -> Value {
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => {
+            let mut out = b.clone();
+            for (k, v) in o {
+                let merged = match out.get(k) {
+                    Some(existing) => merge(existing, v),
+                    None => v.clone(),
+                };
+                out.insert(k.clone(), merged);
+            }
+            Value::Object(out)
+        }
+        (_, Value::Null) => base.clone(),
+        _ => over.clone(),
+    }
+}
+
+impl TableRequest {
+    /// Build a request from SQL `CREATE TABLE name (columns) WITH (options)`.
+    pub fn from_sql(
+        engine: &Engine,
+        name: String,
+        fields: Option<Vec<FieldDef>>,
+        mut options: WithOptions,
+    ) -> Result<TableRequest> {
+        let connector_name = options.remove("connector").ok_or_else(|| {
+            EngineError::InvalidParameter(format!(
+                "missing required option 'connector' for table '{name}'; available connectors: {}",
+                engine.registry.names().join(", ")
+            ))
+        })?;
+        let connector = engine.registry.get(&connector_name)?;
+        let mut request = TableRequest {
+            name,
+            connector: connector_name,
+            role: options.remove("type"),
+            profile: options.remove("connection_profile"),
+            fields,
+            event_time_field: options.remove("event_time_field"),
+            watermark_delay: options.remove("watermark_delay"),
+            ..TableRequest::default()
+        };
+        if let Some(format) = options.remove("format") {
+            request.format.format = Some(Format::parse(&format)?);
+        }
+        if let Some(bad_data) = options.remove("bad_data") {
+            request.format.bad_data = FormatSpec::parse_bad_data(&bad_data)?;
+        }
+        let profile_keys = property_names(&connector.profile_schema());
+        let table_keys = property_names(&connector.table_schema());
+        let mut profile_options = WithOptions::new();
+        let mut table_options = WithOptions::new();
+        for (key, value) in options {
+            let head = key.split('.').next().unwrap_or_default();
+            if FormatSpec::is_format_option(&key) {
+                FormatSpec::check_option(&key)?;
+                request.format.options.insert(key, value);
+            } else if table_keys.iter().any(|k| k == head) {
+                table_options.insert(key, value);
+            } else if profile_keys.iter().any(|k| k == head) {
+                profile_options.insert(key, value);
+            } else {
+                let candidates: Vec<&str> = table_keys
+                    .iter()
+                    .chain(profile_keys.iter())
+                    .map(String::as_str)
+                    .chain(COMMON_OPTIONS.iter().copied())
+                    .collect();
+                return Err(ConnectorError::UnknownOption {
+                    connector: connector.metadata().id.to_string(),
+                    key: key.clone(),
+                    hint: hint_for(&key, candidates.iter().copied()),
+                }
+                .into());
+            }
+        }
+        request.inline_profile = nest(&profile_options)?;
+        request.config = nest(&table_options)?;
+        Ok(request)
+    }
+}
+
+impl Engine {
+    /// Validate a table request completely and return the definition it would store.
+    pub async fn check_table(&self, request: TableRequest) -> Result<ResolvedTable> {
+        let connector = self.registry.get(&request.connector)?;
+        let meta = connector.metadata();
+        let role = match &request.role {
+            Some(role) => parse_role(role)?,
+            None => meta
+                .default_role()
+                .ok_or_else(|| ConnectorError::MissingOption {
+                    connector: meta.id.to_string(),
+                    key: "type".into(),
+                })?,
+        };
+        if (role == TableRole::Source && !meta.source) || (role == TableRole::Sink && !meta.sink) {
+            let can = if meta.source { "source" } else { "sink" };
+            return Err(ConnectorError::InvalidValue {
+                connector: meta.id.to_string(),
+                key: "type".into(),
+                value: role.as_str().into(),
+                expected: format!("'{can}' (connector '{}' is {can}-only)", meta.id),
+            }
+            .into());
+        }
+        if let Some(format) = request.format.format {
+            if meta.formats.is_empty() {
+                return Err(EngineError::InvalidParameter(format!(
+                    "connector '{}' defines its own schema and takes no 'format' option",
+                    meta.id
+                )));
+            }
+            if !meta.formats.contains(&format.name()) {
+                return Err(ConnectorError::InvalidValue {
+                    connector: meta.id.to_string(),
+                    key: "format".into(),
+                    value: format.name().into(),
+                    expected: format!("one of {}", meta.formats.join(", ")),
+                }
+                .into());
+            }
+        }
+        let profile: Option<Profile> = match &request.profile {
+            Some(p) => {
+                let profile = self.catalog.profile(p).await?;
+                if profile.connector != meta.id {
+                    return Err(EngineError::InvalidParameter(format!(
+                        "connection profile '{}' is for connector '{}', not '{}'",
+                        profile.name, profile.connector, meta.id
+                    )));
+                }
+                Some(profile)
+            }
+            None => None,
+        };
+        let base = profile
+            .as_ref()
+            .map(|p| p.config.clone())
+            .unwrap_or(Value::Object(Map::new()));
+        let inline_profile = if request.inline_profile.is_null() {
+            Value::Object(Map::new())
+        } else {
+            request.inline_profile.clone()
+        };
+        let profile_config = connector.check_profile(&merge(&base, &inline_profile))?;
+        let config = connector.check_table(&request.config)?;
+        let implied = connector.implied_schema(&config)?;
+        let (schema, fields, inferred) = match (&request.fields, implied) {
+            (Some(fields), Some(implied)) if !fields.is_empty() => {
+                let projected = project_implied(meta.id, &implied, fields)?;
+                (projected, fields.clone(), false)
+            }
+            (Some(fields), _) if !fields.is_empty() => {
+                (fields_to_schema(fields)?, fields.clone(), false)
+            }
+            (_, Some(implied)) => {
+                let fields = schema_to_fields(&implied);
+                (implied, fields, true)
+            }
+            (_, None) => {
+                return Err(EngineError::InvalidParameter(format!(
+                    "table '{}' needs a column list: connector '{}' does not define a schema",
+                    request.name, meta.id
+                )));
+            }
+        };
+        connector.validate_table(&profile_config, &config, role, &schema)?;
+        let now = now_rfc3339();
+        let def = TableDef {
+            id: new_id("tbl"),
+            name: request.name.clone(),
+            connector: meta.id.to_string(),
+            table_type: role.as_str().to_string(),
+            connection_profile_id: profile.map(|p| p.id),
+            inline_profile,
+            config,
+            format: serde_json::to_value(&request.format)
+                .map_err(|e| EngineError::InvalidParameter(e.to_string()))?,
+            fields,
+            schema_inferred: inferred,
+            event_time_field: request.event_time_field.clone(),
+            watermark_delay: request.watermark_delay.clone(),
+            created_at: now.clone(),
+            updated_at: now,
+        };
+        Ok(ResolvedTable {
+            def,
+            connector,
+            role,
+            profile_config,
+            schema,
+            format: request.format,
+        })
+    }
+
+    /// Validate and store a table.
+    pub async fn create_table(&self, request: TableRequest) -> Result<TableDef> {
+        let resolved = self.check_table(request).await?;
+        self.catalog.create_table(&resolved.def).await?;
+        tracing::info!(table = %resolved.def.name, connector = %resolved.def.connector, "created table");
+        Ok(resolved.def)
+    }
+
+    /// Load a stored table with its connector, merged profile and Arrow schema.
+    pub async fn resolve_table(&self, name: &str) -> Result<ResolvedTable> {
+        let def = self.catalog.table(name).await?;
+        let connector = self.registry.get(&def.connector)?;
+        let role = parse_role(&def.table_type)?;
+        let base = match &def.connection_profile_id {
+            Some(id) => self.catalog.profile(id).await?.config,
+            None => Value::Object(Map::new()),
+        };
+        let profile_config = merge(&base, &def.inline_profile);
+        let format: FormatSpec = if def.format.is_null() {
+            FormatSpec::default()
+        } else {
+            serde_json::from_value(def.format.clone())
+                .map_err(|e| EngineError::InvalidParameter(format!("table '{}': {e}", def.name)))?
+        };
+        let schema = match connector.implied_schema(&def.config)? {
+            Some(implied) if def.schema_inferred => implied,
+            Some(implied) => project_implied(&def.connector, &implied, &def.fields)?,
+            None => fields_to_schema(&def.fields)?,
+        };
+        Ok(ResolvedTable {
+            def,
+            connector,
+            role,
+            profile_config,
+            schema,
+            format,
+        })
+    }
+
+    /// Validate a profile request and return the profile it would store.
+    pub fn check_profile(&self, request: ProfileRequest) -> Result<Profile> {
+        let connector = self.registry.get(&request.connector)?;
+        let config = connector.check_profile(&request.config)?;
+        let now = now_rfc3339();
+        Ok(Profile {
+            id: new_id("prof"),
+            name: request.name,
+            connector: connector.metadata().id.to_string(),
+            description: request.description,
+            config,
+            created_at: now.clone(),
+            updated_at: now,
+        })
+    }
+
+    /// Validate and store a profile.
+    pub async fn create_profile(&self, request: ProfileRequest) -> Result<Profile> {
+        let profile = self.check_profile(request)?;
+        self.catalog.create_profile(&profile).await?;
+        Ok(profile)
+    }
+}
+
+/// Columns declared on a connector with an implied schema must be among its columns.
+fn project_implied(connector: &str, implied: &SchemaRef, fields: &[FieldDef]) -> Result<SchemaRef> {
+    let mut out = Vec::with_capacity(fields.len());
+    for field in fields {
+        let Ok(found) = implied.field_with_name(&field.name) else {
+            let names: Vec<&str> = implied.fields().iter().map(|f| f.name().as_str()).collect();
+            return Err(EngineError::InvalidParameter(format!(
+                "column '{}' is not produced by connector '{connector}'; it produces {}",
+                field.name,
+                names.join(", ")
+            )));
+        };
+        out.push(found.clone());
+    }
+    Ok(Arc::new(Schema::new(out)))
+}
+
+/// Arrow schema of declared columns.
+pub fn fields_to_schema(fields: &[FieldDef]) -> Result<SchemaRef> {
+    let mut out = Vec::with_capacity(fields.len());
+    for field in fields {
+        let data_type = parse_type(&field.data_type).map_err(|e| match e {
+            ConnectorError::UnsupportedType(t) => EngineError::InvalidParameter(format!(
+                "column '{}' has unsupported type '{t}'",
+                field.name
+            )),
+            other => other.into(),
+        })?;
+        out.push(Field::new(&field.name, data_type, field.nullable));
+    }
+    Ok(Arc::new(Schema::new(out)))
+}
+
+/// Catalog columns of an Arrow schema.
+pub fn schema_to_fields(schema: &Schema) -> Vec<FieldDef> {
+    schema
+        .fields()
+        .iter()
+        .map(|f| FieldDef {
+            name: f.name().clone(),
+            data_type: sql_type_name(f.data_type()),
+            nullable: f.is_nullable(),
+        })
+        .collect()
+}
+
+impl Engine {
+    /// Up to `n` rows read from a source table definition, as JSON objects (for the REST
+    /// `test` endpoints). Sinks give no rows.
+    pub async fn sample_rows(
+        &self,
+        table: &ResolvedTable,
+        n: usize,
+        deadline: std::time::Duration,
+    ) -> Result<Vec<Value>> {
+        if table.role != TableRole::Source {
+            return Ok(Vec::new());
+        }
+        let ctx = connectors::SourceContext {
+            table_name: table.def.name.clone(),
+            schema: table.schema.clone(),
+            partition: 0,
+            partitions: 1,
+            batch_size: n.max(1),
+            format: table.format.clone(),
+        };
+        let mut source =
+            table
+                .connector
+                .make_source(&table.profile_config, &table.def.config, ctx)?;
+        let batch = match tokio::time::timeout(deadline, source.next_batch()).await {
+            Ok(batch) => batch?,
+            Err(_) => None,
+        };
+        let Some(batch) = batch else {
+            return Ok(Vec::new());
+        };
+        let batch = batch.slice(0, batch.num_rows().min(n));
+        let mut writer = arrow::json::ArrayWriter::new(Vec::new());
+        writer.write(&batch).map_err(ConnectorError::from)?;
+        writer.finish().map_err(ConnectorError::from)?;
+        let bytes = writer.into_inner();
+        Ok(serde_json::from_slice(&bytes).unwrap_or_default())
+    }
+}

@@ -1,0 +1,8 @@
+//! Running SQL over connectors with DataFusion: connector-backed table providers, the
+//! streaming operators Laminar substitutes for DataFusion's batch-oriented ones, and the
+//! planner that ties them to the catalog.
+
+pub mod filter;
+pub mod planner;
+pub mod sink;
+pub mod source;

@@ -1,0 +1,138 @@
+//! Sink tables: `INSERT INTO` plans end in a `DataSinkExec` writing to a connector sink.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use connectors::SinkContext;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::datasource::TableType;
+use datafusion::datasource::sink::{DataSink, DataSinkExec};
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, SendableRecordBatchStream,
+};
+use futures::StreamExt;
+
+use crate::ddl::ResolvedTable;
+use crate::error::EngineError;
+use crate::metrics::Counters;
+
+/// A sink table as DataFusion sees it: insertable, never scannable.
+#[derive(Debug)]
+pub struct SinkTable {
+    table: ResolvedTable,
+    counters: Arc<Counters>,
+}
+
+impl SinkTable {
+    pub fn new(table: ResolvedTable, counters: Arc<Counters>) -> Self {
+        SinkTable { table, counters }
+    }
+}
+
+fn external(e: impl Into<EngineError>) -> DataFusionError {
+    DataFusionError::External(Box::new(e.into()))
+}
+
+#[async_trait]
+impl TableProvider for SinkTable {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn schema(&self) -> SchemaRef {
+        self.table.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        _projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        Err(external(EngineError::WrongObjectType(format!(
+            "cannot read from sink table '{}'",
+            self.table.def.name
+        ))))
+    }
+
+    async fn insert_into(
+        &self,
+        _state: &dyn Session,
+        input: Arc<dyn ExecutionPlan>,
+        _insert_op: InsertOp,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let sink = ConnectorDataSink {
+            table: self.table.clone(),
+            counters: self.counters.clone(),
+        };
+        Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
+    }
+}
+
+/// Writes every batch of the input to one connector sink instance.
+#[derive(Debug)]
+struct ConnectorDataSink {
+    table: ResolvedTable,
+    counters: Arc<Counters>,
+}
+
+impl DisplayAs for ConnectorDataSink {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "ConnectorSink: table={} connector={}",
+            self.table.def.name, self.table.def.connector
+        )
+    }
+}
+
+#[async_trait]
+impl DataSink for ConnectorDataSink {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn schema(&self) -> &SchemaRef {
+        &self.table.schema
+    }
+
+    async fn write_all(
+        &self,
+        mut data: SendableRecordBatchStream,
+        _context: &Arc<TaskContext>,
+    ) -> DfResult<u64> {
+        let ctx = SinkContext {
+            table_name: self.table.def.name.clone(),
+            schema: self.table.schema.clone(),
+            format: self.table.format.clone(),
+        };
+        let mut sink = self
+            .table
+            .connector
+            .make_sink(&self.table.profile_config, &self.table.def.config, ctx)
+            .map_err(external)?;
+        let mut written = 0u64;
+        while let Some(batch) = data.next().await {
+            let batch = batch?;
+            let rows = batch.num_rows();
+            let bytes = batch.get_array_memory_size();
+            sink.write(batch).await.map_err(external)?;
+            self.counters.add_out(rows, bytes);
+            written += rows as u64;
+        }
+        sink.close().await.map_err(external)?;
+        Ok(written)
+    }
+}

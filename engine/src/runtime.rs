@@ -1,0 +1,399 @@
+//! Durable pipelines: start, stop, restart after a server restart, and their jobs.
+//!
+//! A pipeline is a stored `INSERT INTO sink SELECT ...` with a desired state. Each start
+//! creates a job (one run) that executes the planned statement on a tokio task; the job's
+//! counters are live while it runs and persisted when it ends. Nothing is detached: every
+//! job task is owned here and cancelled on stop, drop and shutdown.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use catalog::{Catalog, DesiredState, JobRecord, PipelineDef, new_id, now_millis};
+use datafusion::physical_plan::{ExecutionPlanProperties, execute_stream};
+use futures::StreamExt;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::Engine;
+use crate::error::{EngineError, Result};
+use crate::exec::planner::Planned;
+use crate::metrics::Counters;
+use crate::session::Session;
+use crate::sql::parse::{LaminarStatement, parse_sql};
+
+/// How long `stop` waits for a job to wind down before aborting it.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A job that is running now.
+struct RunningJob {
+    job_id: String,
+    cancel: CancellationToken,
+    counters: Arc<Counters>,
+    handle: JoinHandle<()>,
+}
+
+/// The jobs of this process, by pipeline id.
+#[derive(Default)]
+pub struct Jobs {
+    running: Mutex<HashMap<String, RunningJob>>,
+}
+
+impl std::fmt::Debug for Jobs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Jobs").finish_non_exhaustive()
+    }
+}
+
+/// A pipeline with its current state and latest job.
+#[derive(Debug, Clone)]
+pub struct PipelineStatus {
+    pub def: PipelineDef,
+    /// Created, Running, Stopped, Failed or Finished.
+    pub state: String,
+    pub job: Option<JobRecord>,
+    /// Records per second in and out of the running job.
+    pub rates: (f64, f64),
+}
+
+impl Jobs {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, RunningJob>> {
+        // A panic while holding this lock cannot leave the map inconsistent.
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Engine {
+    /// Store and start a pipeline for an `INSERT INTO ... SELECT ...` statement.
+    pub async fn create_pipeline(
+        &self,
+        name: Option<String>,
+        insert: &datafusion::sql::sqlparser::ast::Statement,
+        session: &Session,
+        checkpoint_interval_micros: Option<u64>,
+    ) -> Result<PipelineStatus> {
+        // Plan first: a statement that does not plan is never stored.
+        let planned = self.plan(session, insert).await?;
+        if planned.sink.is_none() {
+            return Err(EngineError::InvalidParameter(
+                "a pipeline must be an INSERT INTO <sink table> SELECT ... statement".into(),
+            ));
+        }
+        let id = new_id("pipe");
+        let def = PipelineDef {
+            name: name.unwrap_or_else(|| id.clone()),
+            id,
+            query: insert.to_string(),
+            parallelism: session.parallelism as u32,
+            checkpoint_interval_micros: checkpoint_interval_micros.unwrap_or(10_000_000),
+            desired: DesiredState::Running,
+            tables: planned.tables.clone(),
+            created_at: now_millis(),
+        };
+        self.catalog.create_pipeline(&def).await?;
+        tracing::info!(pipeline = %def.name, id = %def.id, "created pipeline");
+        self.launch(&def, planned).await?;
+        self.pipeline_status(&def.id).await
+    }
+
+    /// Create a pipeline from SQL text (REST `POST /v1/pipelines`).
+    pub async fn create_pipeline_from_sql(
+        &self,
+        name: Option<String>,
+        sql: &str,
+        parallelism: Option<u32>,
+        checkpoint_interval_micros: Option<u64>,
+    ) -> Result<PipelineStatus> {
+        let mut statements = parse_sql(sql)?;
+        if statements.len() != 1 {
+            return Err(EngineError::InvalidParameter(format!(
+                "a pipeline query must be exactly one statement, found {}",
+                statements.len()
+            )));
+        }
+        let mut session = Session::default();
+        if let Some(p) = parallelism {
+            session.parallelism = p.max(1) as usize;
+        }
+        match statements.remove(0) {
+            LaminarStatement::Sql(statement)
+                if matches!(
+                    *statement,
+                    datafusion::sql::sqlparser::ast::Statement::Insert(_)
+                ) =>
+            {
+                self.create_pipeline(name, &statement, &session, checkpoint_interval_micros)
+                    .await
+            }
+            LaminarStatement::CreatePipeline { name: n, insert } => {
+                self.create_pipeline(
+                    Some(name.unwrap_or(n)),
+                    &insert,
+                    &session,
+                    checkpoint_interval_micros,
+                )
+                .await
+            }
+            _ => Err(EngineError::InvalidParameter(
+                "a pipeline query must be INSERT INTO <sink table> SELECT ...".into(),
+            )),
+        }
+    }
+
+    async fn plan_pipeline(&self, def: &PipelineDef) -> Result<Planned> {
+        let mut statements = parse_sql(&def.query)?;
+        let Some(LaminarStatement::Sql(statement)) = statements.pop() else {
+            return Err(EngineError::InvalidParameter(format!(
+                "pipeline '{}' has an invalid query",
+                def.name
+            )));
+        };
+        let mut session = Session::default();
+        session.parallelism = def.parallelism.max(1) as usize;
+        self.plan(&session, &statement).await
+    }
+
+    /// Start a job for `def` with an already planned statement.
+    async fn launch(&self, def: &PipelineDef, planned: Planned) -> Result<()> {
+        let mut jobs = self.catalog.jobs().await?;
+        jobs.retain(|j| j.pipeline_id == def.id);
+        let now = now_millis();
+        let mut job = JobRecord {
+            id: new_id("job"),
+            pipeline_id: def.id.clone(),
+            run_id: jobs.len() as u64 + 1,
+            state: "Running".into(),
+            running_desired: true,
+            start_time: now,
+            finish_time: None,
+            failure_message: None,
+            tasks: planned.plan.output_partitioning().partition_count() as u32 + 1,
+            metrics: Default::default(),
+            created_at: now,
+        };
+        self.catalog.create_job(&job).await?;
+        let cancel = self.shutdown.child_token();
+        let counters = planned.counters.clone();
+        let catalog = self.catalog.clone();
+        let jobs_map = self.jobs.clone();
+        let pipeline_id = def.id.clone();
+        let task_cancel = cancel.clone();
+        let task_counters = counters.clone();
+        let job_id = job.id.clone();
+        let name = def.name.clone();
+        let handle = tokio::spawn(async move {
+            let outcome = run_job(planned, &task_cancel).await;
+            job.metrics = task_counters.snapshot();
+            job.finish_time = Some(now_millis());
+            job.running_desired = false;
+            match outcome {
+                Ok(JobEnd::Finished) => job.state = "Finished".into(),
+                Ok(JobEnd::Stopped) => job.state = "Stopped".into(),
+                Err(e) => {
+                    tracing::warn!(pipeline = %name, error = %e, "pipeline failed");
+                    job.state = "Failed".into();
+                    job.failure_message = Some(e.to_string());
+                }
+            }
+            if let Err(e) = record_end(&catalog, &job).await {
+                tracing::error!(pipeline = %name, error = %e, "could not record job end");
+            }
+            let mut running = jobs_map.lock();
+            if running
+                .get(&pipeline_id)
+                .is_some_and(|r| r.job_id == job.id)
+            {
+                running.remove(&pipeline_id);
+            }
+        });
+        self.jobs.lock().insert(
+            def.id.clone(),
+            RunningJob {
+                job_id,
+                cancel,
+                counters,
+                handle,
+            },
+        );
+        Ok(())
+    }
+
+    /// Start (or restart) a stopped pipeline.
+    pub async fn start_pipeline(&self, id_or_name: &str) -> Result<PipelineStatus> {
+        let mut def = self.catalog.pipeline(id_or_name).await?;
+        if !self.jobs.lock().contains_key(&def.id) {
+            let planned = self.plan_pipeline(&def).await?;
+            self.launch(&def, planned).await?;
+        }
+        def.desired = DesiredState::Running;
+        self.catalog.update_pipeline(&def).await?;
+        self.pipeline_status(&def.id).await
+    }
+
+    /// Stop a pipeline; it stays stopped across restarts.
+    pub async fn stop_pipeline(&self, id_or_name: &str) -> Result<PipelineStatus> {
+        let mut def = self.catalog.pipeline(id_or_name).await?;
+        def.desired = DesiredState::Stopped;
+        self.catalog.update_pipeline(&def).await?;
+        self.stop_job(&def.id).await;
+        self.pipeline_status(&def.id).await
+    }
+
+    async fn stop_job(&self, pipeline_id: &str) {
+        let running = self.jobs.lock().remove(pipeline_id);
+        if let Some(job) = running {
+            job.cancel.cancel();
+            let abort = job.handle.abort_handle();
+            if tokio::time::timeout(STOP_TIMEOUT, job.handle)
+                .await
+                .is_err()
+            {
+                tracing::warn!(pipeline = pipeline_id, "job did not stop in time; aborting");
+                abort.abort();
+            }
+        }
+    }
+
+    /// Stop and delete a pipeline and its jobs.
+    pub async fn drop_pipeline(&self, id_or_name: &str) -> Result<PipelineDef> {
+        let def = self.catalog.pipeline(id_or_name).await?;
+        self.stop_job(&def.id).await;
+        self.catalog.drop_pipeline(&def.id).await?;
+        tracing::info!(pipeline = %def.name, "dropped pipeline");
+        Ok(def)
+    }
+
+    /// After start-up: close jobs a previous process left open and start every pipeline
+    /// that should be running.
+    pub async fn restore_pipelines(&self) -> Result<()> {
+        for mut job in self.catalog.jobs().await? {
+            if job.state == "Running" {
+                job.state = "Stopped".into();
+                job.failure_message = Some("the server stopped while this job ran".into());
+                job.finish_time.get_or_insert(now_millis());
+                self.catalog.update_job(&job).await?;
+            }
+        }
+        for def in self.catalog.pipelines().await? {
+            if def.desired == DesiredState::Running {
+                match self.plan_pipeline(&def).await {
+                    Ok(planned) => self.launch(&def, planned).await?,
+                    Err(e) => {
+                        tracing::error!(pipeline = %def.name, error = %e, "cannot restart pipeline")
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Cancel every job and wait for them to record their end (server shutdown). Desired
+    /// states are kept, so pipelines resume on the next start.
+    pub async fn stop_all_jobs(&self) {
+        let ids: Vec<String> = self.jobs.lock().keys().cloned().collect();
+        for id in ids {
+            self.stop_job(&id).await;
+        }
+    }
+
+    /// A pipeline with its state and latest job (with live counters if running).
+    pub async fn pipeline_status(&self, id_or_name: &str) -> Result<PipelineStatus> {
+        let def = self.catalog.pipeline(id_or_name).await?;
+        let jobs = self.catalog.jobs().await?;
+        let latest = jobs.into_iter().filter(|j| j.pipeline_id == def.id).last();
+        Ok(self.status_of(def, latest))
+    }
+
+    /// Every pipeline, oldest first.
+    pub async fn pipeline_statuses(&self) -> Result<Vec<PipelineStatus>> {
+        let jobs = self.catalog.jobs().await?;
+        let mut out = Vec::new();
+        for def in self.catalog.pipelines().await? {
+            let latest = jobs
+                .iter()
+                .filter(|j| j.pipeline_id == def.id)
+                .last()
+                .cloned();
+            out.push(self.status_of(def, latest));
+        }
+        Ok(out)
+    }
+
+    fn status_of(&self, def: PipelineDef, latest: Option<JobRecord>) -> PipelineStatus {
+        let running = self.jobs.lock();
+        match (running.get(&def.id), latest) {
+            (Some(run), Some(mut job)) if run.job_id == job.id => {
+                job.metrics = run.counters.snapshot();
+                let rates = run.counters.rates();
+                PipelineStatus {
+                    def,
+                    state: "Running".into(),
+                    job: Some(job),
+                    rates,
+                }
+            }
+            (_, Some(job)) => PipelineStatus {
+                def,
+                state: job.state.clone(),
+                job: Some(job),
+                rates: (0.0, 0.0),
+            },
+            (_, None) => PipelineStatus {
+                def,
+                state: "Created".into(),
+                job: None,
+                rates: (0.0, 0.0),
+            },
+        }
+    }
+
+    /// A job with live counters if it is running.
+    pub async fn job(&self, id: &str) -> Result<JobRecord> {
+        let mut job = self.catalog.job(id).await?;
+        if let Some(run) = self.jobs.lock().get(&job.pipeline_id)
+            && run.job_id == job.id
+        {
+            job.metrics = run.counters.snapshot();
+        }
+        Ok(job)
+    }
+
+    /// Every job, with live counters for running ones.
+    pub async fn jobs(&self) -> Result<Vec<JobRecord>> {
+        let mut jobs = self.catalog.jobs().await?;
+        let running = self.jobs.lock();
+        for job in &mut jobs {
+            if let Some(run) = running.get(&job.pipeline_id)
+                && run.job_id == job.id
+            {
+                job.metrics = run.counters.snapshot();
+            }
+        }
+        Ok(jobs)
+    }
+}
+
+enum JobEnd {
+    Finished,
+    Stopped,
+}
+
+/// Drive a planned pipeline to its end or until cancelled.
+async fn run_job(planned: Planned, cancel: &CancellationToken) -> Result<JobEnd> {
+    let mut stream = execute_stream(planned.plan, planned.task_ctx)?;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return Ok(JobEnd::Stopped),
+            next = stream.next() => match next {
+                Some(Ok(_count)) => {}
+                Some(Err(e)) => return Err(e.into()),
+                None => return Ok(JobEnd::Finished),
+            },
+        }
+    }
+}
+
+async fn record_end(catalog: &Catalog, job: &JobRecord) -> Result<()> {
+    catalog.update_job(job).await?;
+    Ok(())
+}

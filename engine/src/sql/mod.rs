@@ -1,0 +1,7 @@
+//! Laminar's SQL surface: parsing (standard SQL plus Laminar's own statements) and the
+//! translation of `WITH (...)` options.
+
+pub mod options;
+pub mod parse;
+
+pub use parse::{LaminarStatement, PipelineAction, parse_sql};

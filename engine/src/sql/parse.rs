@@ -1,0 +1,276 @@
+//! Parse SQL text into statements.
+//!
+//! sqlparser (PostgreSQL dialect) parses standard SQL. Laminar's own statements —
+//! `CREATE CONNECTION PROFILE`, `CREATE PIPELINE`, `START | STOP | DROP PIPELINE`,
+//! `DROP CONNECTION PROFILE`, `SHOW PIPELINES | CONNECTION PROFILES | JOBS` — are recognised
+//! from their leading words and parsed with the same parser's building blocks, so every
+//! statement goes through one tokenizer.
+
+use datafusion::sql::sqlparser::ast::{ObjectName, SqlOption, Statement};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::keywords::Keyword;
+use datafusion::sql::sqlparser::parser::Parser;
+use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
+
+use crate::error::{EngineError, Result};
+
+/// What to do with a pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PipelineAction {
+    Start,
+    Stop,
+    Drop,
+}
+
+/// One parsed statement.
+#[derive(Debug, Clone)]
+pub enum LaminarStatement {
+    /// Any statement sqlparser understands.
+    Sql(Box<Statement>),
+    /// `CREATE CONNECTION PROFILE name WITH (...)`.
+    CreateProfile {
+        name: String,
+        if_not_exists: bool,
+        options: Vec<SqlOption>,
+    },
+    /// `DROP CONNECTION PROFILE [IF EXISTS] name`.
+    DropProfile { name: String, if_exists: bool },
+    /// `CREATE PIPELINE name AS INSERT INTO ...`.
+    CreatePipeline {
+        name: String,
+        insert: Box<Statement>,
+    },
+    /// `START | STOP | DROP PIPELINE [IF EXISTS] name`.
+    Pipeline {
+        action: PipelineAction,
+        name: String,
+        if_exists: bool,
+    },
+    /// `SHOW PIPELINES`.
+    ShowPipelines,
+    /// `SHOW CONNECTION PROFILES`.
+    ShowProfiles,
+    /// `SHOW JOBS`.
+    ShowJobs,
+    /// `SHOW CONNECTORS`.
+    ShowConnectors,
+}
+
+fn syntax(e: impl std::fmt::Display) -> EngineError {
+    EngineError::Syntax(
+        e.to_string()
+            .trim_start_matches("sql parser error: ")
+            .to_string(),
+    )
+}
+
+/// Parse one or more `;`-separated statements.
+pub fn parse_sql(sql: &str) -> Result<Vec<LaminarStatement>> {
+    let dialect = PostgreSqlDialect {};
+    let tokens = Tokenizer::new(&dialect, sql)
+        .tokenize_with_location()
+        .map_err(syntax)?;
+    let mut statements = Vec::new();
+    for chunk in split_statements(tokens) {
+        statements.push(parse_one(&dialect, chunk)?);
+    }
+    Ok(statements)
+}
+
+/// Split on top-level semicolons, dropping empty statements.
+fn split_statements(tokens: Vec<TokenWithSpan>) -> Vec<Vec<TokenWithSpan>> {
+    let mut out = Vec::new();
+    let mut current = Vec::new();
+    let mut depth = 0i32;
+    for token in tokens {
+        match &token.token {
+            Token::LParen => depth += 1,
+            Token::RParen => depth -= 1,
+            Token::SemiColon if depth <= 0 => {
+                if has_content(&current) {
+                    out.push(std::mem::take(&mut current));
+                } else {
+                    current.clear();
+                }
+                continue;
+            }
+            _ => {}
+        }
+        current.push(token);
+    }
+    if has_content(&current) {
+        out.push(current);
+    }
+    out
+}
+
+fn has_content(tokens: &[TokenWithSpan]) -> bool {
+    tokens
+        .iter()
+        .any(|t| !matches!(t.token, Token::Whitespace(_) | Token::EOF))
+}
+
+/// The first few words of a statement, upper-cased.
+fn leading_words(tokens: &[TokenWithSpan], n: usize) -> Vec<String> {
+    tokens
+        .iter()
+        .filter(|t| !matches!(t.token, Token::Whitespace(_)))
+        .take(n)
+        .map(|t| match &t.token {
+            Token::Word(w) => w.value.to_ascii_uppercase(),
+            other => other.to_string(),
+        })
+        .collect()
+}
+
+fn object_name(name: &ObjectName) -> String {
+    name.0
+        .iter()
+        .map(|part| match part.as_ident() {
+            Some(ident) if ident.quote_style.is_some() => ident.value.clone(),
+            Some(ident) => ident.value.to_ascii_lowercase(),
+            None => part.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// The catalog name for a SQL object name (unquoted parts are lower-cased).
+pub fn normalize_name(name: &ObjectName) -> String {
+    object_name(name)
+}
+
+fn parse_one(dialect: &PostgreSqlDialect, tokens: Vec<TokenWithSpan>) -> Result<LaminarStatement> {
+    let words = leading_words(&tokens, 3);
+    let word = |i: usize| words.get(i).map(String::as_str).unwrap_or_default();
+    let mut parser = Parser::new(dialect).with_tokens_with_locations(tokens);
+    let skip = |parser: &mut Parser<'_>, n: usize| {
+        for _ in 0..n {
+            parser.next_token();
+        }
+    };
+    let statement = match (word(0), word(1), word(2)) {
+        ("CREATE", "CONNECTION", "PROFILE") => {
+            skip(&mut parser, 3);
+            let if_not_exists =
+                parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+            let name = object_name(&parser.parse_object_name(false).map_err(syntax)?);
+            let options = parser.parse_options(Keyword::WITH).map_err(syntax)?;
+            LaminarStatement::CreateProfile {
+                name,
+                if_not_exists,
+                options,
+            }
+        }
+        ("DROP", "CONNECTION", "PROFILE") => {
+            skip(&mut parser, 3);
+            let if_exists = parser.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
+            let name = object_name(&parser.parse_object_name(false).map_err(syntax)?);
+            LaminarStatement::DropProfile { name, if_exists }
+        }
+        ("CREATE", "PIPELINE", _) => {
+            skip(&mut parser, 2);
+            let name = object_name(&parser.parse_object_name(false).map_err(syntax)?);
+            parser.expect_keyword_is(Keyword::AS).map_err(syntax)?;
+            let insert = parser.parse_statement().map_err(syntax)?;
+            if !matches!(insert, Statement::Insert(_)) {
+                return Err(EngineError::Syntax(
+                    "CREATE PIPELINE expects AS INSERT INTO <sink> SELECT ...".into(),
+                ));
+            }
+            LaminarStatement::CreatePipeline {
+                name,
+                insert: Box::new(insert),
+            }
+        }
+        (verb @ ("START" | "STOP" | "DROP"), "PIPELINE", _) => {
+            let action = match verb {
+                "START" => PipelineAction::Start,
+                "STOP" => PipelineAction::Stop,
+                _ => PipelineAction::Drop,
+            };
+            skip(&mut parser, 2);
+            let if_exists = parser.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
+            let name = object_name(&parser.parse_object_name(false).map_err(syntax)?);
+            LaminarStatement::Pipeline {
+                action,
+                name,
+                if_exists,
+            }
+        }
+        ("SHOW", "PIPELINES", _) => {
+            skip(&mut parser, 2);
+            LaminarStatement::ShowPipelines
+        }
+        ("SHOW", "JOBS", _) => {
+            skip(&mut parser, 2);
+            LaminarStatement::ShowJobs
+        }
+        ("SHOW", "CONNECTORS", _) => {
+            skip(&mut parser, 2);
+            LaminarStatement::ShowConnectors
+        }
+        ("SHOW", "CONNECTION", "PROFILES") => {
+            skip(&mut parser, 3);
+            LaminarStatement::ShowProfiles
+        }
+        _ => LaminarStatement::Sql(Box::new(parser.parse_statement().map_err(syntax)?)),
+    };
+    // Anything left over is a syntax error, not silently ignored.
+    let rest = parser.peek_token();
+    if rest.token != Token::EOF {
+        return Err(EngineError::Syntax(format!(
+            "unexpected '{}' at line {}, column {}",
+            rest.token, rest.span.start.line, rest.span.start.column
+        )));
+    }
+    Ok(statement)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn laminar_statements() {
+        let parsed = parse_sql(
+            "CREATE CONNECTION PROFILE k WITH (connector = 'kafka', bootstrap_servers = 'x:9092'); \
+             CREATE PIPELINE p AS INSERT INTO out SELECT * FROM src; STOP PIPELINE p; \
+             SHOW PIPELINES; SHOW CONNECTION PROFILES; DROP CONNECTION PROFILE IF EXISTS k;",
+        )
+        .unwrap();
+        assert_eq!(parsed.len(), 6);
+        assert!(
+            matches!(&parsed[0], LaminarStatement::CreateProfile { name, options, .. } if name == "k" && options.len() == 2)
+        );
+        assert!(matches!(&parsed[1], LaminarStatement::CreatePipeline { name, .. } if name == "p"));
+        assert!(matches!(
+            &parsed[2],
+            LaminarStatement::Pipeline {
+                action: PipelineAction::Stop,
+                ..
+            }
+        ));
+        assert!(matches!(parsed[3], LaminarStatement::ShowPipelines));
+        assert!(matches!(parsed[4], LaminarStatement::ShowProfiles));
+        assert!(matches!(
+            &parsed[5],
+            LaminarStatement::DropProfile {
+                if_exists: true,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn standard_sql_and_errors() {
+        let parsed = parse_sql("SELECT 1; ;").unwrap();
+        assert_eq!(parsed.len(), 1);
+        assert!(parse_sql("SELEC 1").is_err());
+        assert!(parse_sql("STOP PIPELINE p extra").is_err());
+        let parsed = parse_sql("DECLARE _psql_cursor NO SCROLL CURSOR FOR\nSELECT 1;").unwrap();
+        assert!(
+            matches!(&parsed[0], LaminarStatement::Sql(s) if matches!(**s, Statement::Declare { .. }))
+        );
+    }
+}

@@ -1,0 +1,452 @@
+//! Execute one statement for a client session.
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use catalog::FieldDef;
+use connectors::options::nest;
+use datafusion::physical_plan::{
+    ExecutionPlanProperties, SendableRecordBatchStream, execute_stream,
+};
+use datafusion::sql::sqlparser::ast::{
+    ColumnOption, CreateTable, CreateTableOptions, Expr, ObjectType, Set, ShowStatementOptions,
+    Statement,
+};
+use futures::TryStreamExt;
+
+use crate::Engine;
+use crate::ddl::{ProfileRequest, TableRequest};
+use crate::error::{EngineError, Result};
+use crate::rows::{Column, batch, text};
+use crate::runtime::PipelineStatus;
+use crate::session::Session;
+use crate::sql::options::with_options;
+use crate::sql::parse::{LaminarStatement, PipelineAction, normalize_name};
+
+/// A running query's output. Dropping it stops the query and its sources.
+pub struct QueryStream {
+    pub schema: SchemaRef,
+    pub stream: SendableRecordBatchStream,
+    /// Whether the query ends by itself.
+    pub bounded: bool,
+}
+
+/// What a statement produced.
+pub enum Outcome {
+    /// A command with its completion tag (`CREATE TABLE`, `SET`, ...).
+    Command(String),
+    /// A small, finite result.
+    Rows(SchemaRef, Vec<RecordBatch>),
+    /// A continuous (or bounded) query streaming its rows.
+    Stream(QueryStream),
+}
+
+fn rows((schema, batch): (SchemaRef, RecordBatch)) -> Outcome {
+    Outcome::Rows(schema, vec![batch])
+}
+
+fn pipeline_rows(statuses: &[PipelineStatus]) -> Result<Outcome> {
+    let metric = |f: fn(&catalog::JobMetrics) -> u64| -> Vec<i64> {
+        statuses
+            .iter()
+            .map(|s| s.job.as_ref().map_or(0, |j| f(&j.metrics) as i64))
+            .collect()
+    };
+    Ok(rows(batch(vec![
+        text("id", statuses.iter().map(|s| s.def.id.clone())),
+        text("name", statuses.iter().map(|s| s.def.name.clone())),
+        text("state", statuses.iter().map(|s| s.state.clone())),
+        Column::Int("records_in", metric(|m| m.records_in)),
+        Column::Int("records_out", metric(|m| m.records_out)),
+        Column::Float(
+            "records_in_per_sec",
+            statuses.iter().map(|s| s.rates.0.round()).collect(),
+        ),
+        Column::Float(
+            "records_out_per_sec",
+            statuses.iter().map(|s| s.rates.1.round()).collect(),
+        ),
+        Column::Text(
+            "failure",
+            statuses
+                .iter()
+                .map(|s| s.job.as_ref().and_then(|j| j.failure_message.clone()))
+                .collect(),
+        ),
+        text("query", statuses.iter().map(|s| s.def.query.clone())),
+    ])?))
+}
+
+fn expr_text(expr: &Expr) -> String {
+    match expr {
+        Expr::Value(v) => match &v.value {
+            datafusion::sql::sqlparser::ast::Value::SingleQuotedString(s) => s.clone(),
+            other => other.to_string(),
+        },
+        Expr::Identifier(ident) => ident.value.clone(),
+        other => other.to_string(),
+    }
+}
+
+impl Engine {
+    /// Execute one parsed statement.
+    pub async fn execute(
+        &self,
+        session: &mut Session,
+        statement: LaminarStatement,
+    ) -> Result<Outcome> {
+        match statement {
+            LaminarStatement::CreateProfile {
+                name,
+                if_not_exists,
+                options,
+            } => {
+                if if_not_exists && self.catalog.profile(&name).await.is_ok() {
+                    return Ok(Outcome::Command("CREATE CONNECTION PROFILE".into()));
+                }
+                let mut options = with_options(&options)?;
+                let connector = options.remove("connector").ok_or_else(|| {
+                    EngineError::InvalidParameter(format!(
+                        "missing required option 'connector' for connection profile '{name}'; available connectors: {}",
+                        self.registry.names().join(", ")
+                    ))
+                })?;
+                let description = options.remove("description");
+                self.create_profile(ProfileRequest {
+                    name,
+                    connector,
+                    description,
+                    config: nest(&options)?,
+                })
+                .await?;
+                Ok(Outcome::Command("CREATE CONNECTION PROFILE".into()))
+            }
+            LaminarStatement::DropProfile { name, if_exists } => {
+                match self.catalog.drop_profile(&name).await {
+                    Ok(_) => {}
+                    Err(catalog::CatalogError::NotFound { .. }) if if_exists => {}
+                    Err(e) => return Err(e.into()),
+                }
+                Ok(Outcome::Command("DROP CONNECTION PROFILE".into()))
+            }
+            LaminarStatement::CreatePipeline { name, insert } => {
+                let status = self
+                    .create_pipeline(Some(name), &insert, session, None)
+                    .await?;
+                Ok(self.created_pipeline(&status)?)
+            }
+            LaminarStatement::Pipeline {
+                action,
+                name,
+                if_exists,
+            } => {
+                let result = match action {
+                    PipelineAction::Start => {
+                        self.start_pipeline(&name).await.map(|_| "START PIPELINE")
+                    }
+                    PipelineAction::Stop => {
+                        self.stop_pipeline(&name).await.map(|_| "STOP PIPELINE")
+                    }
+                    PipelineAction::Drop => {
+                        self.drop_pipeline(&name).await.map(|_| "DROP PIPELINE")
+                    }
+                };
+                match result {
+                    Ok(tag) => Ok(Outcome::Command(tag.into())),
+                    Err(EngineError::Catalog(catalog::CatalogError::NotFound { .. }))
+                        if if_exists =>
+                    {
+                        Ok(Outcome::Command("DROP PIPELINE".into()))
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            LaminarStatement::ShowPipelines => pipeline_rows(&self.pipeline_statuses().await?),
+            LaminarStatement::ShowProfiles => {
+                let profiles = self.catalog.profiles().await?;
+                Ok(rows(batch(vec![
+                    text("name", profiles.iter().map(|p| p.name.clone())),
+                    text("connector", profiles.iter().map(|p| p.connector.clone())),
+                    text("id", profiles.iter().map(|p| p.id.clone())),
+                    Column::Text(
+                        "description",
+                        profiles.iter().map(|p| p.description.clone()).collect(),
+                    ),
+                ])?))
+            }
+            LaminarStatement::ShowJobs => {
+                let jobs = self.jobs().await?;
+                Ok(rows(batch(vec![
+                    text("id", jobs.iter().map(|j| j.id.clone())),
+                    text("pipeline_id", jobs.iter().map(|j| j.pipeline_id.clone())),
+                    text("state", jobs.iter().map(|j| j.state.clone())),
+                    Column::Int(
+                        "records_in",
+                        jobs.iter().map(|j| j.metrics.records_in as i64).collect(),
+                    ),
+                    Column::Int(
+                        "records_out",
+                        jobs.iter().map(|j| j.metrics.records_out as i64).collect(),
+                    ),
+                    Column::Text(
+                        "failure",
+                        jobs.iter().map(|j| j.failure_message.clone()).collect(),
+                    ),
+                ])?))
+            }
+            LaminarStatement::ShowConnectors => {
+                let all: Vec<_> = self.registry.all().map(|c| c.metadata()).collect();
+                let role = |m: &connectors::ConnectorMetadata| match (m.source, m.sink) {
+                    (true, true) => "source, sink",
+                    (true, false) => "source",
+                    _ => "sink",
+                };
+                Ok(rows(batch(vec![
+                    text("name", all.iter().map(|m| m.id.to_string())),
+                    text("type", all.iter().map(|m| role(m).to_string())),
+                    text("description", all.iter().map(|m| m.description.to_string())),
+                ])?))
+            }
+            LaminarStatement::Sql(statement) => self.execute_sql(session, *statement).await,
+        }
+    }
+
+    fn created_pipeline(&self, status: &PipelineStatus) -> Result<Outcome> {
+        Ok(rows(batch(vec![
+            text("pipeline_id", [status.def.id.clone()]),
+            text("name", [status.def.name.clone()]),
+            text("state", [status.state.clone()]),
+        ])?))
+    }
+
+    async fn execute_sql(&self, session: &mut Session, statement: Statement) -> Result<Outcome> {
+        match statement {
+            Statement::CreateTable(create) => self.execute_create_table(create).await,
+            Statement::Drop {
+                object_type,
+                if_exists,
+                names,
+                ..
+            } => {
+                if object_type != ObjectType::Table {
+                    return Err(EngineError::Unsupported(format!(
+                        "DROP {object_type} is not supported"
+                    )));
+                }
+                for name in &names {
+                    match self.catalog.drop_table(&normalize_name(name)).await {
+                        Ok(_) => {}
+                        Err(catalog::CatalogError::NotFound { .. }) if if_exists => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Ok(Outcome::Command("DROP TABLE".into()))
+            }
+            Statement::ShowTables { .. } => {
+                let tables = self.catalog.tables().await?;
+                Ok(rows(batch(vec![
+                    text("name", tables.iter().map(|t| t.name.clone())),
+                    text("connector", tables.iter().map(|t| t.connector.clone())),
+                    text("type", tables.iter().map(|t| t.table_type.clone())),
+                    text("id", tables.iter().map(|t| t.id.clone())),
+                ])?))
+            }
+            Statement::ExplainTable { table_name, .. } => {
+                self.describe(&normalize_name(&table_name)).await
+            }
+            Statement::ShowColumns { show_options, .. } => {
+                let name = show_target(&show_options)
+                    .ok_or_else(|| EngineError::Syntax("SHOW COLUMNS needs FROM <table>".into()))?;
+                self.describe(&name).await
+            }
+            Statement::Set(set) => {
+                match set {
+                    Set::SingleAssignment {
+                        variable, values, ..
+                    } => {
+                        let value = values.iter().map(expr_text).collect::<Vec<_>>().join(", ");
+                        session.set(&variable.to_string(), &value)?;
+                    }
+                    Set::SetTimeZone { value, .. } => {
+                        session.set("timezone", &expr_text(&value))?
+                    }
+                    // SET NAMES, SET TRANSACTION, ...: accepted for client compatibility.
+                    _ => {}
+                }
+                Ok(Outcome::Command("SET".into()))
+            }
+            Statement::ShowVariable { variable } => {
+                let name = variable
+                    .iter()
+                    .map(|i| i.value.clone())
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let value = session.get(&name)?;
+                let column: &'static str = Box::leak(name.to_ascii_lowercase().into_boxed_str());
+                Ok(rows(batch(vec![text(column, [value])])?))
+            }
+            Statement::StartTransaction { .. } => Ok(Outcome::Command("BEGIN".into())),
+            Statement::Commit { .. } => Ok(Outcome::Command("COMMIT".into())),
+            Statement::Rollback { .. } => Ok(Outcome::Command("ROLLBACK".into())),
+            insert @ Statement::Insert(_) => {
+                let status = self.create_pipeline(None, &insert, session, None).await?;
+                self.created_pipeline(&status)
+            }
+            explain @ Statement::Explain { .. } => {
+                let planned = self.plan(session, &explain).await?;
+                let schema = planned.schema();
+                let batches = execute_stream(planned.plan, planned.task_ctx)?
+                    .try_collect::<Vec<_>>()
+                    .await?;
+                Ok(Outcome::Rows(schema, batches))
+            }
+            query @ Statement::Query(_) => {
+                let planned = self.plan(session, &query).await?;
+                let bounded = !planned.plan.boundedness().is_unbounded();
+                let schema = planned.schema();
+                let stream = execute_stream(planned.plan, planned.task_ctx)?;
+                Ok(Outcome::Stream(QueryStream {
+                    schema,
+                    stream,
+                    bounded,
+                }))
+            }
+            other => Err(EngineError::Unsupported(format!(
+                "statement not supported: {}",
+                other
+                    .to_string()
+                    .split_whitespace()
+                    .take(3)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ))),
+        }
+    }
+
+    async fn execute_create_table(&self, create: CreateTable) -> Result<Outcome> {
+        if create.query.is_some() {
+            return Err(EngineError::Unsupported(
+                "CREATE TABLE ... AS SELECT is not supported; create a sink table and INSERT INTO it".into(),
+            ));
+        }
+        let name = normalize_name(&create.name);
+        if create.if_not_exists && self.catalog.table(&name).await.is_ok() {
+            return Ok(Outcome::Command("CREATE TABLE".into()));
+        }
+        let options = match &create.table_options {
+            CreateTableOptions::With(options) => with_options(options)?,
+            CreateTableOptions::None => {
+                return Err(EngineError::InvalidParameter(format!(
+                    "table '{name}' needs WITH (connector = '...', ...); available connectors: {}",
+                    self.registry.names().join(", ")
+                )));
+            }
+            other => {
+                return Err(EngineError::Syntax(format!(
+                    "expected WITH (...) options, found {other}"
+                )));
+            }
+        };
+        let fields = if create.columns.is_empty() {
+            None
+        } else {
+            Some(
+                create
+                    .columns
+                    .iter()
+                    .map(|c| FieldDef {
+                        name: c.name.value.clone(),
+                        data_type: c.data_type.to_string(),
+                        nullable: !c
+                            .options
+                            .iter()
+                            .any(|o| matches!(o.option, ColumnOption::NotNull)),
+                    })
+                    .collect(),
+            )
+        };
+        let request = TableRequest::from_sql(self, name, fields, options)?;
+        self.create_table(request).await?;
+        Ok(Outcome::Command("CREATE TABLE".into()))
+    }
+
+    async fn describe(&self, name: &str) -> Result<Outcome> {
+        let table = self.resolve_table(name).await?;
+        let fields = table.schema.fields();
+        Ok(rows(batch(vec![
+            text("column_name", fields.iter().map(|f| f.name().clone())),
+            text(
+                "data_type",
+                fields
+                    .iter()
+                    .map(|f| connectors::schema::sql_type_name(f.data_type())),
+            ),
+            text(
+                "is_nullable",
+                fields
+                    .iter()
+                    .map(|f| if f.is_nullable() { "YES" } else { "NO" }.to_string()),
+            ),
+        ])?))
+    }
+}
+
+fn show_target(options: &ShowStatementOptions) -> Option<String> {
+    options
+        .show_in
+        .as_ref()
+        .and_then(|s| s.parent_name.as_ref())
+        .map(normalize_name)
+}
+
+impl Engine {
+    /// The columns a statement will return, without running it (for the extended query
+    /// protocol's Describe). `None` for statements that return no rows.
+    pub async fn output_schema(
+        &self,
+        session: &mut Session,
+        statement: &LaminarStatement,
+    ) -> Result<Option<SchemaRef>> {
+        match statement {
+            LaminarStatement::CreatePipeline { .. } => Ok(Some(pipeline_id_schema()?)),
+            LaminarStatement::ShowPipelines
+            | LaminarStatement::ShowProfiles
+            | LaminarStatement::ShowJobs
+            | LaminarStatement::ShowConnectors => self.read_only_schema(session, statement).await,
+            LaminarStatement::Sql(sql) => match sql.as_ref() {
+                Statement::Query(_) | Statement::Explain { .. } => {
+                    Ok(Some(self.plan(session, sql).await?.schema()))
+                }
+                Statement::Insert(_) => Ok(Some(pipeline_id_schema()?)),
+                Statement::ShowTables { .. }
+                | Statement::ShowColumns { .. }
+                | Statement::ExplainTable { .. }
+                | Statement::ShowVariable { .. } => self.read_only_schema(session, statement).await,
+                _ => Ok(None),
+            },
+            LaminarStatement::CreateProfile { .. }
+            | LaminarStatement::DropProfile { .. }
+            | LaminarStatement::Pipeline { .. } => Ok(None),
+        }
+    }
+
+    async fn read_only_schema(
+        &self,
+        session: &mut Session,
+        statement: &LaminarStatement,
+    ) -> Result<Option<SchemaRef>> {
+        match self.execute(session, statement.clone()).await? {
+            Outcome::Rows(schema, _) => Ok(Some(schema)),
+            Outcome::Stream(stream) => Ok(Some(stream.schema)),
+            Outcome::Command(_) => Ok(None),
+        }
+    }
+}
+
+fn pipeline_id_schema() -> Result<SchemaRef> {
+    Ok(batch(vec![
+        text("pipeline_id", Vec::<String>::new()),
+        text("name", Vec::<String>::new()),
+        text("state", Vec::<String>::new()),
+    ])?
+    .0)
+}

@@ -1,0 +1,107 @@
+//! Command-line flags, environment variables and `laminar.toml`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use serde::Deserialize;
+
+/// Laminar: a streaming SQL server. Connect with psql (`psql -h 127.0.0.1 -p 6875`) or any
+/// Postgres driver; manage connectors and pipelines over REST.
+#[derive(Debug, Parser)]
+#[command(name = "laminar", version)]
+pub struct Args {
+    /// Postgres wire protocol address [default: 127.0.0.1:6875]
+    #[arg(long, env = "LAMINAR_PG_ADDR")]
+    pub pg_addr: Option<SocketAddr>,
+    /// REST API address [default: 127.0.0.1:8000]
+    #[arg(long, env = "LAMINAR_HTTP_ADDR")]
+    pub http_addr: Option<SocketAddr>,
+    /// Directory for the catalog (SQLite) and checkpoints [default: ./laminar-data]
+    #[arg(long, env = "LAMINAR_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Config file with the same settings (flags and env win) [default: ./laminar.toml if present]
+    #[arg(long, env = "LAMINAR_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Bearer token required by the REST API (set via env to keep it out of `ps`)
+    #[arg(long, env = "LAMINAR_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+}
+
+/// `laminar.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    pg_addr: Option<SocketAddr>,
+    http_addr: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    api_token: Option<String>,
+}
+
+/// The resolved server configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub pg_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub data_dir: PathBuf,
+    pub api_token: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            pg_addr: SocketAddr::from(([127, 0, 0, 1], 6875)),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            data_dir: PathBuf::from("laminar-data"),
+            api_token: None,
+        }
+    }
+}
+
+impl Config {
+    /// Merge flags/env over the config file over the defaults.
+    pub fn resolve(args: Args) -> anyhow::Result<Config> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => {
+                let default = PathBuf::from("laminar.toml");
+                if default.exists() {
+                    read_file(&default)?
+                } else {
+                    FileConfig::default()
+                }
+            }
+        };
+        let defaults = Config::default();
+        let config = Config {
+            pg_addr: args.pg_addr.or(file.pg_addr).unwrap_or(defaults.pg_addr),
+            http_addr: args
+                .http_addr
+                .or(file.http_addr)
+                .unwrap_or(defaults.http_addr),
+            data_dir: args.data_dir.or(file.data_dir).unwrap_or(defaults.data_dir),
+            api_token: args.api_token.or(file.api_token).filter(|t| !t.is_empty()),
+        };
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Refuse to expose an unauthenticated API beyond this machine.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if !self.http_addr.ip().is_loopback() && self.api_token.is_none() {
+            bail!(
+                "refusing to serve the REST API on {} without authentication: set LAMINAR_API_TOKEN \
+                 (or api_token in laminar.toml), or bind to 127.0.0.1",
+                self.http_addr
+            );
+        }
+        Ok(())
+    }
+}
+
+fn read_file(path: &PathBuf) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+}

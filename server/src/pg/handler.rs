@@ -1,0 +1,577 @@
+//! pgwire handlers: startup, simple and extended query, cancel.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use engine::error::sqlstate;
+use engine::sql::parse::{LaminarStatement, parse_sql};
+use engine::sqlparser::ast::{CloseCursor, FetchDirection, Statement, Value as SqlValue};
+use engine::{Engine, EngineError, Outcome};
+use futures::{Sink, SinkExt, StreamExt, stream};
+use pgwire::api::auth::noop::NoopStartupHandler;
+use pgwire::api::cancel::DefaultCancelHandler;
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::stmt::QueryParser;
+use pgwire::api::store::PortalStore;
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, ConnectionHandle, ConnectionManager, PgWireConnectionState,
+    PgWireServerHandlers, Type,
+};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::PgWireBackendMessage;
+use pgwire::messages::response::{
+    CommandComplete, EmptyQueryResponse, ReadyForQuery, TransactionStatus,
+};
+use pgwire::messages::simplequery::Query;
+use tokio::sync::Mutex;
+
+use super::conn::{ConnState, conn_state};
+use super::cursor::{Cursor, FetchError};
+use super::encode::{encode, pg_fields, row_description};
+use super::error::{error_info, to_pg};
+
+/// Everything pgwire needs, shared by all connections.
+pub struct Handlers {
+    query: Arc<QueryHandler>,
+    cancel: Arc<DefaultCancelHandler>,
+}
+
+impl Handlers {
+    pub fn new(engine: Arc<Engine>, manager: Arc<ConnectionManager>) -> Self {
+        Handlers {
+            query: Arc::new(QueryHandler {
+                parser: Arc::new(LaminarParser {
+                    engine: engine.clone(),
+                }),
+                engine,
+                manager: manager.clone(),
+            }),
+            cancel: Arc::new(DefaultCancelHandler::new(manager)),
+        }
+    }
+}
+
+impl PgWireServerHandlers for Handlers {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        self.query.clone()
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        self.query.clone()
+    }
+
+    fn startup_handler(&self) -> Arc<impl pgwire::api::auth::StartupHandler> {
+        self.query.clone()
+    }
+
+    fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
+        self.cancel.clone()
+    }
+}
+
+/// Runs statements for pgwire connections.
+pub(crate) struct QueryHandler {
+    engine: Arc<Engine>,
+    manager: Arc<ConnectionManager>,
+    parser: Arc<LaminarParser>,
+}
+
+#[async_trait]
+impl NoopStartupHandler for QueryHandler {
+    fn connection_manager(&self) -> Option<Arc<ConnectionManager>> {
+        Some(self.manager.clone())
+    }
+}
+
+/// Resolves when the client sends a CancelRequest for the current statement.
+///
+/// Cancellation safe: yes.
+async fn cancelled(rx: Option<futures::channel::oneshot::Receiver<()>>) {
+    if let Some(rx) = rx
+        && rx.await.is_ok()
+    {
+        return;
+    }
+    // No handle, or the sender was replaced: never fires.
+    futures::future::pending::<()>().await
+}
+
+async fn cancel_receiver<C: ClientInfo>(
+    client: &C,
+) -> Option<futures::channel::oneshot::Receiver<()>> {
+    let handle = client.session_extensions().get::<Arc<ConnectionHandle>>()?;
+    Some(handle.start_query().await)
+}
+
+fn complete(tag: impl Into<String>) -> PgWireBackendMessage {
+    PgWireBackendMessage::CommandComplete(CommandComplete::new(tag.into()))
+}
+
+fn fetch_count(direction: &FetchDirection) -> Result<Option<usize>, EngineError> {
+    let number = |v: &SqlValue| match v {
+        SqlValue::Number(n, _) => n
+            .parse::<usize>()
+            .map_err(|_| EngineError::InvalidParameter(format!("invalid FETCH count '{n}'"))),
+        other => Err(EngineError::InvalidParameter(format!(
+            "invalid FETCH count '{other}'"
+        ))),
+    };
+    match direction {
+        FetchDirection::Count { limit } => number(limit).map(Some),
+        FetchDirection::Forward { limit: Some(limit) } => number(limit).map(Some),
+        FetchDirection::Next | FetchDirection::Forward { limit: None } => Ok(Some(1)),
+        FetchDirection::All | FetchDirection::ForwardAll => Ok(None),
+        other => Err(EngineError::Unsupported(format!(
+            "FETCH {other} is not supported: cursors over streams only move forward"
+        ))),
+    }
+}
+
+fn cursor_missing(name: &str) -> EngineError {
+    EngineError::InvalidParameter(format!("cursor \"{name}\" does not exist"))
+}
+
+/// Errors of the statement being run, as pgwire errors (SQLSTATE kept).
+enum RunError {
+    Engine(EngineError),
+    Wire(PgWireError),
+}
+
+impl From<EngineError> for RunError {
+    fn from(e: EngineError) -> Self {
+        RunError::Engine(e)
+    }
+}
+
+impl From<PgWireError> for RunError {
+    fn from(e: PgWireError) -> Self {
+        RunError::Wire(e)
+    }
+}
+
+impl From<FetchError> for RunError {
+    fn from(e: FetchError) -> Self {
+        match e {
+            FetchError::Wire(w) => RunError::Wire(w),
+            FetchError::Engine(e) => RunError::Engine(e),
+        }
+    }
+}
+
+impl QueryHandler {
+    /// Run every statement of a simple query, writing results straight to the client.
+    async fn run_simple<C>(
+        &self,
+        client: &mut C,
+        conn: &Mutex<ConnState>,
+        sql: &str,
+        status: &mut TransactionStatus,
+    ) -> Result<(), RunError>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let statements = parse_sql(sql)?;
+        if statements.is_empty() {
+            client
+                .send(PgWireBackendMessage::EmptyQueryResponse(
+                    EmptyQueryResponse::new(),
+                ))
+                .await
+                .map_err(PgWireError::from)?;
+            return Ok(());
+        }
+        let mut conn = conn.lock().await;
+        for statement in statements {
+            self.run_statement(client, &mut conn, statement, status)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn run_statement<C>(
+        &self,
+        client: &mut C,
+        conn: &mut ConnState,
+        statement: LaminarStatement,
+        status: &mut TransactionStatus,
+    ) -> Result<(), RunError>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if let LaminarStatement::Sql(sql) = &statement {
+            match sql.as_ref() {
+                Statement::Declare { stmts } => {
+                    let declare = stmts
+                        .first()
+                        .ok_or_else(|| EngineError::Syntax("empty DECLARE".into()))?;
+                    let (Some(name), Some(query)) = (declare.names.first(), &declare.for_query)
+                    else {
+                        return Err(EngineError::Syntax(
+                            "expected DECLARE <name> CURSOR FOR <query>".into(),
+                        )
+                        .into());
+                    };
+                    let name = name.value.clone();
+                    if conn.cursors.contains_key(&name) {
+                        return Err(EngineError::InvalidParameter(format!(
+                            "cursor \"{name}\" already exists"
+                        ))
+                        .into());
+                    }
+                    let query = LaminarStatement::Sql(Box::new(Statement::Query(query.clone())));
+                    let Outcome::Stream(stream) =
+                        self.engine.execute(&mut conn.session, query).await?
+                    else {
+                        return Err(EngineError::Unsupported(
+                            "DECLARE CURSOR needs a query".into(),
+                        )
+                        .into());
+                    };
+                    let fields = pg_fields(&stream.schema, &Format::UnifiedText)?;
+                    conn.cursors.insert(name, Cursor::new(fields, stream));
+                    client
+                        .send(complete("DECLARE CURSOR"))
+                        .await
+                        .map_err(PgWireError::from)?;
+                    return Ok(());
+                }
+                Statement::Fetch {
+                    name, direction, ..
+                } => {
+                    let count = fetch_count(direction)?;
+                    let cursor = conn
+                        .cursors
+                        .get_mut(&name.value)
+                        .ok_or_else(|| cursor_missing(&name.value))?;
+                    if count.is_none() && !cursor.bounded() {
+                        return Err(EngineError::Unsupported(
+                            "FETCH ALL on a continuous query would never end; use FETCH <n>".into(),
+                        )
+                        .into());
+                    }
+                    client
+                        .send(PgWireBackendMessage::RowDescription(row_description(
+                            &cursor.fields,
+                        )))
+                        .await
+                        .map_err(PgWireError::from)?;
+                    let rows = cursor.fetch(count).await?;
+                    let n = rows.len();
+                    for row in rows {
+                        client
+                            .feed(PgWireBackendMessage::DataRow(row))
+                            .await
+                            .map_err(PgWireError::from)?;
+                    }
+                    client
+                        .send(complete(format!("FETCH {n}")))
+                        .await
+                        .map_err(PgWireError::from)?;
+                    return Ok(());
+                }
+                Statement::Close { cursor } => {
+                    match cursor {
+                        CloseCursor::All => conn.cursors.clear(),
+                        CloseCursor::Specific { name } => {
+                            conn.cursors
+                                .remove(&name.value)
+                                .ok_or_else(|| cursor_missing(&name.value))?;
+                        }
+                    }
+                    client
+                        .send(complete("CLOSE CURSOR"))
+                        .await
+                        .map_err(PgWireError::from)?;
+                    return Ok(());
+                }
+                _ => {}
+            }
+        }
+        match self.engine.execute(&mut conn.session, statement).await? {
+            Outcome::Command(tag) => {
+                match tag.as_str() {
+                    "BEGIN" => *status = status.to_in_transaction_state(),
+                    "COMMIT" | "ROLLBACK" => {
+                        // Cursors without HOLD end with their transaction.
+                        conn.cursors.clear();
+                        *status = status.to_idle_state();
+                    }
+                    _ => {}
+                }
+                client
+                    .send(complete(tag))
+                    .await
+                    .map_err(PgWireError::from)?;
+            }
+            Outcome::Rows(schema, batches) => {
+                let fields = pg_fields(&schema, &Format::UnifiedText)?;
+                client
+                    .send(PgWireBackendMessage::RowDescription(row_description(
+                        &fields,
+                    )))
+                    .await
+                    .map_err(PgWireError::from)?;
+                let mut n = 0;
+                for batch in batches {
+                    for row in encode(&fields, batch) {
+                        client
+                            .feed(PgWireBackendMessage::DataRow(row?))
+                            .await
+                            .map_err(PgWireError::from)?;
+                        n += 1;
+                    }
+                }
+                client
+                    .send(complete(format!("SELECT {n}")))
+                    .await
+                    .map_err(PgWireError::from)?;
+            }
+            Outcome::Stream(mut query) => {
+                let fields = pg_fields(&query.schema, &Format::UnifiedText)?;
+                client
+                    .send(PgWireBackendMessage::RowDescription(row_description(
+                        &fields,
+                    )))
+                    .await
+                    .map_err(PgWireError::from)?;
+                let mut n = 0usize;
+                while let Some(batch) = query.stream.next().await {
+                    let batch = batch.map_err(EngineError::from)?;
+                    for row in encode(&fields, batch) {
+                        client
+                            .feed(PgWireBackendMessage::DataRow(row?))
+                            .await
+                            .map_err(PgWireError::from)?;
+                        n += 1;
+                    }
+                    // One flush per batch: rows reach the client as they are produced.
+                    client.flush().await.map_err(PgWireError::from)?;
+                }
+                client
+                    .send(complete(format!("SELECT {n}")))
+                    .await
+                    .map_err(PgWireError::from)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SimpleQueryHandler for QueryHandler {
+    async fn on_query<C>(&self, client: &mut C, query: Query) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+            return Err(PgWireError::NotReadyForQuery);
+        }
+        client.set_state(PgWireConnectionState::QueryInProgress);
+        let mut status = client.transaction_status();
+        let conn = conn_state(client);
+        let cancel = cancel_receiver(client).await;
+        let result = {
+            let work = self.run_simple(client, &conn, &query.query, &mut status);
+            tokio::select! {
+                result = work => result,
+                // Dropping `work` drops the query stream and with it the sources.
+                _ = cancelled(cancel) => Err(RunError::Engine(EngineError::Canceled)),
+            }
+        };
+        let failure = match result {
+            Ok(()) => None,
+            Err(RunError::Engine(e)) => Some(error_info(&e)),
+            Err(RunError::Wire(PgWireError::UserError(info))) => Some(*info),
+            Err(RunError::Wire(PgWireError::IoError(e))) => return Err(PgWireError::IoError(e)),
+            Err(RunError::Wire(other)) => Some(ErrorInfo::new(
+                "ERROR".into(),
+                sqlstate::INTERNAL_ERROR.into(),
+                other.to_string(),
+            )),
+        };
+        if let Some(info) = failure {
+            client
+                .send(PgWireBackendMessage::ErrorResponse(info.into()))
+                .await?;
+            status = status.to_error_state();
+        }
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        client.set_transaction_status(status);
+        client
+            .send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(
+                status,
+            )))
+            .await?;
+        Ok(())
+    }
+
+    async fn do_query<C>(&self, _client: &mut C, _query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        // `on_query` above handles simple queries itself.
+        Err(PgWireError::ApiError("simple query path not used".into()))
+    }
+}
+
+/// A statement prepared with Parse: parsed once, with its result columns.
+#[derive(Debug, Clone)]
+pub(crate) struct Prepared {
+    statement: Option<LaminarStatement>,
+    schema: Option<SchemaRef>,
+}
+
+/// Parses and describes statements for the extended query protocol.
+pub(crate) struct LaminarParser {
+    engine: Arc<Engine>,
+}
+
+#[async_trait]
+impl QueryParser for LaminarParser {
+    type Statement = Arc<Prepared>;
+
+    async fn parse_sql<C>(
+        &self,
+        client: &C,
+        sql: &str,
+        _types: &[Option<Type>],
+    ) -> PgWireResult<Arc<Prepared>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let mut statements = parse_sql(sql).map_err(to_pg)?;
+        if statements.len() > 1 {
+            return Err(to_pg(EngineError::Syntax(
+                "cannot insert multiple commands into a prepared statement".into(),
+            )));
+        }
+        let statement = statements.pop();
+        let schema = match &statement {
+            Some(statement) => {
+                let conn = conn_state(client);
+                let mut conn = conn.lock().await;
+                self.engine
+                    .output_schema(&mut conn.session, statement)
+                    .await
+                    .map_err(to_pg)?
+            }
+            None => None,
+        };
+        Ok(Arc::new(Prepared { statement, schema }))
+    }
+
+    fn get_parameter_types(&self, _stmt: &Arc<Prepared>) -> PgWireResult<Vec<Type>> {
+        Ok(Vec::new())
+    }
+
+    fn get_result_schema(
+        &self,
+        stmt: &Arc<Prepared>,
+        format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        match &stmt.schema {
+            Some(schema) => Ok(pg_fields(schema, format.unwrap_or(&Format::UnifiedText))?.to_vec()),
+            None => Ok(Vec::new()),
+        }
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for QueryHandler {
+    type Statement = Arc<Prepared>;
+    type QueryParser = LaminarParser;
+
+    fn query_parser(&self) -> Arc<LaminarParser> {
+        self.parser.clone()
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Arc<Prepared>>,
+        max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Arc<Prepared>>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if portal.parameter_len() > 0 {
+            return Err(to_pg(EngineError::Unsupported(
+                "query parameters ($1, ...) are not supported yet".into(),
+            )));
+        }
+        let Some(statement) = portal.statement.statement.statement.clone() else {
+            return Ok(Response::EmptyQuery);
+        };
+        let conn = conn_state(client);
+        let mut conn = conn.lock().await;
+        let outcome = self
+            .engine
+            .execute(&mut conn.session, statement)
+            .await
+            .map_err(to_pg)?;
+        drop(conn);
+        let format = &portal.result_column_format;
+        match outcome {
+            Outcome::Command(tag) => Ok(match tag.as_str() {
+                "BEGIN" => Response::TransactionStart(Tag::new(&tag)),
+                "COMMIT" | "ROLLBACK" => Response::TransactionEnd(Tag::new(&tag)),
+                _ => Response::Execution(Tag::new(&tag)),
+            }),
+            Outcome::Rows(schema, batches) => {
+                let fields = pg_fields(&schema, format)?;
+                let rows: Vec<_> = batches
+                    .into_iter()
+                    .flat_map(|b| encode(&fields, b).collect::<Vec<_>>())
+                    .collect();
+                Ok(Response::Query(QueryResponse::new(
+                    fields,
+                    stream::iter(rows),
+                )))
+            }
+            Outcome::Stream(mut query) if max_rows == 0 => {
+                // Stream every row now, flushing per batch (Describe sent the columns).
+                let fields = pg_fields(&query.schema, format)?;
+                let mut n = 0usize;
+                while let Some(batch) = query.stream.next().await {
+                    let batch = batch.map_err(|e| to_pg(e.into()))?;
+                    for row in encode(&fields, batch) {
+                        client.feed(PgWireBackendMessage::DataRow(row?)).await?;
+                        n += 1;
+                    }
+                    client.flush().await?;
+                }
+                Ok(Response::Execution(Tag::new("SELECT").with_rows(n)))
+            }
+            Outcome::Stream(query) => {
+                // Row-limited Execute: the portal keeps the stream and pulls `max_rows` at a time.
+                let fields = pg_fields(&query.schema, format)?;
+                let row_fields = fields.clone();
+                let rows = query.stream.flat_map(move |batch| {
+                    let rows: Vec<PgWireResult<_>> = match batch {
+                        Ok(batch) => encode(&row_fields, batch).collect(),
+                        Err(e) => vec![Err(to_pg(e.into()))],
+                    };
+                    stream::iter(rows)
+                });
+                Ok(Response::Query(QueryResponse::new(fields, rows)))
+            }
+        }
+    }
+}
