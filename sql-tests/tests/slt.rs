@@ -1,1 +1,147 @@
-fn main() {}
+//! Runs every `slt/*.slt` file against a fresh in-process Laminar server over pgwire.
+//!
+//! `cargo test -p sql-tests` runs them all; `cargo test -p sql-tests -- <substring>` runs the
+//! files whose name contains the substring. Errors are reported as `<SQLSTATE>: <message>`, so
+//! `statement error 42809: cannot SELECT` checks both.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqllogictest::{AsyncDB, DBOutput, DefaultColumnType, Runner};
+use tokio_postgres::{NoTls, SimpleQueryMessage};
+
+#[derive(Debug)]
+struct SltError(String);
+
+impl std::fmt::Display for SltError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SltError {}
+
+fn describe(e: tokio_postgres::Error) -> SltError {
+    match e.as_db_error() {
+        Some(db) => SltError(format!("{}: {}", db.code().code(), db.message())),
+        None => SltError(e.to_string()),
+    }
+}
+
+struct Laminar {
+    client: tokio_postgres::Client,
+}
+
+#[async_trait]
+impl AsyncDB for Laminar {
+    type Error = SltError;
+    type ColumnType = DefaultColumnType;
+
+    async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, SltError> {
+        let messages = self.client.simple_query(sql).await.map_err(describe)?;
+        let mut rows = Vec::new();
+        let mut columns = None;
+        let mut affected = 0;
+        for message in messages {
+            match message {
+                SimpleQueryMessage::RowDescription(desc) => columns = Some(desc.len()),
+                SimpleQueryMessage::Row(row) => {
+                    columns = Some(row.len());
+                    rows.push(
+                        (0..row.len())
+                            .map(|i| row.get(i).map_or("NULL".to_string(), str::to_string))
+                            .collect(),
+                    );
+                }
+                SimpleQueryMessage::CommandComplete(n) => affected = n,
+                _ => {}
+            }
+        }
+        Ok(match columns {
+            Some(n) => DBOutput::Rows {
+                types: vec![DefaultColumnType::Any; n],
+                rows,
+            },
+            None => DBOutput::StatementComplete(affected),
+        })
+    }
+
+    async fn shutdown(&mut self) {}
+
+    fn engine_name(&self) -> &str {
+        "laminar"
+    }
+
+    async fn sleep(dur: Duration) {
+        tokio::time::sleep(dur).await;
+    }
+}
+
+async fn run_file(path: &Path) -> Result<(), String> {
+    let data_dir = std::env::temp_dir().join(format!(
+        "laminar-slt-{}-{}",
+        std::process::id(),
+        path.file_stem().and_then(|s| s.to_str()).unwrap_or("x")
+    ));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let config = server::Config {
+        pg_addr: "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?,
+        http_addr: "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?,
+        data_dir: data_dir.clone(),
+        api_token: None,
+    };
+    let server = server::start(config).await.map_err(|e| format!("{e:#}"))?;
+    let port = server.pg_addr.port();
+    let mut runner = Runner::new(move || async move {
+        let (client, connection) = tokio_postgres::connect(
+            &format!("host=127.0.0.1 port={port} user=laminar dbname=laminar"),
+            NoTls,
+        )
+        .await
+        .map_err(describe)?;
+        tokio::spawn(connection);
+        Ok(Laminar { client })
+    });
+    runner.set_var("http".to_string(), server.http_addr.to_string());
+    let result = runner.run_file_async(path).await.map_err(|e| e.display(true).to_string());
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(&data_dir);
+    result
+}
+
+fn slt_files() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("slt");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|e| e == "slt"));
+    files.sort();
+    files
+}
+
+#[tokio::main]
+async fn main() {
+    let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let mut failed = Vec::new();
+    let files = slt_files();
+    assert!(!files.is_empty(), "no .slt files found");
+    for path in files {
+        let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        if filter.as_ref().is_some_and(|f| !name.contains(f.as_str())) {
+            continue;
+        }
+        let started = std::time::Instant::now();
+        match run_file(&path).await {
+            Ok(()) => println!("ok   {name} ({:.1}s)", started.elapsed().as_secs_f64()),
+            Err(e) => {
+                println!("FAIL {name}\n{e}");
+                failed.push(name);
+            }
+        }
+    }
+    if !failed.is_empty() {
+        eprintln!("failed: {}", failed.join(", "));
+        std::process::exit(1);
+    }
+}
