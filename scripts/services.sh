@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Install, start and stop the external services Laminar's tests talk to, on 127.0.0.1.
+#
+#   scripts/services.sh install   # Debian packages / PyPI / npm / crates.io only
+#   scripts/services.sh start     # start every service, wait until each answers
+#   scripts/services.sh stop
+#   scripts/services.sh status
+#
+# Services are added here by the issues that need them (Kafka-compatible broker, mosquitto,
+# nats-server, rabbitmq-server, redis-server, a Kinesis-compatible endpoint, ...). Each one is
+# listed in SERVICES with an install, start, check and stop function. The connectors built so
+# far (impulse, nexmark, stdout, blackhole) need no external service, so the list is empty;
+# the tools every test run needs (a C toolchain, psql) are installed by `install`.
+set -euo pipefail
+
+RUN_DIR="${LAMINAR_SERVICES_DIR:-${TMPDIR:-/tmp}/laminar-services}"
+SERVICES=()
+
+apt_install() {
+    local missing=()
+    for pkg in "$@"; do
+        dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+    done
+    if [ "${#missing[@]}" -gt 0 ]; then
+        local sudo=""
+        [ "$(id -u)" -eq 0 ] || sudo="sudo"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
+    fi
+}
+
+install() {
+    # Build tools and the psql client used by the docs' quick start and the psql checks.
+    apt_install build-essential pkg-config postgresql-client curl
+    for s in "${SERVICES[@]}"; do "install_$s"; done
+}
+
+start() {
+    mkdir -p "$RUN_DIR"
+    for s in "${SERVICES[@]}"; do "start_$s"; done
+    for s in "${SERVICES[@]}"; do
+        for _ in $(seq 1 60); do
+            if "check_$s"; then break; fi
+            sleep 0.5
+        done
+        "check_$s" || { echo "service $s did not start; see $RUN_DIR" >&2; exit 1; }
+    done
+}
+
+stop() {
+    for s in "${SERVICES[@]}"; do "stop_$s" || true; done
+}
+
+status() {
+    for s in "${SERVICES[@]}"; do
+        if "check_$s"; then echo "$s: up"; else echo "$s: down"; fi
+    done
+    echo "${#SERVICES[@]} service(s) configured"
+}
+
+case "${1:-}" in
+    install) install ;;
+    start) start ;;
+    stop) stop ;;
+    status) status ;;
+    *) echo "usage: $0 install|start|stop|status" >&2; exit 2 ;;
+esac

@@ -1,0 +1,126 @@
+//! The Postgres wire protocol: streaming, cancel, extended protocol, errors.
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use tokio_postgres::{NoTls, SimpleQueryMessage};
+
+use crate::support::{DataDir, connect, sqlstate, start_in};
+
+#[tokio::test]
+async fn rows_stream_live_and_cancel_gives_57014() {
+    let dir = DataDir::new("stream");
+    let server = start_in(&dir, None).await;
+    let client = connect(&server).await;
+    client
+        .simple_query("CREATE TABLE slow WITH (connector = 'impulse', event_rate = '20')")
+        .await
+        .unwrap();
+
+    let started = Instant::now();
+    let stream = client.simple_query_raw("SELECT counter FROM slow").await.unwrap();
+    futures::pin_mut!(stream);
+    let mut counters = Vec::new();
+    while counters.len() < 3 {
+        match stream.next().await.unwrap().unwrap() {
+            SimpleQueryMessage::Row(row) => counters.push(row.get(0).unwrap().to_string()),
+            _ => continue,
+        }
+    }
+    // At 20 rows/s the third row exists after ~100 ms: rows arrive as produced, not at the end.
+    assert_eq!(counters, ["0", "1", "2"]);
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+
+    client.cancel_token().cancel_query(NoTls).await.unwrap();
+    let mut error = None;
+    while let Some(item) = stream.next().await {
+        if let Err(e) = item {
+            error = Some(e);
+            break;
+        }
+    }
+    let error = error.expect("the cancelled query must end with an error");
+    assert_eq!(sqlstate(&error), "57014");
+
+    // The connection is usable afterwards.
+    let rows = client.simple_query("SELECT 41 + 1").await.unwrap();
+    let value = rows.iter().find_map(|m| match m {
+        SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+        _ => None,
+    });
+    assert_eq!(value.as_deref(), Some("42"));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn extended_protocol_returns_typed_rows() {
+    let dir = DataDir::new("extended");
+    let server = start_in(&dir, None).await;
+    let client = connect(&server).await;
+    client
+        .batch_execute("CREATE TABLE t WITH (connector = 'impulse', event_rate = '100000', message_count = '10')")
+        .await
+        .unwrap();
+    // tokio-postgres uses Parse/Describe/Bind/Execute with binary results.
+    let rows = client
+        .query("SELECT counter, counter * 2 AS doubled, CAST(counter AS TEXT) AS label FROM t WHERE counter < 3", &[])
+        .await
+        .unwrap();
+    let got: Vec<(i64, i64, String)> = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+    assert_eq!(got, vec![(0, 0, "0".into()), (1, 2, "1".into()), (2, 4, "2".into())]);
+
+    // A prepared statement is reusable.
+    let statement = client.prepare("SELECT count(*) AS n FROM t").await.unwrap();
+    for _ in 0..2 {
+        let n: i64 = client.query_one(&statement, &[]).await.unwrap().get(0);
+        assert_eq!(n, 10);
+    }
+
+    let err = client.query("SELECT missing FROM t", &[]).await.unwrap_err();
+    assert_eq!(sqlstate(&err), "42703");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn errors_carry_sqlstates_and_leave_nothing_behind() {
+    let dir = DataDir::new("errors");
+    let server = start_in(&dir, None).await;
+    let client = connect(&server).await;
+    let cases = [
+        ("CREATE TABLE t WITH (connector = 'nope')", "42704"),
+        ("CREATE TABLE t WITH (connector = 'impulse')", "22023"),
+        ("CREATE TABLE t WITH (connector = 'impulse', event_rate = 'x')", "22023"),
+        ("CREATE TABLE t WITH (connector = 'impulse', event_rate = '1', evnt_rate = '2')", "22023"),
+        ("SELECT * FROM t", "42P01"),
+        ("CREATE TABL t", "42601"),
+    ];
+    for (sql, code) in cases {
+        let err = client.simple_query(sql).await.unwrap_err();
+        assert_eq!(sqlstate(&err), code, "{sql}: {err}");
+    }
+    let rows = client.simple_query("SHOW TABLES").await.unwrap();
+    assert!(!rows.iter().any(|m| matches!(m, SimpleQueryMessage::Row(_))));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_dropped_client_stops_its_query() {
+    let dir = DataDir::new("disconnect");
+    let server = start_in(&dir, None).await;
+    {
+        let client = connect(&server).await;
+        client
+            .simple_query("CREATE TABLE fast WITH (connector = 'impulse', event_rate = '1000000000')")
+            .await
+            .unwrap();
+        let stream = client.simple_query_raw("SELECT counter FROM fast").await.unwrap();
+        futures::pin_mut!(stream);
+        stream.next().await.unwrap().unwrap();
+    }
+    // The server stays responsive and shuts down promptly: nothing keeps running.
+    let client = connect(&server).await;
+    client.simple_query("SHOW TABLES").await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), server.shutdown())
+        .await
+        .expect("shutdown must not wait on an orphaned query");
+}

@@ -1,0 +1,78 @@
+//! The catalog and running pipelines survive a restart.
+
+use std::time::Duration;
+
+use tokio_postgres::SimpleQueryMessage;
+
+use crate::support::{DataDir, connect, start_in};
+
+async fn pipeline_states(client: &tokio_postgres::Client) -> Vec<(String, String)> {
+    client
+        .simple_query("SHOW PIPELINES")
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some((r.get(1)?.to_string(), r.get(2)?.to_string())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn pipelines_resume_after_restart() {
+    let dir = DataDir::new("restart");
+    let server = start_in(&dir, None).await;
+    let client = connect(&server).await;
+    client
+        .batch_execute(
+            "CREATE TABLE src WITH (connector = 'impulse', event_rate = '500');
+             CREATE TABLE sink (counter BIGINT) WITH (connector = 'blackhole', type = 'sink');
+             CREATE CONNECTION PROFILE p WITH (connector = 'impulse');
+             CREATE PIPELINE keep AS INSERT INTO sink SELECT counter FROM src;
+             CREATE PIPELINE paused AS INSERT INTO sink SELECT counter FROM src WHERE counter > 5;
+             STOP PIPELINE paused;",
+        )
+        .await
+        .unwrap();
+    server.shutdown().await;
+
+    let server = start_in(&dir, None).await;
+    let client = connect(&server).await;
+    assert_eq!(
+        pipeline_states(&client).await,
+        vec![("keep".into(), "Running".into()), ("paused".into(), "Stopped".into())]
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rows = client.simple_query("SHOW PIPELINES").await.unwrap();
+    let records_out: u64 = rows
+        .iter()
+        .find_map(|m| match m {
+            SimpleQueryMessage::Row(r) if r.get(1) == Some("keep") => r.get(4).map(|v| v.parse().unwrap()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(records_out > 0, "the resumed pipeline moves data");
+    let tables = client.simple_query("SHOW TABLES").await.unwrap();
+    assert_eq!(tables.iter().filter(|m| matches!(m, SimpleQueryMessage::Row(_))).count(), 2);
+    let profiles = client.simple_query("SHOW CONNECTION PROFILES").await.unwrap();
+    assert_eq!(profiles.iter().filter(|m| matches!(m, SimpleQueryMessage::Row(_))).count(), 1);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_unopenable_catalog_is_a_clear_error() {
+    let dir = DataDir::new("bad-catalog");
+    std::fs::create_dir_all(dir.0.join("catalog.db")).unwrap();
+    let err = server::start(server::Config {
+        pg_addr: "127.0.0.1:0".parse().unwrap(),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.0.clone(),
+        api_token: None,
+    })
+    .await
+    .err()
+    .expect("a directory where the catalog file should be cannot be opened");
+    let text = format!("{err:#}");
+    assert!(text.contains("cannot open the catalog"), "{text}");
+}

@@ -1,0 +1,52 @@
+use std::path::PathBuf;
+
+use server::{Config, Server};
+use tokio_postgres::{Client, NoTls};
+
+/// A fresh data directory, removed when dropped.
+pub struct DataDir(pub PathBuf);
+
+impl DataDir {
+    pub fn new(name: &str) -> DataDir {
+        let dir = std::env::temp_dir().join(format!("laminar-it-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        DataDir(dir)
+    }
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub async fn start_in(dir: &DataDir, token: Option<&str>) -> Server {
+    server::start(Config {
+        pg_addr: "127.0.0.1:0".parse().unwrap(),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.0.clone(),
+        api_token: token.map(str::to_string),
+    })
+    .await
+    .unwrap()
+}
+
+pub async fn connect(server: &Server) -> Client {
+    let (client, connection) = tokio_postgres::connect(
+        &format!(
+            "host=127.0.0.1 port={} user=laminar dbname=laminar",
+            server.pg_addr.port()
+        ),
+        NoTls,
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+/// The SQLSTATE of a failed statement.
+pub fn sqlstate(e: &tokio_postgres::Error) -> String {
+    e.code().map(|c| c.code().to_string()).unwrap_or_else(|| format!("no SQLSTATE: {e}"))
+}
