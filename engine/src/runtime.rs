@@ -300,7 +300,7 @@ impl Engine {
     pub async fn pipeline_status(&self, id_or_name: &str) -> Result<PipelineStatus> {
         let def = self.catalog.pipeline(id_or_name).await?;
         let jobs = self.catalog.jobs().await?;
-        let latest = jobs.into_iter().filter(|j| j.pipeline_id == def.id).last();
+        let latest = jobs.into_iter().rfind(|j| j.pipeline_id == def.id);
         Ok(self.status_of(def, latest))
     }
 
@@ -309,11 +309,7 @@ impl Engine {
         let jobs = self.catalog.jobs().await?;
         let mut out = Vec::new();
         for def in self.catalog.pipelines().await? {
-            let latest = jobs
-                .iter()
-                .filter(|j| j.pipeline_id == def.id)
-                .last()
-                .cloned();
+            let latest = jobs.iter().rfind(|j| j.pipeline_id == def.id).cloned();
             out.push(self.status_of(def, latest));
         }
         Ok(out)

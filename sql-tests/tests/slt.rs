@@ -104,7 +104,10 @@ async fn run_file(path: &Path) -> Result<(), String> {
         Ok(Laminar { client })
     });
     runner.set_var("http".to_string(), server.http_addr.to_string());
-    let result = runner.run_file_async(path).await.map_err(|e| e.display(true).to_string());
+    let result = runner
+        .run_file_async(path)
+        .await
+        .map_err(|e| e.display(true).to_string());
     server.shutdown().await;
     let _ = std::fs::remove_dir_all(&data_dir);
     result
@@ -127,7 +130,10 @@ async fn main() {
     let files = slt_files();
     assert!(!files.is_empty(), "no .slt files found");
     for path in files {
-        let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
         if filter.as_ref().is_some_and(|f| !name.contains(f.as_str())) {
             continue;
         }

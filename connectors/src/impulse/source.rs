@@ -30,7 +30,7 @@ pub(super) struct ImpulseSource {
 
 impl ImpulseSource {
     pub(super) fn new(table: &ImpulseTable, ctx: SourceContext) -> Result<Self> {
-        if !(table.event_rate > 0.0) {
+        if table.event_rate <= 0.0 || !table.event_rate.is_finite() {
             return Err(ConnectorError::InvalidValue {
                 connector: "impulse".into(),
                 key: "event_rate".into(),

@@ -109,9 +109,8 @@ fn event_type(id: u64) -> i32 {
 
 /// 0-based id of the newest person as of event `id` (its own id if it is a person).
 fn last_base0_person_id(id: u64) -> u64 {
-    let epoch = id / TOTAL_PROPORTION;
-    let offset = (id % TOTAL_PROPORTION).min(PERSON_PROPORTION - 1);
-    epoch * PERSON_PROPORTION + offset
+    // Each epoch opens with its single person event, so the newest person is that one.
+    (id / TOTAL_PROPORTION) * PERSON_PROPORTION
 }
 
 /// 0-based id of the newest auction as of event `id` (its own id if it is an auction).

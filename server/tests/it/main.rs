@@ -1,4 +1,5 @@
 //! Integration tests: a real server on ephemeral ports, real pgwire and HTTP clients.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 mod pg;
 mod rest;

@@ -18,7 +18,10 @@ async fn rows_stream_live_and_cancel_gives_57014() {
         .unwrap();
 
     let started = Instant::now();
-    let stream = client.simple_query_raw("SELECT counter FROM slow").await.unwrap();
+    let stream = client
+        .simple_query_raw("SELECT counter FROM slow")
+        .await
+        .unwrap();
     futures::pin_mut!(stream);
     let mut counters = Vec::new();
     while counters.len() < 3 {
@@ -29,7 +32,11 @@ async fn rows_stream_live_and_cancel_gives_57014() {
     }
     // At 20 rows/s the third row exists after ~100 ms: rows arrive as produced, not at the end.
     assert_eq!(counters, ["0", "1", "2"]);
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 
     client.cancel_token().cancel_query(NoTls).await.unwrap();
     let mut error = None;
@@ -66,8 +73,14 @@ async fn extended_protocol_returns_typed_rows() {
         .query("SELECT counter, counter * 2 AS doubled, CAST(counter AS TEXT) AS label FROM t WHERE counter < 3", &[])
         .await
         .unwrap();
-    let got: Vec<(i64, i64, String)> = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
-    assert_eq!(got, vec![(0, 0, "0".into()), (1, 2, "1".into()), (2, 4, "2".into())]);
+    let got: Vec<(i64, i64, String)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(
+        got,
+        vec![(0, 0, "0".into()), (1, 2, "1".into()), (2, 4, "2".into())]
+    );
 
     // A prepared statement is reusable.
     let statement = client.prepare("SELECT count(*) AS n FROM t").await.unwrap();
@@ -76,7 +89,10 @@ async fn extended_protocol_returns_typed_rows() {
         assert_eq!(n, 10);
     }
 
-    let err = client.query("SELECT missing FROM t", &[]).await.unwrap_err();
+    let err = client
+        .query("SELECT missing FROM t", &[])
+        .await
+        .unwrap_err();
     assert_eq!(sqlstate(&err), "42703");
     server.shutdown().await;
 }
@@ -89,8 +105,14 @@ async fn errors_carry_sqlstates_and_leave_nothing_behind() {
     let cases = [
         ("CREATE TABLE t WITH (connector = 'nope')", "42704"),
         ("CREATE TABLE t WITH (connector = 'impulse')", "22023"),
-        ("CREATE TABLE t WITH (connector = 'impulse', event_rate = 'x')", "22023"),
-        ("CREATE TABLE t WITH (connector = 'impulse', event_rate = '1', evnt_rate = '2')", "22023"),
+        (
+            "CREATE TABLE t WITH (connector = 'impulse', event_rate = 'x')",
+            "22023",
+        ),
+        (
+            "CREATE TABLE t WITH (connector = 'impulse', event_rate = '1', evnt_rate = '2')",
+            "22023",
+        ),
         ("SELECT * FROM t", "42P01"),
         ("CREATE TABL t", "42601"),
     ];
@@ -110,10 +132,15 @@ async fn a_dropped_client_stops_its_query() {
     {
         let client = connect(&server).await;
         client
-            .simple_query("CREATE TABLE fast WITH (connector = 'impulse', event_rate = '1000000000')")
+            .simple_query(
+                "CREATE TABLE fast WITH (connector = 'impulse', event_rate = '1000000000')",
+            )
             .await
             .unwrap();
-        let stream = client.simple_query_raw("SELECT counter FROM fast").await.unwrap();
+        let stream = client
+            .simple_query_raw("SELECT counter FROM fast")
+            .await
+            .unwrap();
         futures::pin_mut!(stream);
         stream.next().await.unwrap().unwrap();
     }

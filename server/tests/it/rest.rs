@@ -16,16 +16,21 @@ async fn send(req: reqwest::RequestBuilder) -> (StatusCode, Value) {
     let resp = req.send().await.unwrap();
     let status = resp.status();
     let text = resp.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 fn rows(messages: &[SimpleQueryMessage]) -> Vec<Vec<String>> {
     messages
         .iter()
         .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => {
-                Some((0..r.len()).map(|i| r.get(i).unwrap_or("NULL").to_string()).collect())
-            }
+            SimpleQueryMessage::Row(r) => Some(
+                (0..r.len())
+                    .map(|i| r.get(i).unwrap_or("NULL").to_string())
+                    .collect(),
+            ),
             _ => None,
         })
         .collect()
@@ -42,28 +47,37 @@ async fn profiles_and_tables_are_one_catalog_with_sql() {
     assert_eq!((status, body), (StatusCode::OK, json!("Pong")));
 
     // A profile, in the product page's shape.
-    let (status, body) = send(http.post(url(&server, "/v1/connection_profiles")).json(&json!({
-        "name": "gen", "connector": "impulse", "description": "test profile", "config": {}
-    })))
+    let (status, body) = send(
+        http.post(url(&server, "/v1/connection_profiles"))
+            .json(&json!({
+                "name": "gen", "connector": "impulse", "description": "test profile", "config": {}
+            })),
+    )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let profile_id = body["data"]["id"].as_str().unwrap().to_string();
     assert!(profile_id.starts_with("prof_"));
 
     // A table with camelCase config keys referencing the profile by connectionProfileId.
-    let (status, body) = send(http.post(url(&server, "/v1/connection_tables")).json(&json!({
-        "name": "rest_ticks",
-        "connector": "impulse",
-        "connectionProfileId": profile_id,
-        "config": { "type": "source", "eventRate": 100000, "messageCount": 7 }
-    })))
+    let (status, body) = send(
+        http.post(url(&server, "/v1/connection_tables"))
+            .json(&json!({
+                "name": "rest_ticks",
+                "connector": "impulse",
+                "connectionProfileId": profile_id,
+                "config": { "type": "source", "eventRate": 100000, "messageCount": 7 }
+            })),
+    )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let table_id = body["data"]["id"].as_str().unwrap().to_string();
     assert_eq!(body["data"]["schema"]["fields"][0]["name"], "counter");
 
     // Queryable in SQL by its name, listed by SHOW TABLES.
-    let result = pg.simple_query("SELECT count(*) FROM rest_ticks").await.unwrap();
+    let result = pg
+        .simple_query("SELECT count(*) FROM rest_ticks")
+        .await
+        .unwrap();
     assert_eq!(rows(&result), vec![vec!["7".to_string()]]);
 
     // A table and a profile created in SQL are listed by REST.
@@ -79,23 +93,31 @@ async fn profiles_and_tables_are_one_catalog_with_sql() {
     assert_eq!(body["data"][0]["name"], "sql_sink");
     assert_eq!(body["data"][0]["schema"]["fields"][1]["data_type"], "TEXT");
     let (_, body) = send(http.get(url(&server, "/api/v1/connection_profiles"))).await;
-    let names: Vec<&str> = body["data"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["gen", "sqlprof"]);
 
     // Product-page field shapes: fields[].type.primitive and schema.format {json: {}}.
-    let (status, body) = send(http.post(url(&server, "/v1/connection_tables")).json(&json!({
-        "name": "console",
-        "connector": "stdout",
-        "config": { "type": "sink" },
-        "schema": {
-            "format": { "json": {} },
-            "fields": [
-                { "name": "order_id", "type": { "primitive": "Int64" } },
-                { "name": "amount", "type": { "primitive": "Float64" } },
-                { "name": "ts", "type": { "primitive": "Timestamp" } }
-            ]
-        }
-    })))
+    let (status, body) = send(
+        http.post(url(&server, "/v1/connection_tables"))
+            .json(&json!({
+                "name": "console",
+                "connector": "stdout",
+                "config": { "type": "sink" },
+                "schema": {
+                    "format": { "json": {} },
+                    "fields": [
+                        { "name": "order_id", "type": { "primitive": "Int64" } },
+                        { "name": "amount", "type": { "primitive": "Float64" } },
+                        { "name": "ts", "type": { "primitive": "Timestamp" } }
+                    ]
+                }
+            })),
+    )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let describe = pg.simple_query("DESCRIBE console").await.unwrap();
@@ -109,21 +131,38 @@ async fn profiles_and_tables_are_one_catalog_with_sql() {
     );
 
     // 409: deleting a profile a table uses.
-    let (status, body) = send(http.delete(url(&server, &format!("/v1/connection_profiles/{profile_id}")))).await;
+    let (status, body) = send(http.delete(url(
+        &server,
+        &format!("/v1/connection_profiles/{profile_id}"),
+    )))
+    .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["error"]["code"], "CONFLICT");
 
     // 404 for unknown ids, in the error envelope.
     let (status, body) = send(http.get(url(&server, "/v1/connection_tables/tbl_nope"))).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    assert!(body["error"]["message"].as_str().unwrap().contains("tbl_nope"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("tbl_nope")
+    );
 
     // Delete in dependency order.
-    let (status, _) = send(http.delete(url(&server, &format!("/v1/connection_tables/{table_id}")))).await;
+    let (status, _) =
+        send(http.delete(url(&server, &format!("/v1/connection_tables/{table_id}")))).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _) = send(http.delete(url(&server, &format!("/v1/connection_profiles/{profile_id}")))).await;
+    let (status, _) = send(http.delete(url(
+        &server,
+        &format!("/v1/connection_profiles/{profile_id}"),
+    )))
+    .await;
     assert_eq!(status, StatusCode::OK);
-    let err = pg.simple_query("SELECT * FROM rest_ticks").await.unwrap_err();
+    let err = pg
+        .simple_query("SELECT * FROM rest_ticks")
+        .await
+        .unwrap_err();
     assert_eq!(err.code().unwrap().code(), "42P01");
     server.shutdown().await;
 }
@@ -135,28 +174,59 @@ async fn invalid_config_gets_400_with_the_option_path() {
     let http = Client::new();
     let post = |body: Value| http.post(url(&server, "/v1/connection_tables")).json(&body);
 
-    let (status, body) = send(post(json!({"name": "t", "connector": "impulse", "config": {"eventRate": "fast"}}))).await;
+    let (status, body) = send(post(
+        json!({"name": "t", "connector": "impulse", "config": {"eventRate": "fast"}}),
+    ))
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["code"], "VALIDATION_ERROR");
     assert_eq!(body["error"]["details"]["path"], "config.event_rate");
-    assert!(body["error"]["message"].as_str().unwrap().contains("expected a number"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expected a number")
+    );
 
-    let (status, body) = send(post(json!({"name": "t", "connector": "impulse", "config": {"eventRate": 1, "messageCont": 3}}))).await;
+    let (status, body) = send(post(
+        json!({"name": "t", "connector": "impulse", "config": {"eventRate": 1, "messageCont": 3}}),
+    ))
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["details"]["path"], "config.message_cont");
-    assert!(body["error"]["message"].as_str().unwrap().contains("did you mean 'message_count'"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("did you mean 'message_count'")
+    );
 
     let (status, body) = send(post(json!({"name": "t", "connector": "kafkaesque"}))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(body["error"]["message"].as_str().unwrap().contains("available connectors: blackhole, impulse, nexmark, stdout"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("available connectors: blackhole, impulse, nexmark, stdout")
+    );
 
     let (status, body) = send(post(json!({"connector": "impulse"}))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["details"]["path"], "name");
 
-    let (status, body) = send(http.post(url(&server, "/v1/connection_tables")).header("content-type", "application/json").body("{not json")).await;
+    let (status, body) = send(
+        http.post(url(&server, "/v1/connection_tables"))
+            .header("content-type", "application/json")
+            .body("{not json"),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(body["error"]["message"].as_str().unwrap().contains("not valid JSON"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not valid JSON")
+    );
 
     // Duplicate names: 409.
     let ok = json!({"name": "t", "connector": "impulse", "config": {"event_rate": 5}});
@@ -165,20 +235,38 @@ async fn invalid_config_gets_400_with_the_option_path() {
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
 
     // Test endpoints validate and sample without storing anything.
-    let (status, body) = send(http.post(url(&server, "/v1/connection_tables/test")).json(&json!({
-        "name": "probe", "connector": "impulse", "config": {"eventRate": 1000000}
-    })))
+    let (status, body) = send(
+        http.post(url(&server, "/v1/connection_tables/test"))
+            .json(&json!({
+                "name": "probe", "connector": "impulse", "config": {"eventRate": 1000000}
+            })),
+    )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["data"]["sample_data"][0]["counter"], 0);
-    let (status, body) = send(http.post(url(&server, "/v1/connection_tables/schemas/test")).json(&json!({
-        "connector": "nexmark", "config": {"eventRate": 1000000}
-    })))
+    let (status, body) = send(
+        http.post(url(&server, "/v1/connection_tables/schemas/test"))
+            .json(&json!({
+                "connector": "nexmark", "config": {"eventRate": 1000000}
+            })),
+    )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let fields = body["data"]["inferred_schema"]["fields"].as_array().unwrap();
-    assert_eq!(fields.iter().map(|f| f["name"].as_str().unwrap()).collect::<Vec<_>>(), ["event_type", "person", "auction", "bid"]);
-    let (status, body) = send(http.post(url(&server, "/v1/connection_profiles/test")).json(&json!({"connector": "impulse", "config": {}}))).await;
+    let fields = body["data"]["inferred_schema"]["fields"]
+        .as_array()
+        .unwrap();
+    assert_eq!(
+        fields
+            .iter()
+            .map(|f| f["name"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["event_type", "person", "auction", "bid"]
+    );
+    let (status, body) = send(
+        http.post(url(&server, "/v1/connection_profiles/test"))
+            .json(&json!({"connector": "impulse", "config": {}})),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["data"]["success"], true);
     let (_, body) = send(http.get(url(&server, "/v1/connection_tables"))).await;
@@ -186,9 +274,17 @@ async fn invalid_config_gets_400_with_the_option_path() {
 
     // Connectors carry the JSON Schema of their configs.
     let (_, body) = send(http.get(url(&server, "/v1/connectors"))).await;
-    let impulse = body["data"].as_array().unwrap().iter().find(|c| c["id"] == "impulse").unwrap();
+    let impulse = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "impulse")
+        .unwrap();
     assert!(impulse["configuration_schema"]["table"]["properties"]["event_rate"].is_object());
-    assert_eq!(impulse["configuration_schema"]["table"]["required"], json!(["event_rate"]));
+    assert_eq!(
+        impulse["configuration_schema"]["table"]["required"],
+        json!(["event_rate"])
+    );
 
     let (status, body) = send(http.get(url(&server, "/v1/openapi.json"))).await;
     assert_eq!(status, StatusCode::OK);
@@ -204,12 +300,26 @@ async fn a_token_protects_everything_but_ping_and_connectors() {
     let (status, body) = send(http.get(url(&server, "/v1/connection_tables"))).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["error"]["code"], "UNAUTHORIZED");
-    let (status, _) = send(http.get(url(&server, "/api/v1/pipelines")).bearer_auth("wrong")).await;
+    let (status, _) = send(
+        http.get(url(&server, "/api/v1/pipelines"))
+            .bearer_auth("wrong"),
+    )
+    .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, _) = send(http.get(url(&server, "/v1/connection_tables")).bearer_auth("s3cret")).await;
+    let (status, _) = send(
+        http.get(url(&server, "/v1/connection_tables"))
+            .bearer_auth("s3cret"),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(send(http.get(url(&server, "/v1/ping"))).await.0, StatusCode::OK);
-    assert_eq!(send(http.get(url(&server, "/api/v1/connectors"))).await.0, StatusCode::OK);
+    assert_eq!(
+        send(http.get(url(&server, "/v1/ping"))).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(http.get(url(&server, "/api/v1/connectors"))).await.0,
+        StatusCode::OK
+    );
     server.shutdown().await;
 }
 
@@ -244,7 +354,10 @@ async fn pipelines_and_jobs() {
     tokio::time::sleep(Duration::from_millis(600)).await;
     let (_, body) = send(http.get(url(&server, &format!("/v1/pipelines/{id}")))).await;
     let job_id = body["job_id"].as_str().unwrap().to_string();
-    assert!(body["metrics"]["records_out"].as_u64().unwrap() > 0, "{body}");
+    assert!(
+        body["metrics"]["records_out"].as_u64().unwrap() > 0,
+        "{body}"
+    );
 
     let (_, body) = send(http.get(url(&server, "/v1/jobs"))).await;
     assert_eq!(body["data"][0]["id"], job_id.as_str());
@@ -255,16 +368,22 @@ async fn pipelines_and_jobs() {
     // 409: the pipeline uses the table.
     let (_, tables) = send(http.get(url(&server, "/v1/connection_tables"))).await;
     let src_id = tables["data"][0]["id"].as_str().unwrap().to_string();
-    let (status, _) = send(http.delete(url(&server, &format!("/v1/connection_tables/{src_id}")))).await;
+    let (status, _) =
+        send(http.delete(url(&server, &format!("/v1/connection_tables/{src_id}")))).await;
     assert_eq!(status, StatusCode::CONFLICT);
 
-    let (status, body) = send(http.patch(url(&server, &format!("/v1/pipelines/{id}"))).json(&json!({"stop": "immediate"}))).await;
+    let (status, body) = send(
+        http.patch(url(&server, &format!("/v1/pipelines/{id}")))
+            .json(&json!({"stop": "immediate"})),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["state"], "Stopped");
     let (_, body) = send(http.get(url(&server, &format!("/v1/jobs/{job_id}")))).await;
     assert_eq!(body["state"], "Stopped");
 
-    let (status, body) = send(http.post(url(&server, &format!("/v1/pipelines/{id}/restart")))).await;
+    let (status, body) =
+        send(http.post(url(&server, &format!("/v1/pipelines/{id}/restart")))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_ne!(body["job_id"], job_id.as_str());
     let (_, body) = send(http.get(url(&server, &format!("/v1/pipelines/{id}/jobs")))).await;
@@ -274,7 +393,8 @@ async fn pipelines_and_jobs() {
     assert_eq!(status, StatusCode::OK);
     let (status, _) = send(http.get(url(&server, &format!("/v1/pipelines/{id}")))).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = send(http.delete(url(&server, &format!("/v1/connection_tables/{src_id}")))).await;
+    let (status, _) =
+        send(http.delete(url(&server, &format!("/v1/connection_tables/{src_id}")))).await;
     assert_eq!(status, StatusCode::OK);
     server.shutdown().await;
 }

@@ -41,22 +41,42 @@ async fn pipelines_resume_after_restart() {
     let client = connect(&server).await;
     assert_eq!(
         pipeline_states(&client).await,
-        vec![("keep".into(), "Running".into()), ("paused".into(), "Stopped".into())]
+        vec![
+            ("keep".into(), "Running".into()),
+            ("paused".into(), "Stopped".into())
+        ]
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rows = client.simple_query("SHOW PIPELINES").await.unwrap();
     let records_out: u64 = rows
         .iter()
         .find_map(|m| match m {
-            SimpleQueryMessage::Row(r) if r.get(1) == Some("keep") => r.get(4).map(|v| v.parse().unwrap()),
+            SimpleQueryMessage::Row(r) if r.get(1) == Some("keep") => {
+                r.get(4).map(|v| v.parse().unwrap())
+            }
             _ => None,
         })
         .unwrap();
     assert!(records_out > 0, "the resumed pipeline moves data");
     let tables = client.simple_query("SHOW TABLES").await.unwrap();
-    assert_eq!(tables.iter().filter(|m| matches!(m, SimpleQueryMessage::Row(_))).count(), 2);
-    let profiles = client.simple_query("SHOW CONNECTION PROFILES").await.unwrap();
-    assert_eq!(profiles.iter().filter(|m| matches!(m, SimpleQueryMessage::Row(_))).count(), 1);
+    assert_eq!(
+        tables
+            .iter()
+            .filter(|m| matches!(m, SimpleQueryMessage::Row(_)))
+            .count(),
+        2
+    );
+    let profiles = client
+        .simple_query("SHOW CONNECTION PROFILES")
+        .await
+        .unwrap();
+    assert_eq!(
+        profiles
+            .iter()
+            .filter(|m| matches!(m, SimpleQueryMessage::Row(_)))
+            .count(),
+        1
+    );
     server.shutdown().await;
 }
 

@@ -4,10 +4,10 @@ use server::{Config, Server};
 use tokio_postgres::{Client, NoTls};
 
 /// A fresh data directory, removed when dropped.
-pub struct DataDir(pub PathBuf);
+pub(crate) struct DataDir(pub(crate) PathBuf);
 
 impl DataDir {
-    pub fn new(name: &str) -> DataDir {
+    pub(crate) fn new(name: &str) -> DataDir {
         let dir = std::env::temp_dir().join(format!("laminar-it-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -21,7 +21,7 @@ impl Drop for DataDir {
     }
 }
 
-pub async fn start_in(dir: &DataDir, token: Option<&str>) -> Server {
+pub(crate) async fn start_in(dir: &DataDir, token: Option<&str>) -> Server {
     server::start(Config {
         pg_addr: "127.0.0.1:0".parse().unwrap(),
         http_addr: "127.0.0.1:0".parse().unwrap(),
@@ -32,7 +32,7 @@ pub async fn start_in(dir: &DataDir, token: Option<&str>) -> Server {
     .unwrap()
 }
 
-pub async fn connect(server: &Server) -> Client {
+pub(crate) async fn connect(server: &Server) -> Client {
     let (client, connection) = tokio_postgres::connect(
         &format!(
             "host=127.0.0.1 port={} user=laminar dbname=laminar",
@@ -47,6 +47,8 @@ pub async fn connect(server: &Server) -> Client {
 }
 
 /// The SQLSTATE of a failed statement.
-pub fn sqlstate(e: &tokio_postgres::Error) -> String {
-    e.code().map(|c| c.code().to_string()).unwrap_or_else(|| format!("no SQLSTATE: {e}"))
+pub(crate) fn sqlstate(e: &tokio_postgres::Error) -> String {
+    e.code()
+        .map(|c| c.code().to_string())
+        .unwrap_or_else(|| format!("no SQLSTATE: {e}"))
 }

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Drive the real `laminar` binary with the real psql and curl, as a new user would:
+# --help, quick start statements, FETCH_COUNT streaming, Ctrl-C cancel (SQLSTATE 57014),
+# pipelines surviving a restart, REST with a bearer token.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cargo build --bin laminar
+BIN="${CARGO_TARGET_DIR:-target}/debug/laminar"
+WORK=$(mktemp -d)
+PG_PORT=${PSQL_CHECK_PG_PORT:-16875}
+HTTP_PORT=${PSQL_CHECK_HTTP_PORT:-18000}
+export LAMINAR_API_TOKEN=check-token
+SERVER_PID=""
+
+cleanup() {
+    [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+fail() { echo "psql-checks: FAIL: $*" >&2; echo "--- server log" >&2; tail -30 "$WORK/server.log" >&2; exit 1; }
+
+start_server() {
+    "$BIN" --pg-addr "127.0.0.1:$PG_PORT" --http-addr "127.0.0.1:$HTTP_PORT" --data-dir "$WORK/data" >>"$WORK/server.log" 2>&1 &
+    SERVER_PID=$!
+    for _ in $(seq 1 100); do
+        curl -sf "http://127.0.0.1:$HTTP_PORT/v1/ping" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    fail "server did not start"
+}
+
+stop_server() {
+    kill -INT "$SERVER_PID"
+    for _ in $(seq 1 100); do
+        kill -0 "$SERVER_PID" 2>/dev/null || { SERVER_PID=""; return 0; }
+        sleep 0.1
+    done
+    fail "server did not stop on SIGINT"
+}
+
+PSQL=(psql -X -h 127.0.0.1 -p "$PG_PORT" -U laminar -d laminar -v ON_ERROR_STOP=1)
+
+"$BIN" --help | grep -q -- "--pg-addr" || fail "--help does not document --pg-addr"
+"$BIN" --help | grep -q "LAMINAR_API_TOKEN" || fail "--help does not document LAMINAR_API_TOKEN"
+
+start_server
+
+out=$("${PSQL[@]}" -At <<'SQL'
+CREATE TABLE ticks WITH (connector = 'impulse', event_rate = '1000', message_count = '5000');
+SELECT counter FROM ticks WHERE counter % 2 = 0 LIMIT 5;
+SQL
+)
+[ "$out" = "$(printf 'CREATE TABLE\n0\n2\n4\n6\n8')" ] || fail "quick start output: $out"
+
+# FETCH_COUNT makes psql use a cursor: rows of an endless query arrive in pages.
+out=$(timeout 20 "${PSQL[@]}" -At -c '\set FETCH_COUNT 2' -c "SELECT counter FROM ticks LIMIT 5" )
+[ "$out" = "$(printf '0\n1\n2\n3\n4')" ] || fail "FETCH_COUNT output: $out"
+
+# Ctrl-C on an endless query: psql sends a CancelRequest, the server answers 57014.
+"${PSQL[@]}" -c "CREATE TABLE endless WITH (connector = 'impulse', event_rate = '50')" >/dev/null
+( "${PSQL[@]}" -v VERBOSITY=verbose -c "SELECT counter FROM endless" >"$WORK/cancel.out" 2>&1 || true ) &
+PSQL_PID=$!
+sleep 1.5
+pkill -INT -f "SELECT counter FROM endless" || true
+wait "$PSQL_PID" || true
+grep -q "57014" "$WORK/cancel.out" || fail "cancel did not report 57014: $(cat "$WORK/cancel.out")"
+
+# A pipeline keeps running across a restart.
+"${PSQL[@]}" -q >/dev/null <<'SQL'
+CREATE TABLE bh (counter BIGINT) WITH (connector = 'blackhole', type = 'sink');
+CREATE PIPELINE copy AS INSERT INTO bh SELECT counter FROM endless;
+SQL
+stop_server
+start_server
+state=$("${PSQL[@]}" -At -c "SHOW PIPELINES" | cut -d'|' -f2,3)
+[ "$state" = "copy|Running" ] || fail "pipeline after restart: $state"
+
+# REST shares the catalog and checks the token.
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HTTP_PORT/v1/connection_tables")
+[ "$code" = "401" ] || fail "REST without token answered $code"
+curl -sf -H "Authorization: Bearer $LAMINAR_API_TOKEN" "http://127.0.0.1:$HTTP_PORT/v1/connection_tables" \
+    | grep -q '"name":"endless"' || fail "REST does not list the SQL table"
+
+stop_server
+echo "psql-checks: ok"
