@@ -129,3 +129,15 @@ pub struct JobRecord {
     pub metrics: JobMetrics,
     pub created_at: i64,
 }
+
+/// A view: a named query, inlined wherever it is used.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ViewDef {
+    pub id: String,
+    pub name: String,
+    /// The view's `SELECT`.
+    pub query: String,
+    /// Tables and views the query reads (dropping them is refused while this exists).
+    pub tables: Vec<String>,
+    pub created_at: String,
+}

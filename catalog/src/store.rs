@@ -9,12 +9,13 @@ use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 use crate::error::{CatalogError, Result};
-use crate::model::{JobRecord, PipelineDef, Profile, TableDef};
+use crate::model::{JobRecord, PipelineDef, Profile, TableDef, ViewDef};
 
 const PROFILE: &str = "connection profile";
 const TABLE: &str = "table";
 const PIPELINE: &str = "pipeline";
 const JOB: &str = "job";
+const VIEW: &str = "view";
 
 /// The persisted catalog. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -225,22 +226,61 @@ impl Catalog {
     /// Drop a table; refused while pipelines use it.
     pub async fn drop_table(&self, id_or_name: &str) -> Result<TableDef> {
         let table = self.table(id_or_name).await?;
-        let users: Vec<String> = self
+        self.check_unused(TABLE, &table.name).await?;
+        self.delete(&table.id).await?;
+        Ok(table)
+    }
+
+    /// Refuse to drop `name` while pipelines or views read it.
+    async fn check_unused(&self, kind: &'static str, name: &str) -> Result<()> {
+        let mut users: Vec<String> = self
             .pipelines()
             .await?
             .into_iter()
-            .filter(|p| p.tables.iter().any(|t| t == &table.name))
+            .filter(|p| p.tables.iter().any(|t| t == name))
             .map(|p| format!("pipeline '{}'", p.name))
             .collect();
-        if !users.is_empty() {
-            return Err(CatalogError::InUse {
-                kind: TABLE,
-                name: table.name,
+        users.extend(
+            self.views()
+                .await?
+                .into_iter()
+                .filter(|v| v.tables.iter().any(|t| t == name))
+                .map(|v| format!("view '{}'", v.name)),
+        );
+        if users.is_empty() {
+            Ok(())
+        } else {
+            Err(CatalogError::InUse {
+                kind,
+                name: name.to_string(),
                 users: users.join(", "),
-            });
+            })
         }
-        self.delete(&table.id).await?;
-        Ok(table)
+    }
+
+    // --- views
+
+    /// Store a new view; its name must be unused.
+    pub async fn create_view(&self, view: &ViewDef) -> Result<()> {
+        self.insert(VIEW, &view.id, &view.name, view).await
+    }
+
+    /// All views, oldest first.
+    pub async fn views(&self) -> Result<Vec<ViewDef>> {
+        self.list(VIEW).await
+    }
+
+    /// A view by id or name.
+    pub async fn view(&self, id_or_name: &str) -> Result<ViewDef> {
+        self.find(VIEW, id_or_name).await
+    }
+
+    /// Drop a view; refused while pipelines or other views use it.
+    pub async fn drop_view(&self, id_or_name: &str) -> Result<ViewDef> {
+        let view = self.view(id_or_name).await?;
+        self.check_unused(VIEW, &view.name).await?;
+        self.delete(&view.id).await?;
+        Ok(view)
     }
 
     // --- pipelines

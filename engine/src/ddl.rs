@@ -303,6 +303,13 @@ impl Engine {
 
     /// Validate and store a table.
     pub async fn create_table(&self, request: TableRequest) -> Result<TableDef> {
+        if self.catalog.view(&request.name).await.is_ok() {
+            return Err(catalog::CatalogError::Duplicate {
+                kind: "view",
+                name: request.name,
+            }
+            .into());
+        }
         let resolved = self.check_table(request).await?;
         self.catalog.create_table(&resolved.def).await?;
         tracing::info!(table = %resolved.def.name, connector = %resolved.def.connector, "created table");

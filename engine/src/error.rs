@@ -77,9 +77,13 @@ impl EngineError {
                 ConnectorError::Arrow(_) => DATA_EXCEPTION,
             },
             EngineError::Catalog(e) => match e {
-                CatalogError::NotFound { kind, .. } if *kind == "table" => UNDEFINED_TABLE,
+                CatalogError::NotFound { kind, .. } if matches!(*kind, "table" | "view") => {
+                    UNDEFINED_TABLE
+                }
                 CatalogError::NotFound { .. } => UNDEFINED_OBJECT,
-                CatalogError::Duplicate { kind, .. } if *kind == "table" => DUPLICATE_TABLE,
+                CatalogError::Duplicate { kind, .. } if matches!(*kind, "table" | "view") => {
+                    DUPLICATE_TABLE
+                }
                 CatalogError::Duplicate { .. } => DUPLICATE_OBJECT,
                 CatalogError::InUse { .. } => DEPENDENT_OBJECTS_STILL_EXIST,
                 CatalogError::Storage { .. } | CatalogError::Corrupt { .. } => IO_ERROR,

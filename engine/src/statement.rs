@@ -8,8 +8,8 @@ use datafusion::physical_plan::{
     ExecutionPlanProperties, SendableRecordBatchStream, execute_stream,
 };
 use datafusion::sql::sqlparser::ast::{
-    ColumnOption, CreateTable, CreateTableOptions, Expr, ObjectType, Set, ShowStatementOptions,
-    Statement,
+    ColumnOption, CreateTable, CreateTableOptions, CreateView, Expr, ObjectType, Set,
+    ShowStatementOptions, Statement,
 };
 use futures::TryStreamExt;
 
@@ -227,29 +227,56 @@ impl Engine {
                 names,
                 ..
             } => {
-                if object_type != ObjectType::Table {
-                    return Err(EngineError::Unsupported(format!(
-                        "DROP {object_type} is not supported"
-                    )));
-                }
                 for name in &names {
-                    match self.catalog.drop_table(&normalize_name(name)).await {
-                        Ok(_) => {}
+                    let name = normalize_name(name);
+                    let dropped = match object_type {
+                        ObjectType::Table => self.catalog.drop_table(&name).await.map(|_| ()),
+                        ObjectType::View => self.catalog.drop_view(&name).await.map(|_| ()),
+                        other => {
+                            return Err(EngineError::Unsupported(format!(
+                                "DROP {other} is not supported"
+                            )));
+                        }
+                    };
+                    match dropped {
+                        Ok(()) => {}
                         Err(catalog::CatalogError::NotFound { .. }) if if_exists => {}
                         Err(e) => return Err(e.into()),
                     }
                 }
-                Ok(Outcome::Command("DROP TABLE".into()))
+                Ok(Outcome::Command(format!("DROP {object_type}")))
             }
             Statement::ShowTables { .. } => {
                 let tables = self.catalog.tables().await?;
+                let views = self.catalog.views().await?;
+                let listed = tables
+                    .iter()
+                    .map(|t| {
+                        (
+                            t.name.clone(),
+                            t.connector.clone(),
+                            t.table_type.clone(),
+                            t.id.clone(),
+                        )
+                    })
+                    .chain(views.iter().map(|v| {
+                        (
+                            v.name.clone(),
+                            String::new(),
+                            "view".to_string(),
+                            v.id.clone(),
+                        )
+                    }));
+                let (names, (connectors, (types, ids))): (Vec<_>, (Vec<_>, (Vec<_>, Vec<_>))) =
+                    listed.map(|(n, c, t, i)| (n, (c, (t, i)))).unzip();
                 Ok(rows(batch(vec![
-                    text("name", tables.iter().map(|t| t.name.clone())),
-                    text("connector", tables.iter().map(|t| t.connector.clone())),
-                    text("type", tables.iter().map(|t| t.table_type.clone())),
-                    text("id", tables.iter().map(|t| t.id.clone())),
+                    text("name", names),
+                    text("connector", connectors),
+                    text("type", types),
+                    text("id", ids),
                 ])?))
             }
+            Statement::CreateView(create) => self.execute_create_view(session, create).await,
             Statement::ExplainTable { table_name, .. } => {
                 self.describe(&normalize_name(&table_name)).await
             }
@@ -369,9 +396,69 @@ impl Engine {
         Ok(Outcome::Command("CREATE TABLE".into()))
     }
 
+    async fn execute_create_view(&self, session: &Session, create: CreateView) -> Result<Outcome> {
+        if create.materialized {
+            return Err(EngineError::Unsupported(
+                "CREATE MATERIALIZED VIEW is not supported yet; use CREATE VIEW or a pipeline into a sink".into(),
+            ));
+        }
+        let name = normalize_name(&create.name);
+        if self.catalog.table(&name).await.is_ok() {
+            return Err(catalog::CatalogError::Duplicate {
+                kind: "table",
+                name,
+            }
+            .into());
+        }
+        if create.if_not_exists && self.catalog.view(&name).await.is_ok() {
+            return Ok(Outcome::Command("CREATE VIEW".into()));
+        }
+        let query = create.query.to_string();
+        // Plan it now: a view that does not plan is never stored.
+        let planned = self
+            .plan(session, &Statement::Query(create.query.clone()))
+            .await?;
+        let view = catalog::ViewDef {
+            id: catalog::new_id("view"),
+            name,
+            query,
+            tables: planned.tables,
+            created_at: catalog::now_rfc3339(),
+        };
+        if create.or_replace && self.catalog.view(&view.name).await.is_ok() {
+            self.catalog.drop_view(&view.name).await?;
+        }
+        self.catalog.create_view(&view).await?;
+        Ok(Outcome::Command("CREATE VIEW".into()))
+    }
+
     async fn describe(&self, name: &str) -> Result<Outcome> {
+        if self.catalog.view(name).await.is_ok() {
+            let schema = self
+                .plan(&Session::default(), &parse_view_query(name)?)
+                .await?
+                .schema();
+            return describe_rows(&schema);
+        }
         let table = self.resolve_table(name).await?;
-        let fields = table.schema.fields();
+        describe_rows(&table.schema)
+    }
+}
+
+/// `SELECT * FROM <view>`, to describe a view through the planner.
+fn parse_view_query(name: &str) -> Result<Statement> {
+    let quoted = name.replace('"', "\"\"");
+    match crate::sql::parse::parse_sql(&format!("SELECT * FROM \"{quoted}\""))?.pop() {
+        Some(LaminarStatement::Sql(statement)) => Ok(*statement),
+        _ => Err(EngineError::InvalidParameter(format!(
+            "cannot describe view '{name}'"
+        ))),
+    }
+}
+
+fn describe_rows(schema: &SchemaRef) -> Result<Outcome> {
+    let fields = schema.fields();
+    {
         Ok(rows(batch(vec![
             text("column_name", fields.iter().map(|f| f.name().clone())),
             text(

@@ -50,7 +50,11 @@ impl AsyncDB for Laminar {
                     columns = Some(row.len());
                     rows.push(
                         (0..row.len())
-                            .map(|i| row.get(i).map_or("NULL".to_string(), str::to_string))
+                            .map(|i| match row.get(i) {
+                                None => "NULL".to_string(),
+                                Some("") => "(empty)".to_string(),
+                                Some(v) => v.to_string(),
+                            })
                             .collect(),
                     );
                 }

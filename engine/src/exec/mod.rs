@@ -3,6 +3,7 @@
 //! planner that ties them to the catalog.
 
 pub mod filter;
+pub mod functions;
 pub mod planner;
 pub mod sink;
 pub mod source;

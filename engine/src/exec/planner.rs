@@ -5,12 +5,14 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 use connectors::TableRole;
 use datafusion::catalog::streaming::StreamingTable;
+use datafusion::catalog::view::ViewTable;
 use datafusion::execution::TaskContext;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{Statement, TableObject};
+use futures::future::BoxFuture;
 
 use crate::Engine;
 use crate::ddl::ResolvedTable;
@@ -20,7 +22,8 @@ use crate::exec::sink::SinkTable;
 use crate::exec::source::ConnectorPartition;
 use crate::metrics::Counters;
 use crate::session::Session;
-use crate::sql::parse::normalize_name;
+use crate::sql::naming::postgres_column_names;
+use crate::sql::parse::{LaminarStatement, normalize_name, parse_sql};
 
 /// A statement planned and ready to execute.
 pub struct Planned {
@@ -48,13 +51,20 @@ fn session_context(session: &Session) -> SessionContext {
     let options = config.options_mut();
     options.sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
     options.execution.coalesce_batches = false;
-    SessionContext::new_with_config(config)
+    let ctx = SessionContext::new_with_config(config);
+    for function in crate::exec::functions::laminar_functions() {
+        ctx.register_udf(function);
+    }
+    ctx
 }
 
 impl Engine {
     /// Plan a query, `INSERT` or `EXPLAIN` against the catalog's tables.
     pub async fn plan(&self, session: &Session, statement: &Statement) -> Result<Planned> {
         let ctx = session_context(session);
+        let mut statement = statement.clone();
+        postgres_column_names(&mut statement);
+        let statement = &statement;
         let df_statement = DfStatement::Statement(Box::new(statement.clone()));
         let references = ctx.state().resolve_table_references(&df_statement)?;
         let insert_target = match statement {
@@ -71,14 +81,17 @@ impl Engine {
         let counters = Arc::new(Counters::default());
         let mut tables = Vec::new();
         for reference in references {
-            let name = reference.table().to_string();
-            if tables.contains(&name) {
-                continue;
-            }
-            let table = self.resolve_table(&name).await?;
-            let is_target = insert_target.as_deref() == Some(name.as_str());
-            self.register(&ctx, session, table, is_target, &counters)?;
-            tables.push(name);
+            let target = insert_target.as_deref();
+            self.register_relation(
+                &ctx,
+                session,
+                reference.table(),
+                target,
+                &counters,
+                &mut tables,
+                0,
+            )
+            .await?;
         }
         let logical = ctx.state().statement_to_plan(df_statement).await?;
         let physical = ctx
@@ -93,6 +106,61 @@ impl Engine {
             counters,
             tables,
             sink: insert_target,
+        })
+    }
+
+    /// Register a table, or a view with everything it reads, under its name.
+    #[allow(clippy::too_many_arguments)]
+    fn register_relation<'a>(
+        &'a self,
+        ctx: &'a SessionContext,
+        session: &'a Session,
+        name: &'a str,
+        insert_target: Option<&'a str>,
+        counters: &'a Arc<Counters>,
+        tables: &'a mut Vec<String>,
+        depth: usize,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            if tables.iter().any(|t| t == name) {
+                return Ok(());
+            }
+            if depth > MAX_VIEW_DEPTH {
+                return Err(EngineError::InvalidParameter(format!(
+                    "view '{name}' nests more than {MAX_VIEW_DEPTH} levels deep (is it recursive?)"
+                )));
+            }
+            match self.catalog.view(name).await {
+                Ok(view) => {
+                    let mut statement = view_statement(&view.query)?;
+                    postgres_column_names(&mut statement);
+                    let df_statement = DfStatement::Statement(Box::new(statement));
+                    for reference in ctx.state().resolve_table_references(&df_statement)? {
+                        self.register_relation(
+                            ctx,
+                            session,
+                            reference.table(),
+                            None,
+                            counters,
+                            tables,
+                            depth + 1,
+                        )
+                        .await?;
+                    }
+                    let plan = ctx.state().statement_to_plan(df_statement).await?;
+                    ctx.register_table(
+                        name,
+                        Arc::new(ViewTable::new(plan, Some(view.query.clone()))),
+                    )?;
+                }
+                Err(catalog::CatalogError::NotFound { .. }) => {
+                    let table = self.resolve_table(name).await?;
+                    self.register(ctx, session, table, insert_target == Some(name), counters)?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+            tables.push(name.to_string());
+            Ok(())
         })
     }
 
@@ -139,6 +207,21 @@ impl Engine {
             }
         }
         Ok(())
+    }
+}
+
+/// How deep views may nest.
+const MAX_VIEW_DEPTH: usize = 16;
+
+/// Parse a stored view query.
+fn view_statement(query: &str) -> Result<Statement> {
+    match parse_sql(query)?.pop() {
+        Some(LaminarStatement::Sql(statement)) if matches!(*statement, Statement::Query(_)) => {
+            Ok(*statement)
+        }
+        _ => Err(EngineError::InvalidParameter(format!(
+            "stored view query is not a SELECT: {query}"
+        ))),
     }
 }
 
