@@ -62,3 +62,45 @@ impl Registry {
         self.connectors.values()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The JSON Schemas served by `GET /v1/connectors` are snapshot files in
+    /// `connectors/schemas/`; a config change must update them in the same commit
+    /// (`UPDATE_SCHEMAS=1 cargo test -p connectors` rewrites them).
+    #[test]
+    fn config_schemas_match_their_snapshots() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
+        let update = std::env::var_os("UPDATE_SCHEMAS").is_some();
+        for connector in Registry::builtin().all() {
+            let id = connector.metadata().id;
+            let schema = serde_json::json!({
+                "profile": connector.profile_schema(),
+                "table": connector.table_schema(),
+            });
+            let text = serde_json::to_string_pretty(&schema).unwrap() + "\n";
+            let path = dir.join(format!("{id}.json"));
+            if update {
+                std::fs::write(&path, &text).unwrap();
+            } else {
+                let stored = std::fs::read_to_string(&path).unwrap_or_default();
+                assert_eq!(
+                    stored, text,
+                    "schema snapshot {} is stale; run UPDATE_SCHEMAS=1 cargo test -p connectors",
+                    path.display()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_connectors_list_the_available_ones() {
+        let err = Registry::builtin().get("kafkaa").err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            "unknown connector 'kafkaa'; available connectors: blackhole, impulse, nexmark, stdout"
+        );
+    }
+}

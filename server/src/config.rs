@@ -105,3 +105,49 @@ fn read_file(path: &PathBuf) -> anyhow::Result<FileConfig> {
         .with_context(|| format!("cannot read config file {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Args {
+        Args::parse_from(std::iter::once("laminar").chain(list.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_file_and_flags_in_order() {
+        let dir = std::env::temp_dir().join(format!("laminar-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("laminar.toml");
+        std::fs::write(&file, "pg_addr = \"127.0.0.1:7000\"\ndata_dir = \"/tmp/from-file\"\n").unwrap();
+        let path = file.to_str().unwrap();
+
+        let config = Config::resolve(args(&["--config", path])).unwrap();
+        assert_eq!(config.pg_addr.port(), 7000);
+        assert_eq!(config.http_addr.port(), 8000);
+        assert_eq!(config.data_dir, PathBuf::from("/tmp/from-file"));
+
+        let config = Config::resolve(args(&["--config", path, "--pg-addr", "127.0.0.1:7001"])).unwrap();
+        assert_eq!(config.pg_addr.port(), 7001);
+
+        std::fs::write(&file, "pg_adr = \"127.0.0.1:7000\"\n").unwrap();
+        let err = Config::resolve(args(&["--config", path])).unwrap_err();
+        assert!(format!("{err:#}").contains("unknown field `pg_adr`"), "{err:#}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn public_rest_needs_a_token() {
+        let config = Config {
+            http_addr: "0.0.0.0:8000".parse().unwrap(),
+            ..Config::default()
+        };
+        let err = config.check().unwrap_err().to_string();
+        assert!(err.contains("LAMINAR_API_TOKEN"), "{err}");
+        let config = Config {
+            api_token: Some("t".into()),
+            ..config
+        };
+        config.check().unwrap();
+    }
+}
