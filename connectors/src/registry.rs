@@ -87,7 +87,8 @@ mod tests {
             } else {
                 let stored = std::fs::read_to_string(&path).unwrap_or_default();
                 assert_eq!(
-                    stored, text,
+                    stored,
+                    text,
                     "schema snapshot {} is stale; run UPDATE_SCHEMAS=1 cargo test -p connectors",
                     path.display()
                 );

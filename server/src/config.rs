@@ -119,7 +119,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("laminar-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("laminar.toml");
-        std::fs::write(&file, "pg_addr = \"127.0.0.1:7000\"\ndata_dir = \"/tmp/from-file\"\n").unwrap();
+        std::fs::write(
+            &file,
+            "pg_addr = \"127.0.0.1:7000\"\ndata_dir = \"/tmp/from-file\"\n",
+        )
+        .unwrap();
         let path = file.to_str().unwrap();
 
         let config = Config::resolve(args(&["--config", path])).unwrap();
@@ -127,12 +131,16 @@ mod tests {
         assert_eq!(config.http_addr.port(), 8000);
         assert_eq!(config.data_dir, PathBuf::from("/tmp/from-file"));
 
-        let config = Config::resolve(args(&["--config", path, "--pg-addr", "127.0.0.1:7001"])).unwrap();
+        let config =
+            Config::resolve(args(&["--config", path, "--pg-addr", "127.0.0.1:7001"])).unwrap();
         assert_eq!(config.pg_addr.port(), 7001);
 
         std::fs::write(&file, "pg_adr = \"127.0.0.1:7000\"\n").unwrap();
         let err = Config::resolve(args(&["--config", path])).unwrap_err();
-        assert!(format!("{err:#}").contains("unknown field `pg_adr`"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("unknown field `pg_adr`"),
+            "{err:#}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -3,6 +3,7 @@
 mod body;
 mod catalog_routes;
 mod error;
+mod metrics;
 mod openapi;
 mod pipelines;
 
@@ -117,6 +118,7 @@ pub fn router(engine: Arc<Engine>, token: Option<String>) -> Router {
     Router::new()
         .nest("/v1", v1())
         .nest("/api/v1", v1())
+        .route("/metrics", axum::routing::get(metrics::prometheus))
         .fallback(fallback)
         .layer(middleware::from_fn_with_state(auth, require_token))
         .with_state(engine)

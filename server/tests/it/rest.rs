@@ -364,6 +364,28 @@ async fn pipelines_and_jobs() {
     assert_eq!(body["data"][0]["state"], "Running");
     let (_, body) = send(http.get(url(&server, &format!("/v1/jobs/{job_id}/metrics")))).await;
     assert!(body["records_in"].as_u64().unwrap() > 0);
+    let metrics = http
+        .get(url(&server, "/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "laminar_pipeline_running{{pipeline=\"copy\",id=\"{id}\"}} 1"
+        )),
+        "{metrics}"
+    );
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("laminar_pipeline_records_out_total{pipeline=\"copy\""))
+        .unwrap();
+    assert!(
+        line.rsplit(' ').next().unwrap().parse::<u64>().unwrap() > 0,
+        "{line}"
+    );
 
     // 409: the pipeline uses the table.
     let (_, tables) = send(http.get(url(&server, "/v1/connection_tables"))).await;
