@@ -22,6 +22,10 @@ use crate::metrics::Counters;
 use crate::session::Session;
 use crate::sql::parse::{LaminarStatement, parse_sql};
 
+/// Rows per batch in pipelines: throughput over per-row latency (generators still emit at
+/// least every 50 ms, and filters pass batches on at once).
+const PIPELINE_BATCH_SIZE: usize = 8192;
+
 /// How long `stop` waits for a job to wind down before aborting it.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -150,6 +154,7 @@ impl Engine {
         };
         let mut session = Session::default();
         session.parallelism = def.parallelism.max(1) as usize;
+        session.batch_size = PIPELINE_BATCH_SIZE;
         self.plan(&session, &statement).await
     }
 
