@@ -45,10 +45,10 @@ impl Format {
     ];
 
     /// Parse `format = '...'`.
-    pub fn parse(name: &str) -> Result<Format> {
+    pub fn parse(connector: &str, name: &str) -> Result<Format> {
         serde_json::from_value(serde_json::Value::String(name.to_ascii_lowercase())).map_err(|_| {
             ConnectorError::InvalidValue {
-                connector: "table".to_string(),
+                connector: connector.to_string(),
                 key: "format".to_string(),
                 value: name.to_string(),
                 expected: format!("one of {}", Format::NAMES.join(", ")),
@@ -142,10 +142,10 @@ impl FormatSpec {
     }
 
     /// Parse `bad_data = '...'`.
-    pub fn parse_bad_data(value: &str) -> Result<BadData> {
+    pub fn parse_bad_data(connector: &str, value: &str) -> Result<BadData> {
         serde_json::from_value(serde_json::Value::String(value.to_ascii_lowercase())).map_err(
             |_| ConnectorError::InvalidValue {
-                connector: "table".to_string(),
+                connector: connector.to_string(),
                 key: "bad_data".to_string(),
                 value: value.to_string(),
                 expected: "one of fail, drop, dlq".to_string(),

@@ -26,8 +26,9 @@ pub fn parse_type(name: &str) -> Result<DataType> {
     {
         return parse_decimal(trimmed, args);
     }
-    // VARCHAR(n), TIMESTAMP(3), ...: the argument does not change the Arrow type.
-    let base = upper.split('(').next().unwrap_or_default().trim();
+    // VARCHAR(n), TIMESTAMP(3) WITH TIME ZONE, ...: the argument does not change the Arrow type.
+    let base = strip_arguments(&upper);
+    let base = base.as_str();
     let data_type = match base {
         "BOOLEAN" | "BOOL" => DataType::Boolean,
         "TINYINT" => DataType::Int8,
@@ -40,8 +41,8 @@ pub fn parse_type(name: &str) -> Result<DataType> {
         "BIGINT UNSIGNED" | "UINT64" => DataType::UInt64,
         "FLOAT" | "REAL" | "FLOAT4" | "FLOAT32" => DataType::Float32,
         "DOUBLE" | "DOUBLE PRECISION" | "FLOAT8" | "FLOAT64" => DataType::Float64,
-        "TEXT" | "STRING" | "VARCHAR" | "CHAR" | "CHARACTER VARYING" | "UTF8" | "JSON"
-        | "JSONB" => DataType::Utf8,
+        "TEXT" | "STRING" | "VARCHAR" | "CHAR" | "CHARACTER" | "CHARACTER VARYING" | "UTF8"
+        | "JSON" | "JSONB" => DataType::Utf8,
         "BYTEA" | "BINARY" | "VARBINARY" | "BYTES" => DataType::Binary,
         "DATE" | "DATE32" => DataType::Date32,
         "TIME" => DataType::Time64(TimeUnit::Microsecond),
@@ -55,6 +56,44 @@ pub fn parse_type(name: &str) -> Result<DataType> {
         _ => return Err(ConnectorError::UnsupportedType(trimmed.to_string())),
     };
     Ok(data_type)
+}
+
+/// `TIMESTAMP(3) WITH TIME ZONE` → `TIMESTAMP WITH TIME ZONE`.
+fn strip_arguments(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut depth = 0;
+    for ch in name.chars() {
+        match ch {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            _ if depth == 0 => out.push(ch),
+            _ => {}
+        }
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Arrow's own type names, as the product page's `{"primitive": "Int64"}` uses them.
+fn arrow_primitive(name: &str) -> Option<DataType> {
+    Some(match name {
+        "Boolean" | "Bool" => DataType::Boolean,
+        "Int8" => DataType::Int8,
+        "Int16" => DataType::Int16,
+        "Int32" => DataType::Int32,
+        "Int64" => DataType::Int64,
+        "UInt8" => DataType::UInt8,
+        "UInt16" => DataType::UInt16,
+        "UInt32" => DataType::UInt32,
+        "UInt64" => DataType::UInt64,
+        "Float32" => DataType::Float32,
+        "Float64" => DataType::Float64,
+        "Utf8" | "String" => DataType::Utf8,
+        "Binary" | "Bytes" => DataType::Binary,
+        "Date32" | "Date" => DataType::Date32,
+        "Timestamp" => DataType::Timestamp(TimeUnit::Nanosecond, None),
+        "Json" => DataType::Utf8,
+        _ => return None,
+    })
 }
 
 fn list_of(item: DataType) -> DataType {
@@ -88,7 +127,7 @@ pub fn parse_rest_type(value: &Value) -> Result<DataType> {
     match value {
         Value::String(s) => parse_type(s),
         Value::Object(map) => match (map.get("primitive"), map.get("list")) {
-            (Some(Value::String(p)), _) => parse_type(p),
+            (Some(Value::String(p)), _) => arrow_primitive(p).map_or_else(|| parse_type(p), Ok),
             (_, Some(item)) => {
                 let item = item.get("type").unwrap_or(item);
                 Ok(list_of(parse_rest_type(item)?))
@@ -170,5 +209,17 @@ mod tests {
         let t = parse_rest_type(&serde_json::json!("Utf8")).unwrap();
         assert_eq!(t, DataType::Utf8);
         assert!(parse_type("GEOMETRY").is_err());
+        let t = parse_rest_type(&serde_json::json!({"primitive": "Int8"})).unwrap();
+        assert_eq!(t, DataType::Int8, "Arrow names in REST primitives");
+        assert_eq!(
+            parse_type("INT8").unwrap(),
+            DataType::Int64,
+            "PostgreSQL's int8 is BIGINT"
+        );
+        assert_eq!(
+            parse_type("TIMESTAMP(3) WITH TIME ZONE").unwrap(),
+            DataType::Timestamp(TimeUnit::Nanosecond, Some("+00:00".into()))
+        );
+        assert_eq!(parse_type("CHARACTER(4)").unwrap(), DataType::Utf8);
     }
 }

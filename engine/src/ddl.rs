@@ -147,11 +147,12 @@ impl TableRequest {
             watermark_delay: options.remove("watermark_delay"),
             ..TableRequest::default()
         };
+        let id = connector.metadata().id;
         if let Some(format) = options.remove("format") {
-            request.format.format = Some(Format::parse(&format)?);
+            request.format.format = Some(Format::parse(id, &format)?);
         }
         if let Some(bad_data) = options.remove("bad_data") {
-            request.format.bad_data = FormatSpec::parse_bad_data(&bad_data)?;
+            request.format.bad_data = FormatSpec::parse_bad_data(id, &bad_data)?;
         }
         let profile_keys = property_names(&connector.profile_schema());
         let table_keys = property_names(&connector.table_schema());
@@ -214,7 +215,7 @@ impl Engine {
         if let Some(format) = request.format.format {
             if meta.formats.is_empty() {
                 return Err(EngineError::InvalidParameter(format!(
-                    "connector '{}' defines its own schema and takes no 'format' option",
+                    "connector '{}' takes no 'format' option",
                     meta.id
                 )));
             }
@@ -259,7 +260,10 @@ impl Engine {
                 (projected, fields.clone(), false)
             }
             (Some(fields), _) if !fields.is_empty() => {
-                (fields_to_schema(fields)?, fields.clone(), false)
+                let schema = fields_to_schema(fields)?;
+                // Store the canonical spelling (INTEGER → INT) so SQL and REST agree.
+                let fields = schema_to_fields(&schema);
+                (schema, fields, false)
             }
             (_, Some(implied)) => {
                 let fields = schema_to_fields(&implied);
@@ -272,6 +276,23 @@ impl Engine {
                 )));
             }
         };
+        if let Some(column) = &request.event_time_field {
+            let field = schema.field_with_name(column).map_err(|_| {
+                EngineError::InvalidParameter(format!(
+                    "event_time_field '{column}' is not a column of table '{}'",
+                    request.name
+                ))
+            })?;
+            if !matches!(
+                field.data_type(),
+                arrow::datatypes::DataType::Timestamp(_, _)
+            ) {
+                return Err(EngineError::InvalidParameter(format!(
+                    "event_time_field '{column}' must be a TIMESTAMP column, not {}",
+                    sql_type_name(field.data_type())
+                )));
+            }
+        }
         connector.validate_table(&profile_config, &config, role, &schema)?;
         let now = now_rfc3339();
         let def = TableDef {
@@ -383,6 +404,20 @@ fn project_implied(connector: &str, implied: &SchemaRef, fields: &[FieldDef]) ->
                 names.join(", ")
             )));
         };
+        let declared = parse_type(&field.data_type).map_err(|_| {
+            EngineError::InvalidParameter(format!(
+                "column '{}' has unsupported type '{}'",
+                field.name, field.data_type
+            ))
+        })?;
+        if &declared != found.data_type() {
+            return Err(EngineError::InvalidParameter(format!(
+                "column '{}' of connector '{connector}' has type {}, not {}",
+                field.name,
+                sql_type_name(found.data_type()),
+                sql_type_name(&declared)
+            )));
+        }
         out.push(found.clone());
     }
     Ok(Arc::new(Schema::new(out)))

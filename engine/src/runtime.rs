@@ -279,8 +279,15 @@ impl Engine {
                 self.catalog.update_job(&job).await?;
             }
         }
+        let jobs = self.catalog.jobs().await?;
         for def in self.catalog.pipelines().await? {
-            if def.desired == DesiredState::Running {
+            // A pipeline whose last job finished (bounded input) or failed is not re-run from
+            // the start behind the user's back; START PIPELINE runs it again.
+            let ended = jobs
+                .iter()
+                .rfind(|j| j.pipeline_id == def.id)
+                .is_some_and(|j| matches!(j.state.as_str(), "Finished" | "Failed"));
+            if def.desired == DesiredState::Running && !ended {
                 match self.plan_pipeline(&def).await {
                     Ok(planned) => self.launch(&def, planned).await?,
                     Err(e) => {

@@ -139,23 +139,24 @@ impl Engine {
                 name,
                 if_exists,
             } => {
-                let result = match action {
-                    PipelineAction::Start => {
-                        self.start_pipeline(&name).await.map(|_| "START PIPELINE")
-                    }
+                let (tag, result) = match action {
+                    PipelineAction::Start => (
+                        "START PIPELINE",
+                        self.start_pipeline(&name).await.map(|_| ()),
+                    ),
                     PipelineAction::Stop => {
-                        self.stop_pipeline(&name).await.map(|_| "STOP PIPELINE")
+                        ("STOP PIPELINE", self.stop_pipeline(&name).await.map(|_| ()))
                     }
                     PipelineAction::Drop => {
-                        self.drop_pipeline(&name).await.map(|_| "DROP PIPELINE")
+                        ("DROP PIPELINE", self.drop_pipeline(&name).await.map(|_| ()))
                     }
                 };
                 match result {
-                    Ok(tag) => Ok(Outcome::Command(tag.into())),
+                    Ok(()) => Ok(Outcome::Command(tag.into())),
                     Err(EngineError::Catalog(catalog::CatalogError::NotFound { .. }))
                         if if_exists =>
                     {
-                        Ok(Outcome::Command("DROP PIPELINE".into()))
+                        Ok(Outcome::Command(tag.into()))
                     }
                     Err(e) => Err(e),
                 }

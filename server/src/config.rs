@@ -96,6 +96,14 @@ impl Config {
                 self.http_addr
             );
         }
+        if !self.pg_addr.ip().is_loopback() {
+            bail!(
+                "refusing to accept Postgres clients on {} without authentication: pgwire password \
+                 authentication is not available yet, so --pg-addr must be a loopback address \
+                 (e.g. 127.0.0.1:6875)",
+                self.pg_addr
+            );
+        }
         Ok(())
     }
 }

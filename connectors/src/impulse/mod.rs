@@ -55,6 +55,16 @@ impl Connector for ImpulseConnector {
         table.message_count.is_some()
     }
 
+    fn validate_table(
+        &self,
+        _profile: &NoProfile,
+        table: &ImpulseTable,
+        _role: crate::TableRole,
+        _schema: &SchemaRef,
+    ) -> Result<()> {
+        source::check_rate(table.event_rate)
+    }
+
     fn make_source(
         &self,
         _profile: &NoProfile,

@@ -12,6 +12,20 @@ use crate::connector::{Source, SourceContext};
 use crate::error::{ConnectorError, Result};
 use crate::pacing::Pacer;
 
+/// `event_rate` must be a positive, finite number.
+pub(super) fn check_rate(rate: f64) -> Result<()> {
+    if rate > 0.0 && rate.is_finite() {
+        Ok(())
+    } else {
+        Err(ConnectorError::InvalidValue {
+            connector: "impulse".into(),
+            key: "event_rate".into(),
+            value: rate.to_string(),
+            expected: "a number greater than 0".into(),
+        })
+    }
+}
+
 /// Emits `counter` values `partition, partition + partitions, ...` at this partition's
 /// share of the rate.
 pub(super) struct ImpulseSource {
@@ -30,14 +44,7 @@ pub(super) struct ImpulseSource {
 
 impl ImpulseSource {
     pub(super) fn new(table: &ImpulseTable, ctx: SourceContext) -> Result<Self> {
-        if table.event_rate <= 0.0 || !table.event_rate.is_finite() {
-            return Err(ConnectorError::InvalidValue {
-                connector: "impulse".into(),
-                key: "event_rate".into(),
-                value: table.event_rate.to_string(),
-                expected: "a number greater than 0".into(),
-            });
-        }
+        check_rate(table.event_rate)?;
         let partitions = ctx.partitions.max(1) as u64;
         let partition = ctx.partition as u64;
         // Rows with counter % partitions == partition belong to this partition.

@@ -22,15 +22,18 @@ pub(crate) struct Cursor {
     /// Rows of the current batch not yet fetched.
     pending: VecDeque<DataRow>,
     done: bool,
+    /// Declared WITH HOLD: survives the end of its transaction.
+    pub(crate) hold: bool,
 }
 
 impl Cursor {
-    pub(crate) fn new(fields: Arc<Vec<FieldInfo>>, stream: QueryStream) -> Self {
+    pub(crate) fn new(fields: Arc<Vec<FieldInfo>>, stream: QueryStream, hold: bool) -> Self {
         Cursor {
             fields,
             stream,
             pending: VecDeque::new(),
             done: false,
+            hold,
         }
     }
 

@@ -131,6 +131,15 @@ fn fetch_count(direction: &FetchDirection) -> Result<Option<usize>, EngineError>
     }
 }
 
+/// Cursor names follow identifier rules: unquoted names are case-insensitive.
+fn ident_name(ident: &engine::sqlparser::ast::Ident) -> String {
+    if ident.quote_style.is_some() {
+        ident.value.clone()
+    } else {
+        ident.value.to_ascii_lowercase()
+    }
+}
+
 fn cursor_missing(name: &str) -> EngineError {
     EngineError::InvalidParameter(format!("cursor \"{name}\" does not exist"))
 }
@@ -219,7 +228,8 @@ impl QueryHandler {
                         )
                         .into());
                     };
-                    let name = name.value.clone();
+                    let name = ident_name(name);
+                    let hold = declare.hold == Some(true);
                     if conn.cursors.contains_key(&name) {
                         return Err(EngineError::InvalidParameter(format!(
                             "cursor \"{name}\" already exists"
@@ -236,7 +246,7 @@ impl QueryHandler {
                         .into());
                     };
                     let fields = pg_fields(&stream.schema, &Format::UnifiedText)?;
-                    conn.cursors.insert(name, Cursor::new(fields, stream));
+                    conn.cursors.insert(name, Cursor::new(fields, stream, hold));
                     client
                         .send(complete("DECLARE CURSOR"))
                         .await
@@ -247,10 +257,11 @@ impl QueryHandler {
                     name, direction, ..
                 } => {
                     let count = fetch_count(direction)?;
+                    let name = ident_name(name);
                     let cursor = conn
                         .cursors
-                        .get_mut(&name.value)
-                        .ok_or_else(|| cursor_missing(&name.value))?;
+                        .get_mut(&name)
+                        .ok_or_else(|| cursor_missing(&name))?;
                     if count.is_none() && !cursor.bounded() {
                         return Err(EngineError::Unsupported(
                             "FETCH ALL on a continuous query would never end; use FETCH <n>".into(),
@@ -281,9 +292,10 @@ impl QueryHandler {
                     match cursor {
                         CloseCursor::All => conn.cursors.clear(),
                         CloseCursor::Specific { name } => {
+                            let name = ident_name(name);
                             conn.cursors
-                                .remove(&name.value)
-                                .ok_or_else(|| cursor_missing(&name.value))?;
+                                .remove(&name)
+                                .ok_or_else(|| cursor_missing(&name))?;
                         }
                     }
                     client
@@ -301,7 +313,7 @@ impl QueryHandler {
                     "BEGIN" => *status = status.to_in_transaction_state(),
                     "COMMIT" | "ROLLBACK" => {
                         // Cursors without HOLD end with their transaction.
-                        conn.cursors.clear();
+                        conn.cursors.retain(|_, cursor| cursor.hold);
                         *status = status.to_idle_state();
                     }
                     _ => {}

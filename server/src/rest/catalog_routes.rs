@@ -261,13 +261,13 @@ fn table_request(engine: &Engine, body: &Value) -> Result<TableRequest, ApiError
     if let Some(schema) = body.get("schema") {
         if let Some(fmt) = schema.get("format") {
             match fmt {
-                Value::String(s) => format.format = Some(Format::parse(s)?),
+                Value::String(s) => format.format = Some(Format::parse(&connector_name, s)?),
                 Value::Object(map) if map.len() == 1 => {
                     let (kind, options) = map
                         .iter()
                         .next()
                         .ok_or_else(|| ApiError::bad_request("empty schema.format"))?;
-                    format.format = Some(Format::parse(kind)?);
+                    format.format = Some(Format::parse(&connector_name, kind)?);
                     if let Value::Object(options) = options {
                         for (k, v) in options {
                             let key = format!("{kind}.{k}");
@@ -289,7 +289,7 @@ fn table_request(engine: &Engine, body: &Value) -> Result<TableRequest, ApiError
             }
         }
         if let Some(bad_data) = schema.get("bad_data").and_then(Value::as_str) {
-            format.bad_data = FormatSpec::parse_bad_data(bad_data)?;
+            format.bad_data = FormatSpec::parse_bad_data(&connector_name, bad_data)?;
         }
         if let Some(list) = schema.get("fields").and_then(Value::as_array) {
             let mut out = Vec::with_capacity(list.len());

@@ -81,6 +81,48 @@ async fn pipelines_resume_after_restart() {
 }
 
 #[tokio::test]
+async fn finished_pipelines_are_not_rerun_after_restart() {
+    let dir = DataDir::new("restart-finished");
+    let server = start_in(&dir, None).await;
+    let client = connect(&server).await;
+    client
+        .batch_execute(
+            "CREATE TABLE src WITH (connector = 'impulse', event_rate = '1000000', message_count = '100');
+             CREATE TABLE sink (counter BIGINT) WITH (connector = 'blackhole', type = 'sink');
+             CREATE PIPELINE once AS INSERT INTO sink SELECT counter FROM src;",
+        )
+        .await
+        .unwrap();
+    for _ in 0..100 {
+        if pipeline_states(&client).await == vec![("once".to_string(), "Finished".to_string())] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        pipeline_states(&client).await,
+        vec![("once".into(), "Finished".into())]
+    );
+    server.shutdown().await;
+
+    let server = start_in(&dir, None).await;
+    let client = connect(&server).await;
+    assert_eq!(
+        pipeline_states(&client).await,
+        vec![("once".into(), "Finished".into())]
+    );
+    let jobs = client.simple_query("SHOW JOBS").await.unwrap();
+    assert_eq!(
+        jobs.iter()
+            .filter(|m| matches!(m, SimpleQueryMessage::Row(_)))
+            .count(),
+        1,
+        "no second run"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn an_unopenable_catalog_is_a_clear_error() {
     let dir = DataDir::new("bad-catalog");
     std::fs::create_dir_all(dir.0.join("catalog.db")).unwrap();
