@@ -10,6 +10,9 @@ use engine::Engine;
 
 use super::error::ApiError;
 
+/// Reads one counter of a job.
+type Metric = fn(&catalog::JobMetrics) -> u64;
+
 fn label(value: &str) -> String {
     value
         .replace('\\', "\\\\")
@@ -22,7 +25,7 @@ pub(crate) async fn prometheus(
 ) -> Result<impl IntoResponse, ApiError> {
     let statuses = engine.pipeline_statuses().await?;
     let mut out = String::new();
-    let counters: [(&str, &str, fn(&catalog::JobMetrics) -> u64); 5] = [
+    let counters: [(&str, &str, Metric); 5] = [
         (
             "records_in",
             "Records read from sources by the pipeline's current job",
