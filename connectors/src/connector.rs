@@ -12,6 +12,8 @@
 //! two-phase: [`Sink::prepare`] at a checkpoint barrier, [`Sink::commit`] once the
 //! checkpoint is durable.
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use arrow::datatypes::SchemaRef;
@@ -102,6 +104,8 @@ pub struct SourceContext {
     pub batch_size: usize,
     /// How rows are decoded, for connectors that carry bytes.
     pub format: FormatSpec,
+    /// Counts records dropped under `bad_data = 'drop'` (shown as the job's errors).
+    pub bad_records: Arc<AtomicU64>,
 }
 
 /// What a sink instance needs to know about the table it writes.
@@ -154,6 +158,17 @@ pub trait Sink: Send {
 
     /// The input ended: flush and release resources.
     async fn close(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    /// How often the runtime should call [`Sink::tick`] while no data arrives (time-based
+    /// work such as rolling files); `None` for never.
+    fn tick_interval(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Time passed: do time-based work.
+    async fn tick(&mut self) -> Result<()> {
         Ok(())
     }
 }

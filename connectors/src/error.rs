@@ -40,6 +40,13 @@ pub enum ConnectorError {
     /// The external system failed or could not be reached.
     #[error("{connector}: {message}")]
     Io { connector: String, message: String },
+    /// A record could not be decoded and the table's policy is `bad_data = 'fail'`.
+    #[error("table '{table}': bad record at {position}: {reason}")]
+    BadData {
+        table: String,
+        position: String,
+        reason: String,
+    },
     /// Arrow failed to build or encode a batch.
     #[error(transparent)]
     Arrow(#[from] arrow::error::ArrowError),
@@ -56,6 +63,7 @@ impl ConnectorError {
             | ConnectorError::Config(_)
             | ConnectorError::UnsupportedType(_)
             | ConnectorError::Io { .. }
+            | ConnectorError::BadData { .. }
             | ConnectorError::Arrow(_) => None,
         }
     }

@@ -22,6 +22,8 @@ mod pacing;
 
 #[cfg(feature = "blackhole")]
 pub mod blackhole;
+#[cfg(feature = "filesystem")]
+pub mod filesystem;
 #[cfg(feature = "impulse")]
 pub mod impulse;
 #[cfg(feature = "nexmark")]

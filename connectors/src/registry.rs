@@ -33,6 +33,8 @@ impl Registry {
         registry.add(Arc::new(crate::stdout::StdoutConnector));
         #[cfg(feature = "blackhole")]
         registry.add(Arc::new(crate::blackhole::BlackholeConnector));
+        #[cfg(feature = "filesystem")]
+        registry.add(Arc::new(crate::filesystem::FileSystemConnector));
         registry
     }
 
@@ -101,7 +103,7 @@ mod tests {
         let err = Registry::builtin().get("kafkaa").err().unwrap();
         assert_eq!(
             err.to_string(),
-            "unknown connector 'kafkaa'; available connectors: blackhole, impulse, nexmark, stdout"
+            "unknown connector 'kafkaa'; available connectors: blackhole, filesystem, impulse, nexmark, stdout"
         );
     }
 }

@@ -471,6 +471,7 @@ impl Engine {
             partitions: 1,
             batch_size: n.max(1),
             format: table.format.clone(),
+            bad_records: Default::default(),
         };
         let mut source =
             table

@@ -26,6 +26,7 @@ pub mod sqlstate {
     pub const CONNECTION_EXCEPTION: &str = "08000";
     pub const IO_ERROR: &str = "58030";
     pub const DATA_EXCEPTION: &str = "22000";
+    pub const INVALID_TEXT_REPRESENTATION: &str = "22P02";
     pub const INTERNAL_ERROR: &str = "XX000";
     pub const INVALID_CURSOR_NAME: &str = "34000";
     pub const DUPLICATE_CURSOR: &str = "42P03";
@@ -74,6 +75,7 @@ impl EngineError {
                 | ConnectorError::Config(_) => INVALID_PARAMETER_VALUE,
                 ConnectorError::UnsupportedType(_) => UNDEFINED_OBJECT,
                 ConnectorError::Io { .. } => CONNECTION_EXCEPTION,
+                ConnectorError::BadData { .. } => INVALID_TEXT_REPRESENTATION,
                 ConnectorError::Arrow(_) => DATA_EXCEPTION,
             },
             EngineError::Catalog(e) => match e {

@@ -1,5 +1,6 @@
 //! Live counters of a running query or pipeline.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -12,7 +13,8 @@ pub struct Counters {
     pub records_out: AtomicU64,
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
-    pub errors: AtomicU64,
+    /// Bad records dropped by sources (shared with them, hence the `Arc`).
+    pub errors: Arc<AtomicU64>,
     started: Instant,
 }
 
@@ -23,7 +25,7 @@ impl Default for Counters {
             records_out: AtomicU64::new(0),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
-            errors: AtomicU64::new(0),
+            errors: Arc::new(AtomicU64::new(0)),
             started: Instant::now(),
         }
     }

@@ -7,7 +7,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::connector::{Connector, ConnectorMetadata, NoProfile, Sink, SinkContext};
 use crate::error::{ConnectorError, Result};
-use crate::format::{Format, JsonLinesEncoder};
+use crate::format::RecordEncoder;
 
 /// The stdout connector.
 #[derive(Debug, Clone, Copy)]
@@ -31,7 +31,7 @@ impl Connector for StdoutConnector {
             category: "testing",
             source: false,
             sink: true,
-            formats: &["json"],
+            formats: &["json", "raw_string"],
         }
     }
 
@@ -41,23 +41,17 @@ impl Connector for StdoutConnector {
         _table: &StdoutTable,
         ctx: SinkContext,
     ) -> Result<Box<dyn Sink>> {
-        match ctx.format.format {
-            None | Some(Format::Json) => Ok(Box::new(StdoutSink {
-                encoder: JsonLinesEncoder::default(),
-                out: tokio::io::stdout(),
-            })),
-            Some(other) => Err(ConnectorError::InvalidValue {
-                connector: "stdout".into(),
-                key: "format".into(),
-                value: other.name().into(),
-                expected: "json".into(),
-            }),
-        }
+        Ok(Box::new(StdoutSink {
+            encoder: RecordEncoder::new(&ctx.format, &ctx.schema)?,
+            buffer: Vec::new(),
+            out: tokio::io::stdout(),
+        }))
     }
 }
 
 struct StdoutSink {
-    encoder: JsonLinesEncoder,
+    encoder: RecordEncoder,
+    buffer: Vec<u8>,
     out: tokio::io::Stdout,
 }
 
@@ -71,8 +65,9 @@ fn io_error(e: std::io::Error) -> ConnectorError {
 #[async_trait]
 impl Sink for StdoutSink {
     async fn write(&mut self, batch: arrow::record_batch::RecordBatch) -> Result<()> {
-        let bytes = self.encoder.encode(&batch)?;
-        self.out.write_all(bytes).await.map_err(io_error)?;
+        self.buffer.clear();
+        self.encoder.encode(&batch, &mut self.buffer)?;
+        self.out.write_all(&self.buffer).await.map_err(io_error)?;
         self.out.flush().await.map_err(io_error)
     }
 }

@@ -124,7 +124,22 @@ impl DataSink for ConnectorDataSink {
             .make_sink(&self.table.profile_config, &self.table.def.config, ctx)
             .map_err(external)?;
         let mut written = 0u64;
-        while let Some(batch) = data.next().await {
+        // Sinks with time-based work (rolling files) get ticks while no data arrives.
+        let mut ticks = sink.tick_interval().map(tokio::time::interval);
+        loop {
+            let next = tokio::select! {
+                next = data.next() => next,
+                _ = async {
+                    match ticks.as_mut() {
+                        Some(t) => { t.tick().await; }
+                        None => futures::future::pending::<()>().await,
+                    }
+                } => {
+                    sink.tick().await.map_err(external)?;
+                    continue;
+                }
+            };
+            let Some(batch) = next else { break };
             let batch = batch?;
             let rows = batch.num_rows();
             let bytes = batch.get_array_memory_size();

@@ -62,6 +62,7 @@ impl PartitionStream for ConnectorPartition {
             partitions: self.partitions,
             batch_size: self.batch_size,
             format: self.table.format.clone(),
+            bad_records: self.counters.errors.clone(),
         };
         let name = self.table.def.name.clone();
         let source = self.table.connector.make_source(

@@ -1,11 +1,20 @@
 //! Formats: how rows become bytes and back, independent of transports.
 //!
 //! A table's format is its `format` option plus the `json.*`, `avro.*`, `parquet.*`,
-//! `csv.*` and `framing.*` sub-options, and its `bad_data` policy.
+//! `csv.*` and `framing.*` sub-options, and its `bad_data` policy. Transports hand records
+//! (a message, a line) to a [`RecordDecoder`], which builds Arrow batches and applies the
+//! bad-data policy; sinks turn batches back into records with a [`RecordEncoder`].
+
+mod decode;
+mod encode;
+mod json;
+mod raw;
+
+pub use decode::{BadRecord, RecordDecoder};
+pub use encode::RecordEncoder;
 
 use std::collections::BTreeMap;
 
-use arrow::record_batch::RecordBatch;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -151,22 +160,5 @@ impl FormatSpec {
                 expected: "one of fail, drop, dlq".to_string(),
             },
         )
-    }
-}
-
-/// Encodes batches as newline-delimited JSON into a reusable buffer.
-#[derive(Debug, Default)]
-pub struct JsonLinesEncoder {
-    buf: Vec<u8>,
-}
-
-impl JsonLinesEncoder {
-    /// Encode `batch`, one line per row; the returned bytes are valid until the next call.
-    pub fn encode(&mut self, batch: &RecordBatch) -> Result<&[u8]> {
-        self.buf.clear();
-        let mut writer = arrow_json::LineDelimitedWriter::new(&mut self.buf);
-        writer.write(batch)?;
-        writer.finish()?;
-        Ok(&self.buf)
     }
 }

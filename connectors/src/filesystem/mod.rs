@@ -1,0 +1,96 @@
+//! `filesystem`: JSON, CSV and Parquet files as sources; JSON and Parquet files as sinks.
+
+mod config;
+mod paths;
+mod sink;
+mod source;
+
+use async_trait::async_trait;
+
+pub use config::{
+    Compression, FileNaming, FileSystemTable, Partitioning, RollingPolicy, SourceOptions,
+};
+
+use crate::connector::{
+    Connector, ConnectorMetadata, NoProfile, Sink, SinkContext, Source, SourceContext, TableRole,
+};
+use crate::error::{ConnectorError, Result};
+
+/// The filesystem connector.
+#[derive(Debug, Clone, Copy)]
+pub struct FileSystemConnector;
+
+#[async_trait]
+impl Connector for FileSystemConnector {
+    type ProfileConfig = NoProfile;
+    type TableConfig = FileSystemTable;
+
+    fn metadata(&self) -> ConnectorMetadata {
+        ConnectorMetadata {
+            id: "filesystem",
+            name: "FileSystem",
+            description: "Reads JSON, CSV and Parquet files; writes JSON and Parquet files",
+            category: "storage",
+            source: true,
+            sink: true,
+            formats: &["json", "csv", "parquet", "raw_string", "raw_bytes"],
+        }
+    }
+
+    fn bounded(&self, table: &FileSystemTable) -> bool {
+        !table.source.as_ref().and_then(|s| s.watch).unwrap_or(false)
+    }
+
+    fn validate_table(
+        &self,
+        _profile: &NoProfile,
+        table: &FileSystemTable,
+        role: TableRole,
+        _schema: &arrow::datatypes::SchemaRef,
+    ) -> Result<()> {
+        paths::local_path(&table.path)?;
+        if table.storage.is_some() {
+            return Err(ConnectorError::Config(
+                "storage.* options are for object stores, which the filesystem connector does not support yet".into(),
+            ));
+        }
+        match role {
+            TableRole::Source => {
+                if table.rolling_policy.is_some()
+                    || table.filename.is_some()
+                    || table.partitioning.is_some()
+                {
+                    return Err(ConnectorError::Config(
+                        "rolling_policy.*, filename.* and partitioning.* are sink options".into(),
+                    ));
+                }
+            }
+            TableRole::Sink => {
+                if table.source.is_some() {
+                    return Err(ConnectorError::Config(
+                        "source.* options are for source tables".into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn make_source(
+        &self,
+        _profile: &NoProfile,
+        table: &FileSystemTable,
+        ctx: SourceContext,
+    ) -> Result<Box<dyn Source>> {
+        Ok(Box::new(source::FileSource::start(table, ctx)?))
+    }
+
+    fn make_sink(
+        &self,
+        _profile: &NoProfile,
+        table: &FileSystemTable,
+        ctx: SinkContext,
+    ) -> Result<Box<dyn Sink>> {
+        Ok(Box::new(sink::FileSink::new(table, ctx)?))
+    }
+}

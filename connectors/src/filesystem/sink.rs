@@ -1,0 +1,389 @@
+//! Writing files: rolled by size, age and inactivity, partitioned by fields and time.
+//!
+//! A file is written under a hidden in-progress name (`.part-....json.inprogress`, which
+//! sources skip) and renamed to its final name when it is closed, so readers only ever see
+//! complete files.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use arrow::array::UInt32Array;
+use arrow::compute::take_record_batch;
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use async_trait::async_trait;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression as ParquetCompression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+
+use super::config::{FileSystemTable, parse_duration, parse_size};
+use super::paths::local_path;
+use crate::connector::{Sink, SinkContext};
+use crate::error::{ConnectorError, Result};
+use crate::format::{Format, FormatSpec, RecordEncoder};
+
+/// How often the engine lets the sink check age and inactivity.
+const TICK: Duration = Duration::from_millis(500);
+
+enum Encoding {
+    Lines(RecordEncoder),
+    Parquet(WriterProperties),
+}
+
+enum Writer {
+    Lines(BufWriter<File>),
+    Parquet(Box<ArrowWriter<File>>),
+}
+
+struct OpenFile {
+    in_progress: PathBuf,
+    target: PathBuf,
+    writer: Writer,
+    opened: Instant,
+    last_write: Instant,
+    bytes: u64,
+}
+
+pub(super) struct FileSink {
+    table: String,
+    dir: PathBuf,
+    schema: SchemaRef,
+    encoding: Encoding,
+    prefix: String,
+    suffix: String,
+    max_size: Option<u64>,
+    max_age: Option<Duration>,
+    max_idle: Option<Duration>,
+    partition_columns: Vec<usize>,
+    time_pattern: Option<String>,
+    open: HashMap<String, OpenFile>,
+    scratch: Vec<u8>,
+    sequence: u64,
+    run: String,
+}
+
+fn parquet_properties(spec: &FormatSpec) -> Result<WriterProperties> {
+    let compression = match spec
+        .options
+        .get("parquet.compression")
+        .map(|c| c.to_ascii_lowercase())
+    {
+        None => ParquetCompression::ZSTD(ZstdLevel::default()),
+        Some(c) => match c.as_str() {
+            "zstd" => ParquetCompression::ZSTD(ZstdLevel::default()),
+            "snappy" => ParquetCompression::SNAPPY,
+            "gzip" => ParquetCompression::GZIP(Default::default()),
+            "lz4" => ParquetCompression::LZ4_RAW,
+            "none" | "uncompressed" => ParquetCompression::UNCOMPRESSED,
+            _ => {
+                return Err(ConnectorError::InvalidValue {
+                    connector: "parquet".into(),
+                    key: "parquet.compression".into(),
+                    value: c,
+                    expected: "one of zstd, snappy, gzip, lz4, none".into(),
+                });
+            }
+        },
+    };
+    let mut builder = WriterProperties::builder().set_compression(compression);
+    if let Some(rows) = spec.options.get("parquet.row_group_size") {
+        let rows: usize =
+            rows.parse()
+                .ok()
+                .filter(|r| *r > 0)
+                .ok_or_else(|| ConnectorError::InvalidValue {
+                    connector: "parquet".into(),
+                    key: "parquet.row_group_size".into(),
+                    value: rows.clone(),
+                    expected: "a positive number of rows".into(),
+                })?;
+        builder = builder.set_max_row_group_row_count(Some(rows));
+    }
+    Ok(builder.build())
+}
+
+impl FileSink {
+    pub(super) fn new(table: &FileSystemTable, ctx: SinkContext) -> Result<Self> {
+        let dir = local_path(&table.path)?;
+        std::fs::create_dir_all(&dir).map_err(|e| ConnectorError::Io {
+            connector: "filesystem".into(),
+            message: format!("cannot create {}: {e}", dir.display()),
+        })?;
+        let format = ctx.format.format.unwrap_or(Format::Json);
+        let encoding = match format {
+            Format::Parquet => Encoding::Parquet(parquet_properties(&ctx.format)?),
+            Format::Json | Format::RawString | Format::RawBytes => {
+                Encoding::Lines(RecordEncoder::new(&ctx.format, &ctx.schema)?)
+            }
+            other => {
+                return Err(ConnectorError::InvalidValue {
+                    connector: "filesystem".into(),
+                    key: "format".into(),
+                    value: other.name().into(),
+                    expected: "json, parquet, raw_string or raw_bytes for a sink".into(),
+                });
+            }
+        };
+        let rolling = table.rolling_policy.clone().unwrap_or_default();
+        let naming = table.filename.clone().unwrap_or_default();
+        let partitioning = table.partitioning.clone().unwrap_or_default();
+        let mut partition_columns = Vec::new();
+        for name in partitioning
+            .fields
+            .iter()
+            .flat_map(|f| f.split(','))
+            .map(str::trim)
+            .filter(|f| !f.is_empty())
+        {
+            let index = ctx
+                .schema
+                .index_of(name)
+                .map_err(|_| ConnectorError::InvalidValue {
+                    connector: "filesystem".into(),
+                    key: "partitioning.fields".into(),
+                    value: name.into(),
+                    expected: "columns of the table".into(),
+                })?;
+            partition_columns.push(index);
+        }
+        let run = format!(
+            "{:x}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default()
+        );
+        Ok(FileSink {
+            table: ctx.table_name.clone(),
+            dir,
+            schema: ctx.schema.clone(),
+            encoding,
+            prefix: naming.prefix.unwrap_or_else(|| "part".into()),
+            suffix: naming.suffix.unwrap_or_else(|| match format {
+                Format::Parquet => "parquet".into(),
+                Format::Json => "json".into(),
+                _ => "txt".into(),
+            }),
+            max_size: rolling
+                .file_size
+                .as_deref()
+                .map(|s| parse_size("rolling_policy.file_size", s))
+                .transpose()?,
+            max_age: rolling
+                .interval
+                .as_deref()
+                .map(|s| parse_duration("rolling_policy.interval", s))
+                .transpose()?,
+            max_idle: rolling
+                .inactivity_interval
+                .as_deref()
+                .map(|s| parse_duration("rolling_policy.inactivity_interval", s))
+                .transpose()?,
+            partition_columns,
+            time_pattern: partitioning.time_pattern,
+            open: HashMap::new(),
+            scratch: Vec::new(),
+            sequence: 0,
+            run,
+        })
+    }
+
+    fn io(&self, path: &Path, e: impl std::fmt::Display) -> ConnectorError {
+        ConnectorError::Io {
+            connector: "filesystem".into(),
+            message: format!(
+                "table '{}': cannot write {}: {e}",
+                self.table,
+                path.display()
+            ),
+        }
+    }
+
+    /// Rows of `batch` grouped by their partition directory.
+    fn split(&self, batch: RecordBatch) -> Result<Vec<(String, RecordBatch)>> {
+        let time_dir = self
+            .time_pattern
+            .as_ref()
+            .map(|p| chrono::Utc::now().format(p).to_string())
+            .unwrap_or_default();
+        if self.partition_columns.is_empty() {
+            return Ok(vec![(time_dir, batch)]);
+        }
+        let options = FormatOptions::default().with_null("null");
+        let formatters = self
+            .partition_columns
+            .iter()
+            .map(|&i| ArrayFormatter::try_new(batch.column(i).as_ref(), &options))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let mut groups: HashMap<String, Vec<u32>> = HashMap::new();
+        let mut key = String::new();
+        for row in 0..batch.num_rows() {
+            key.clear();
+            key.push_str(&time_dir);
+            for (formatter, &column) in formatters.iter().zip(&self.partition_columns) {
+                if !key.is_empty() {
+                    key.push('/');
+                }
+                key.push_str(self.schema.field(column).name());
+                key.push('=');
+                use std::fmt::Write as _;
+                let _ = write!(key, "{}", formatter.value(row));
+            }
+            // Allocates only for a new partition, not per row.
+            match groups.get_mut(key.as_str()) {
+                Some(rows) => rows.push(row as u32),
+                None => {
+                    groups.insert(key.clone(), vec![row as u32]);
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(groups.len());
+        for (dir, rows) in groups {
+            let indices = UInt32Array::from(rows);
+            out.push((dir, take_record_batch(&batch, &indices)?));
+        }
+        Ok(out)
+    }
+
+    fn open_file(&mut self, partition: &str) -> Result<OpenFile> {
+        let dir = if partition.is_empty() {
+            self.dir.clone()
+        } else {
+            self.dir.join(partition)
+        };
+        std::fs::create_dir_all(&dir).map_err(|e| self.io(&dir, e))?;
+        self.sequence += 1;
+        let name = format!(
+            "{}-{}-{:05}.{}",
+            self.prefix, self.run, self.sequence, self.suffix
+        );
+        let in_progress = dir.join(format!(".{name}.inprogress"));
+        let target = dir.join(name);
+        let file = File::create(&in_progress).map_err(|e| self.io(&in_progress, e))?;
+        let writer = match &self.encoding {
+            Encoding::Lines(_) => Writer::Lines(BufWriter::with_capacity(1 << 20, file)),
+            Encoding::Parquet(props) => Writer::Parquet(Box::new(
+                ArrowWriter::try_new(file, self.schema.clone(), Some(props.clone()))
+                    .map_err(|e| self.io(&in_progress, e))?,
+            )),
+        };
+        let now = Instant::now();
+        Ok(OpenFile {
+            in_progress,
+            target,
+            writer,
+            opened: now,
+            last_write: now,
+            bytes: 0,
+        })
+    }
+
+    fn finish(&self, file: OpenFile) -> Result<()> {
+        match file.writer {
+            Writer::Lines(mut w) => {
+                w.flush().map_err(|e| self.io(&file.in_progress, e))?;
+                w.get_ref()
+                    .sync_all()
+                    .map_err(|e| self.io(&file.in_progress, e))?;
+            }
+            Writer::Parquet(w) => {
+                let inner = w.into_inner().map_err(|e| self.io(&file.in_progress, e))?;
+                inner
+                    .sync_all()
+                    .map_err(|e| self.io(&file.in_progress, e))?;
+            }
+        }
+        std::fs::rename(&file.in_progress, &file.target).map_err(|e| self.io(&file.target, e))?;
+        Ok(())
+    }
+
+    fn due(&self, file: &OpenFile, now: Instant) -> bool {
+        self.max_size.is_some_and(|s| file.bytes >= s)
+            || self
+                .max_age
+                .is_some_and(|a| now.duration_since(file.opened) >= a)
+            || self
+                .max_idle
+                .is_some_and(|i| now.duration_since(file.last_write) >= i)
+    }
+
+    fn roll_due(&mut self) -> Result<()> {
+        let now = Instant::now();
+        let due: Vec<String> = self
+            .open
+            .iter()
+            .filter(|(_, f)| self.due(f, now))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in due {
+            if let Some(file) = self.open.remove(&key) {
+                self.finish(file)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Sink for FileSink {
+    async fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        for (partition, rows) in self.split(batch)? {
+            let mut file = match self.open.remove(&partition) {
+                Some(file) => file,
+                None => self.open_file(&partition)?,
+            };
+            match (&mut file.writer, &self.encoding) {
+                (Writer::Lines(w), Encoding::Lines(encoder)) => {
+                    self.scratch.clear();
+                    encoder.encode(&rows, &mut self.scratch)?;
+                    w.write_all(&self.scratch).map_err(|e| ConnectorError::Io {
+                        connector: "filesystem".into(),
+                        message: format!(
+                            "table '{}': cannot write {}: {e}",
+                            self.table,
+                            file.in_progress.display()
+                        ),
+                    })?;
+                    file.bytes += self.scratch.len() as u64;
+                }
+                (Writer::Parquet(w), _) => {
+                    w.write(&rows).map_err(|e| ConnectorError::Io {
+                        connector: "filesystem".into(),
+                        message: format!(
+                            "table '{}': cannot write {}: {e}",
+                            self.table,
+                            file.in_progress.display()
+                        ),
+                    })?;
+                    file.bytes = (w.bytes_written() + w.in_progress_size()) as u64;
+                }
+                (Writer::Lines(_), Encoding::Parquet(_)) => {
+                    unreachable!("writers match their encoding")
+                }
+            }
+            file.last_write = Instant::now();
+            self.open.insert(partition, file);
+        }
+        self.roll_due()
+    }
+
+    fn tick_interval(&self) -> Option<Duration> {
+        (self.max_age.is_some() || self.max_idle.is_some()).then_some(TICK)
+    }
+
+    async fn tick(&mut self) -> Result<()> {
+        self.roll_due()
+    }
+
+    async fn close(&mut self) -> Result<()> {
+        let open: Vec<OpenFile> = self.open.drain().map(|(_, f)| f).collect();
+        for file in open {
+            self.finish(file)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,170 @@
+//! Records → Arrow batches, with the table's bad-data policy.
+//!
+//! Records are buffered (their bytes in one growing buffer, no allocation per record) and
+//! decoded a batch at a time by the format's [`BatchDecoder`]. Clean batches take that fast
+//! path only; if a batch fails, its records are decoded one by one to find the bad ones,
+//! which then follow the policy: `fail` names the first bad record, `drop` counts and skips.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arrow::compute::concat_batches;
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+
+use super::{BadData, Format, FormatSpec};
+use crate::error::{ConnectorError, Result};
+
+/// Decodes a batch of records of one format.
+pub(crate) trait BatchDecoder: Send {
+    /// All `records` as one batch of exactly `records.len()` rows, or why not.
+    fn decode(&self, records: &[&[u8]]) -> std::result::Result<RecordBatch, String>;
+}
+
+/// A record that could not be decoded.
+#[derive(Debug, Clone)]
+pub struct BadRecord {
+    /// Where it came from (`file.json:12`, `partition 3 offset 77`).
+    pub position: String,
+    /// Why it could not be decoded.
+    pub reason: String,
+    /// Its bytes.
+    pub raw: Vec<u8>,
+}
+
+/// Buffers records and turns them into batches.
+pub struct RecordDecoder {
+    inner: Box<dyn BatchDecoder>,
+    schema: SchemaRef,
+    table: String,
+    policy: BadData,
+    bytes: Vec<u8>,
+    /// End offset in `bytes` of each buffered record.
+    ends: Vec<usize>,
+    /// Where each buffered record came from: a shared source name and an offset in it.
+    positions: Vec<(Arc<str>, u64)>,
+    bad_records: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for RecordDecoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordDecoder")
+            .field("table", &self.table)
+            .field("pending", &self.ends.len())
+            .finish()
+    }
+}
+
+impl RecordDecoder {
+    /// A decoder for `table`'s format producing `schema`; dropped records are counted in
+    /// `bad_records`.
+    pub fn new(
+        table: &str,
+        spec: &FormatSpec,
+        schema: SchemaRef,
+        bad_records: Arc<AtomicU64>,
+    ) -> Result<Self> {
+        let inner: Box<dyn BatchDecoder> = match spec.format.unwrap_or(Format::Json) {
+            Format::Json => Box::new(super::json::JsonDecoder::new(spec, schema.clone())?),
+            Format::RawString => Box::new(super::raw::RawDecoder::new(schema.clone(), false)?),
+            Format::RawBytes => Box::new(super::raw::RawDecoder::new(schema.clone(), true)?),
+            other => {
+                return Err(ConnectorError::Config(format!(
+                    "format '{}' cannot decode individual records; it is only supported by the filesystem connector",
+                    other.name()
+                )));
+            }
+        };
+        if spec.bad_data == BadData::Dlq {
+            return Err(ConnectorError::Config(
+                "bad_data = 'dlq' is not supported yet; use 'fail' or 'drop'".into(),
+            ));
+        }
+        Ok(RecordDecoder {
+            inner,
+            schema,
+            table: table.to_string(),
+            policy: spec.bad_data,
+            bytes: Vec::new(),
+            ends: Vec::new(),
+            positions: Vec::new(),
+            bad_records,
+        })
+    }
+
+    /// Buffer one record from `source` at `offset`.
+    pub fn push(&mut self, record: &[u8], source: &Arc<str>, offset: u64) {
+        self.bytes.extend_from_slice(record);
+        self.ends.push(self.bytes.len());
+        self.positions.push((source.clone(), offset));
+    }
+
+    /// Records buffered and not yet decoded.
+    pub fn pending(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn records(&self) -> Vec<&[u8]> {
+        let mut start = 0;
+        self.ends
+            .iter()
+            .map(|&end| {
+                let record = &self.bytes[start..end];
+                start = end;
+                record
+            })
+            .collect()
+    }
+
+    /// Decode everything buffered. `Ok(None)` when nothing was buffered (or every record
+    /// was dropped).
+    pub fn flush(&mut self) -> Result<Option<RecordBatch>> {
+        if self.ends.is_empty() {
+            return Ok(None);
+        }
+        let records = self.records();
+        let result = match self.inner.decode(&records) {
+            Ok(batch) => Ok(Some(batch)),
+            Err(_) => self.decode_one_by_one(&records),
+        };
+        self.bytes.clear();
+        self.ends.clear();
+        self.positions.clear();
+        result
+    }
+
+    /// The slow path: find the bad records of a failed batch.
+    fn decode_one_by_one(&self, records: &[&[u8]]) -> Result<Option<RecordBatch>> {
+        let mut good = Vec::new();
+        for (i, record) in records.iter().enumerate() {
+            match self.inner.decode(&[record]) {
+                Ok(batch) => good.push(batch),
+                Err(reason) => {
+                    let (source, offset) = &self.positions[i];
+                    let bad = BadRecord {
+                        position: format!("{source} {offset}"),
+                        reason,
+                        raw: record.to_vec(),
+                    };
+                    match self.policy {
+                        BadData::Fail | BadData::Dlq => {
+                            return Err(ConnectorError::BadData {
+                                table: self.table.clone(),
+                                position: bad.position,
+                                reason: bad.reason,
+                            });
+                        }
+                        BadData::Drop => {
+                            self.bad_records.fetch_add(1, Ordering::Relaxed);
+                            tracing::debug!(table = %self.table, position = %bad.position, reason = %bad.reason, "dropped a bad record");
+                        }
+                    }
+                }
+            }
+        }
+        if good.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(concat_batches(&self.schema, &good)?))
+    }
+}
