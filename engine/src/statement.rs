@@ -57,6 +57,7 @@ fn pipeline_rows(statuses: &[PipelineStatus]) -> Result<Outcome> {
         text("state", statuses.iter().map(|s| s.state.clone())),
         Column::Int("records_in", metric(|m| m.records_in)),
         Column::Int("records_out", metric(|m| m.records_out)),
+        Column::Int("errors", metric(|m| m.errors)),
         Column::Float(
             "records_in_per_sec",
             statuses.iter().map(|s| s.rates.0.round()).collect(),

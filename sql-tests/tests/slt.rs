@@ -108,6 +108,10 @@ async fn run_file(path: &Path) -> Result<(), String> {
         Ok(Laminar { client })
     });
     runner.set_var("http".to_string(), server.http_addr.to_string());
+    // A scratch directory per file for file sources and sinks: ${dir}.
+    let scratch = data_dir.join("files");
+    std::fs::create_dir_all(&scratch).map_err(|e| e.to_string())?;
+    runner.set_var("dir".to_string(), scratch.display().to_string());
     let result = runner
         .run_file_async(path)
         .await
