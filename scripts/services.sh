@@ -29,9 +29,17 @@ apt_install() {
     fi
 }
 
+pip_install() {
+    # Python packages used as independent readers in tests (pyarrow reads our Parquet output).
+    local module=$1 package=$2
+    python3 -c "import $module" 2>/dev/null || python3 -m pip install --quiet "$package" \
+        || python3 -m pip install --quiet --break-system-packages "$package"
+}
+
 install() {
     # Build tools and the psql client used by the docs' quick start and the psql checks.
-    apt_install build-essential pkg-config postgresql-client curl
+    apt_install build-essential pkg-config postgresql-client curl python3 python3-pip
+    pip_install pyarrow pyarrow
     for s in "${SERVICES[@]}"; do "install_$s"; done
 }
 

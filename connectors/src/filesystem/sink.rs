@@ -31,7 +31,7 @@ const TICK: Duration = Duration::from_millis(500);
 
 enum Encoding {
     Lines(RecordEncoder),
-    Parquet(WriterProperties),
+    Parquet(Box<WriterProperties>),
 }
 
 enum Writer {
@@ -115,7 +115,7 @@ impl FileSink {
         })?;
         let format = ctx.format.format.unwrap_or(Format::Json);
         let encoding = match format {
-            Format::Parquet => Encoding::Parquet(parquet_properties(&ctx.format)?),
+            Format::Parquet => Encoding::Parquet(Box::new(parquet_properties(&ctx.format)?)),
             Format::Json | Format::RawString | Format::RawBytes => {
                 Encoding::Lines(RecordEncoder::new(&ctx.format, &ctx.schema)?)
             }
@@ -267,7 +267,7 @@ impl FileSink {
         let writer = match &self.encoding {
             Encoding::Lines(_) => Writer::Lines(BufWriter::with_capacity(1 << 20, file)),
             Encoding::Parquet(props) => Writer::Parquet(Box::new(
-                ArrowWriter::try_new(file, self.schema.clone(), Some(props.clone()))
+                ArrowWriter::try_new(file, self.schema.clone(), Some(props.as_ref().clone()))
                     .map_err(|e| self.io(&in_progress, e))?,
             )),
         };

@@ -131,6 +131,7 @@ mod tests {
             partitions,
             batch_size: 1_000,
             format: FormatSpec::default(),
+            bad_records: Default::default(),
         }
     }
 

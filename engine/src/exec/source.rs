@@ -43,10 +43,19 @@ impl ConnectorPartition {
     }
 }
 
+/// A connector error inside DataFusion, keeping its SQLSTATE; messages already name the
+/// table where it matters (bad records), the rest get it here.
 fn external(table: &str, e: connectors::ConnectorError) -> DataFusionError {
-    DataFusionError::External(Box::new(EngineError::InvalidParameter(format!(
-        "source table '{table}': {e}"
-    ))))
+    let e = match e {
+        connectors::ConnectorError::Io { connector, message } if !message.contains(table) => {
+            connectors::ConnectorError::Io {
+                connector,
+                message: format!("source table '{table}': {message}"),
+            }
+        }
+        other => other,
+    };
+    DataFusionError::External(Box::new(EngineError::Connector(e)))
 }
 
 impl PartitionStream for ConnectorPartition {

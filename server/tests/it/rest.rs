@@ -207,7 +207,7 @@ async fn invalid_config_gets_400_with_the_option_path() {
         body["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("available connectors: blackhole, impulse, nexmark, stdout")
+            .contains("available connectors: blackhole, filesystem, impulse, nexmark, stdout")
     );
 
     let (status, body) = send(post(json!({"connector": "impulse"}))).await;
