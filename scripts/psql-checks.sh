@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build --bin laminar
+# The test build already made the binary with the same features: reuse it.
+cargo test --workspace --no-run --quiet 2>/dev/null || cargo build --bin laminar
 BIN="${CARGO_TARGET_DIR:-target}/debug/laminar"
 WORK=$(mktemp -d)
 PG_PORT=${PSQL_CHECK_PG_PORT:-16875}

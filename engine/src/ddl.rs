@@ -212,6 +212,15 @@ impl Engine {
             }
             .into());
         }
+        if request.format.bad_data == connectors::format::BadData::Dlq {
+            return Err(ConnectorError::InvalidValue {
+                connector: meta.id.to_string(),
+                key: "bad_data".into(),
+                value: "dlq".into(),
+                expected: "fail or drop (dead-letter tables are not supported yet)".into(),
+            }
+            .into());
+        }
         if let Some(format) = request.format.format {
             if meta.formats.is_empty() {
                 return Err(EngineError::InvalidParameter(format!(
