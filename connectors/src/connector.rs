@@ -195,6 +195,17 @@ pub trait Connector: Send + Sync + 'static {
         false
     }
 
+    /// Infer a table's columns from its data (sample records, embedded schemas), for tables
+    /// declared without a column list. `None` when the connector cannot.
+    async fn infer_schema(
+        &self,
+        _profile: &Self::ProfileConfig,
+        _table: &Self::TableConfig,
+        _format: &FormatSpec,
+    ) -> Result<Option<SchemaRef>> {
+        Ok(None)
+    }
+
     /// Check a table definition beyond what the config types express.
     fn validate_table(
         &self,
@@ -272,6 +283,13 @@ pub trait DynConnector: Send + Sync {
     fn implied_schema(&self, table: &Value) -> Result<Option<SchemaRef>>;
     /// See [`Connector::bounded`].
     fn bounded(&self, table: &Value) -> Result<bool>;
+    /// See [`Connector::infer_schema`].
+    async fn infer_schema(
+        &self,
+        profile: &Value,
+        table: &Value,
+        format: &FormatSpec,
+    ) -> Result<Option<SchemaRef>>;
     /// See [`Connector::validate_table`].
     fn validate_table(
         &self,
@@ -331,6 +349,18 @@ impl<C: Connector> DynConnector for C {
     fn bounded(&self, table: &Value) -> Result<bool> {
         let table: C::TableConfig = parse_config(Connector::metadata(self).id, table.clone())?;
         Ok(Connector::bounded(self, &table))
+    }
+
+    async fn infer_schema(
+        &self,
+        profile: &Value,
+        table: &Value,
+        format: &FormatSpec,
+    ) -> Result<Option<SchemaRef>> {
+        let id = Connector::metadata(self).id;
+        let profile: C::ProfileConfig = parse_config(id, profile.clone())?;
+        let table: C::TableConfig = parse_config(id, table.clone())?;
+        Connector::infer_schema(self, &profile, &table, format).await
     }
 
     fn validate_table(

@@ -14,11 +14,12 @@ pub fn parse_type(name: &str) -> Result<DataType> {
         return Ok(list_of(parse_type(inner)?));
     }
     let upper = trimmed.to_ascii_uppercase();
-    if let Some(inner) = upper
-        .strip_prefix("ARRAY<")
-        .and_then(|rest| rest.strip_suffix('>'))
-    {
-        return Ok(list_of(parse_type(inner)?));
+    // Slice the original text so nested field names keep their case.
+    if upper.starts_with("ARRAY<") && upper.ends_with('>') {
+        return Ok(list_of(parse_type(&trimmed[6..trimmed.len() - 1])?));
+    }
+    if upper.starts_with("STRUCT<") && upper.ends_with('>') {
+        return parse_struct(trimmed, &trimmed[7..trimmed.len() - 1]);
     }
     if let Some(args) = upper
         .strip_prefix("DECIMAL")
@@ -94,6 +95,36 @@ fn arrow_primitive(name: &str) -> Option<DataType> {
         "Json" => DataType::Utf8,
         _ => return None,
     })
+}
+
+/// `a BIGINT, b STRUCT<c TEXT>` → struct fields (all nullable).
+fn parse_struct(original: &str, inner: &str) -> Result<DataType> {
+    let mut fields = Vec::new();
+    let mut depth = 0i32;
+    let mut start = 0;
+    let bytes = inner.as_bytes();
+    for i in 0..=bytes.len() {
+        let at_end = i == bytes.len();
+        if !at_end {
+            match bytes[i] {
+                b'<' | b'(' => depth += 1,
+                b'>' | b')' => depth -= 1,
+                _ => {}
+            }
+        }
+        if at_end || (bytes[i] == b',' && depth == 0) {
+            let part = inner[start..i].trim();
+            start = i + 1;
+            if part.is_empty() {
+                continue;
+            }
+            let (name, ty) = part
+                .split_once(char::is_whitespace)
+                .ok_or_else(|| ConnectorError::UnsupportedType(original.to_string()))?;
+            fields.push(Field::new(name.trim_matches('"'), parse_type(ty)?, true));
+        }
+    }
+    Ok(DataType::Struct(fields.into()))
 }
 
 fn list_of(item: DataType) -> DataType {
@@ -221,5 +252,12 @@ mod tests {
             DataType::Timestamp(TimeUnit::Nanosecond, Some("+00:00".into()))
         );
         assert_eq!(parse_type("CHARACTER(4)").unwrap(), DataType::Utf8);
+        let nested =
+            parse_type("STRUCT<Id BIGINT, tags TEXT[], inner STRUCT<x DOUBLE, y DECIMAL(10,2)>>")
+                .unwrap();
+        assert_eq!(
+            sql_type_name(&nested),
+            "STRUCT<Id BIGINT, tags TEXT[], inner STRUCT<x DOUBLE, y DECIMAL(10,2)>>"
+        );
     }
 }

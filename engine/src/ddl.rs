@@ -278,12 +278,28 @@ impl Engine {
                 let fields = schema_to_fields(&implied);
                 (implied, fields, true)
             }
-            (_, None) => {
-                return Err(EngineError::InvalidParameter(format!(
-                    "table '{}' needs a column list: connector '{}' does not define a schema",
-                    request.name, meta.id
-                )));
-            }
+            (_, None) => match connector
+                .infer_schema(&profile_config, &config, &request.format)
+                .await?
+            {
+                // Inferred from data: the stored columns are the schema from now on.
+                Some(schema) => {
+                    let fields = schema_to_fields(&schema);
+                    (fields_to_schema(&fields)?, fields, false)
+                }
+                None => {
+                    return Err(EngineError::InvalidParameter(format!(
+                        "table '{}' needs a column list: connector '{}' does not define a schema{}",
+                        request.name,
+                        meta.id,
+                        if meta.id == "filesystem" {
+                            " and there is no file to infer one from"
+                        } else {
+                            ""
+                        }
+                    )));
+                }
+            },
         };
         if let Some(column) = &request.event_time_field {
             let field = schema.field_with_name(column).map_err(|_| {

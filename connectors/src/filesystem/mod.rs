@@ -1,6 +1,7 @@
 //! `filesystem`: JSON, CSV and Parquet files as sources; JSON and Parquet files as sinks.
 
 mod config;
+mod infer;
 mod paths;
 mod sink;
 mod source;
@@ -39,6 +40,19 @@ impl Connector for FileSystemConnector {
 
     fn bounded(&self, table: &FileSystemTable) -> bool {
         !table.source.as_ref().and_then(|s| s.watch).unwrap_or(false)
+    }
+
+    async fn infer_schema(
+        &self,
+        _profile: &NoProfile,
+        table: &FileSystemTable,
+        format: &crate::format::FormatSpec,
+    ) -> Result<Option<arrow::datatypes::SchemaRef>> {
+        let table = table.clone();
+        let format = format.clone();
+        tokio::task::spawn_blocking(move || infer::infer(&table, &format))
+            .await
+            .map_err(|e| ConnectorError::Config(format!("schema inference failed: {e}")))?
     }
 
     fn validate_table(

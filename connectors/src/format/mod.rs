@@ -13,6 +13,11 @@ mod raw;
 pub use decode::{BadRecord, RecordDecoder};
 pub use encode::RecordEncoder;
 
+/// Whether a table's JSON is `json.unstructured = true`.
+pub fn json_unstructured(spec: &FormatSpec) -> crate::error::Result<bool> {
+    json::unstructured(spec)
+}
+
 use std::collections::BTreeMap;
 
 use schemars::JsonSchema;

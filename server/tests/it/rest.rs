@@ -420,3 +420,49 @@ async fn pipelines_and_jobs() {
     assert_eq!(status, StatusCode::OK);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn schema_test_infers_fields_with_samples() {
+    let dir = DataDir::new("rest-infer");
+    let files = dir.0.join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    std::fs::write(
+        files.join("a.json"),
+        "{\"order_id\": 7, \"customer\": \"ann\", \"amount\": 9.5}\n{\"order_id\": 8, \"customer\": \"bob\", \"amount\": 1.25}\n",
+    )
+    .unwrap();
+    let server = start_in(&dir, None).await;
+    let http = Client::new();
+    let (status, body) = send(
+        http.post(url(&server, "/v1/connection_tables/schemas/test"))
+            .json(&json!({
+                "connector": "filesystem",
+                "config": { "type": "source", "path": files.to_str().unwrap() },
+                "schema": { "format": { "json": {} } }
+            })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let fields = body["data"]["inferred_schema"]["fields"]
+        .as_array()
+        .unwrap();
+    let summary: Vec<(String, String, Value)> = fields
+        .iter()
+        .map(|f| {
+            (
+                f["name"].as_str().unwrap().into(),
+                f["data_type"].as_str().unwrap().into(),
+                f["sample_values"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("order_id".into(), "BIGINT".into(), json!([7, 8])),
+            ("customer".into(), "TEXT".into(), json!(["ann", "bob"])),
+            ("amount".into(), "DOUBLE".into(), json!([9.5, 1.25])),
+        ]
+    );
+    server.shutdown().await;
+}
