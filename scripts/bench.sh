@@ -96,7 +96,7 @@ Measured {datetime.date.today()} on {cores} cores, release build, one pipeline a
 | JSON decode: filesystem source (NDJSON bids, 7 columns) → blackhole | {json_line} |
 | Parquet decode: filesystem source (zstd Parquet bids, 7 columns) → blackhole | {pq_line} |
 
-Peak RSS of the server over both runs: {rss} MiB.
+Peak RSS of the server over all runs: {rss} MiB.
 """
 pattern = re.compile(r"## Spine \(scripts/bench.sh\).*?(?=\n## |\Z)", re.S)
 text = pattern.sub(section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section

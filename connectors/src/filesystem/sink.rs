@@ -380,10 +380,26 @@ impl Sink for FileSink {
     }
 
     async fn close(&mut self) -> Result<()> {
+        self.finish_all()
+    }
+}
+
+impl FileSink {
+    fn finish_all(&mut self) -> Result<()> {
         let open: Vec<OpenFile> = self.open.drain().map(|(_, f)| f).collect();
         for file in open {
             self.finish(file)?;
         }
         Ok(())
+    }
+}
+
+impl Drop for FileSink {
+    /// A stopped pipeline drops its sink without `close`: keep what was written rather than
+    /// leaving it in hidden in-progress files (until checkpoints make this exactly-once).
+    fn drop(&mut self) {
+        if let Err(e) = self.finish_all() {
+            tracing::warn!(table = %self.table, error = %e, "could not finish files of a stopped sink");
+        }
     }
 }
