@@ -133,6 +133,12 @@ pub trait Source: Send {
         Value::Null
     }
 
+    /// Records that could not be decoded since the last call, for the dead-letter table
+    /// (`bad_data = 'dlq'`); the runtime calls this after every `next_batch`.
+    fn take_bad_records(&mut self) -> Vec<crate::format::BadRecord> {
+        Vec::new()
+    }
+
     /// A checkpoint that includes the last snapshot is durable: ack or commit upstream.
     async fn checkpoint_committed(&mut self, _epoch: u64) -> Result<()> {
         Ok(())

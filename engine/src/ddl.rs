@@ -212,14 +212,9 @@ impl Engine {
             }
             .into());
         }
-        if request.format.bad_data == connectors::format::BadData::Dlq {
-            return Err(ConnectorError::InvalidValue {
-                connector: meta.id.to_string(),
-                key: "bad_data".into(),
-                value: "dlq".into(),
-                expected: "fail or drop (dead-letter tables are not supported yet)".into(),
-            }
-            .into());
+        if role == TableRole::Source {
+            self.dead_letter_table(&request.name, &request.format)
+                .await?;
         }
         if let Some(format) = request.format.format {
             if meta.formats.is_empty() {
@@ -414,6 +409,42 @@ impl Engine {
         let profile = self.check_profile(request)?;
         self.catalog.create_profile(&profile).await?;
         Ok(profile)
+    }
+}
+
+impl Engine {
+    /// The dead-letter table of a source with `bad_data = 'dlq'`: `dlq.table` must name a
+    /// sink table with dead-letter columns.
+    pub async fn dead_letter_table(
+        &self,
+        source: &str,
+        format: &FormatSpec,
+    ) -> Result<Option<ResolvedTable>> {
+        let named = format.options.get("dlq.table");
+        match (format.bad_data, named) {
+            (connectors::format::BadData::Dlq, Some(name)) => {
+                if name == source {
+                    return Err(EngineError::InvalidParameter(format!(
+                        "table '{source}' cannot be its own dead-letter table"
+                    )));
+                }
+                let table = self.resolve_table(name).await?;
+                if table.role != TableRole::Sink {
+                    return Err(EngineError::WrongObjectType(format!(
+                        "dead-letter table '{name}' must be a sink table (type = 'sink')"
+                    )));
+                }
+                crate::exec::dlq::check_dlq_schema(name, &table.schema)?;
+                Ok(Some(table))
+            }
+            (connectors::format::BadData::Dlq, None) => Err(EngineError::InvalidParameter(
+                format!("table '{source}': bad_data = 'dlq' needs 'dlq.table' = '<sink table>'"),
+            )),
+            (_, Some(_)) => Err(EngineError::InvalidParameter(
+                "'dlq.table' is only used with bad_data = 'dlq'".into(),
+            )),
+            (_, None) => Ok(None),
+        }
     }
 }
 

@@ -20,7 +20,7 @@ use super::config::{Compression, FileSystemTable};
 use super::paths::list_files;
 use crate::connector::{Source, SourceContext};
 use crate::error::{ConnectorError, Result};
-use crate::format::{Format, FormatSpec, RecordDecoder};
+use crate::format::{BadRecord, Format, FormatSpec, RecordDecoder};
 
 /// Batches in flight between the reader and the query.
 const CHANNEL_BATCHES: usize = 4;
@@ -40,9 +40,17 @@ struct Reader {
     bad_records: Arc<AtomicU64>,
 }
 
+/// What the reader task hands to the source.
+enum Chunk {
+    Batch(RecordBatch),
+    /// Records for the dead-letter table.
+    Bad(Vec<BadRecord>),
+}
+
 /// A running file source.
 pub(super) struct FileSource {
-    batches: mpsc::Receiver<Result<RecordBatch>>,
+    batches: mpsc::Receiver<Result<Chunk>>,
+    bad: Vec<BadRecord>,
 }
 
 impl FileSource {
@@ -83,15 +91,28 @@ impl FileSource {
                 let _ = tx.blocking_send(Err(e));
             }
         });
-        Ok(FileSource { batches: rx })
+        Ok(FileSource {
+            batches: rx,
+            bad: Vec::new(),
+        })
     }
 }
 
 #[async_trait]
 impl Source for FileSource {
     async fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
-        // Cancellation safe: yes (mpsc::Receiver::recv is).
-        self.batches.recv().await.transpose()
+        // Cancellation safe: yes (mpsc::Receiver::recv is; bad records are kept in `self`).
+        loop {
+            match self.batches.recv().await.transpose()? {
+                Some(Chunk::Batch(batch)) => return Ok(Some(batch)),
+                Some(Chunk::Bad(records)) => self.bad.extend(records),
+                None => return Ok(None),
+            }
+        }
+    }
+
+    fn take_bad_records(&mut self) -> Vec<BadRecord> {
+        std::mem::take(&mut self.bad)
     }
 }
 
@@ -105,7 +126,7 @@ fn fnv(text: &str) -> u64 {
 }
 
 impl Reader {
-    fn run(&self, tx: &mpsc::Sender<Result<RecordBatch>>) -> Result<()> {
+    fn run(&self, tx: &mpsc::Sender<Result<Chunk>>) -> Result<()> {
         let mut seen = HashSet::new();
         loop {
             let files = list_files(&self.path, self.pattern.as_ref())?;
@@ -133,10 +154,24 @@ impl Reader {
 
     fn send(
         &self,
-        tx: &mpsc::Sender<Result<RecordBatch>>,
+        tx: &mpsc::Sender<Result<Chunk>>,
         batch: Result<RecordBatch>,
     ) -> std::result::Result<(), Closed> {
-        tx.blocking_send(batch).map_err(|_| Closed)
+        tx.blocking_send(batch.map(Chunk::Batch))
+            .map_err(|_| Closed)
+    }
+
+    /// Hand over the decoder's dead letters, if any.
+    fn send_bad(
+        &self,
+        tx: &mpsc::Sender<Result<Chunk>>,
+        decoder: &mut RecordDecoder,
+    ) -> std::result::Result<(), Closed> {
+        let bad = decoder.take_bad_records();
+        if bad.is_empty() {
+            return Ok(());
+        }
+        tx.blocking_send(Ok(Chunk::Bad(bad))).map_err(|_| Closed)
     }
 
     fn io(&self, file: &Path, e: impl std::fmt::Display) -> ConnectorError {
@@ -154,7 +189,7 @@ impl Reader {
     fn read_file(
         &self,
         file: &Path,
-        tx: &mpsc::Sender<Result<RecordBatch>>,
+        tx: &mpsc::Sender<Result<Chunk>>,
     ) -> std::result::Result<(), Closed> {
         let result = match self.format.format.unwrap_or(Format::Json) {
             Format::Parquet => self.read_parquet(file, tx),
@@ -190,7 +225,7 @@ impl Reader {
     fn read_lines(
         &self,
         file: &Path,
-        tx: &mpsc::Sender<Result<RecordBatch>>,
+        tx: &mpsc::Sender<Result<Chunk>>,
     ) -> Result<std::result::Result<(), Closed>> {
         let source: Arc<str> = Arc::from(format!("{} line", file.display()));
         let mut decoder = RecordDecoder::new(
@@ -217,14 +252,23 @@ impl Reader {
                 continue;
             }
             decoder.push(record, &source, number);
-            if decoder.pending() >= self.batch_size
-                && let Some(batch) = decoder.flush()?
-                && self.send(tx, Ok(batch)).is_err()
-            {
-                return Ok(Err(Closed));
+            if decoder.pending() >= self.batch_size {
+                let batch = decoder.flush()?;
+                if self.send_bad(tx, &mut decoder).is_err() {
+                    return Ok(Err(Closed));
+                }
+                if let Some(batch) = batch
+                    && self.send(tx, Ok(batch)).is_err()
+                {
+                    return Ok(Err(Closed));
+                }
             }
         }
-        if let Some(batch) = decoder.flush()? {
+        let batch = decoder.flush()?;
+        if self.send_bad(tx, &mut decoder).is_err() {
+            return Ok(Err(Closed));
+        }
+        if let Some(batch) = batch {
             return Ok(self.send(tx, Ok(batch)));
         }
         Ok(Ok(()))
@@ -233,7 +277,7 @@ impl Reader {
     fn read_csv(
         &self,
         file: &Path,
-        tx: &mpsc::Sender<Result<RecordBatch>>,
+        tx: &mpsc::Sender<Result<Chunk>>,
     ) -> Result<std::result::Result<(), Closed>> {
         let options = &self.format.options;
         let single = |key: &str, default: u8| -> Result<u8> {
@@ -288,7 +332,7 @@ impl Reader {
     fn read_parquet(
         &self,
         file: &Path,
-        tx: &mpsc::Sender<Result<RecordBatch>>,
+        tx: &mpsc::Sender<Result<Chunk>>,
     ) -> Result<std::result::Result<(), Closed>> {
         let handle = File::open(file).map_err(|e| self.io(file, e))?;
         let builder =

@@ -44,6 +44,8 @@ pub struct RecordDecoder {
     /// Where each buffered record came from: a shared source name and an offset in it.
     positions: Vec<(Arc<str>, u64)>,
     bad_records: Arc<AtomicU64>,
+    /// Bad records kept for the dead-letter table (`bad_data = 'dlq'`).
+    dead_letters: Vec<BadRecord>,
 }
 
 impl std::fmt::Debug for RecordDecoder {
@@ -75,11 +77,6 @@ impl RecordDecoder {
                 )));
             }
         };
-        if spec.bad_data == BadData::Dlq {
-            return Err(ConnectorError::Config(
-                "bad_data = 'dlq' is not supported yet; use 'fail' or 'drop'".into(),
-            ));
-        }
         Ok(RecordDecoder {
             inner,
             schema,
@@ -89,6 +86,7 @@ impl RecordDecoder {
             ends: Vec::new(),
             positions: Vec::new(),
             bad_records,
+            dead_letters: Vec::new(),
         })
     }
 
@@ -116,6 +114,11 @@ impl RecordDecoder {
             .collect()
     }
 
+    /// Bad records collected for the dead-letter table since the last call.
+    pub fn take_bad_records(&mut self) -> Vec<BadRecord> {
+        std::mem::take(&mut self.dead_letters)
+    }
+
     /// Decode everything buffered. `Ok(None)` when nothing was buffered (or every record
     /// was dropped).
     pub fn flush(&mut self) -> Result<Option<RecordBatch>> {
@@ -125,7 +128,12 @@ impl RecordDecoder {
         let records = self.records();
         let result = match self.inner.decode(&records) {
             Ok(batch) => Ok(Some(batch)),
-            Err(_) => self.decode_one_by_one(&records),
+            Err(_) => {
+                let mut letters = Vec::new();
+                let result = self.decode_one_by_one(&records, &mut letters);
+                self.dead_letters.extend(letters);
+                result
+            }
         };
         self.bytes.clear();
         self.ends.clear();
@@ -134,7 +142,11 @@ impl RecordDecoder {
     }
 
     /// The slow path: find the bad records of a failed batch.
-    fn decode_one_by_one(&self, records: &[&[u8]]) -> Result<Option<RecordBatch>> {
+    fn decode_one_by_one(
+        &self,
+        records: &[&[u8]],
+        letters: &mut Vec<BadRecord>,
+    ) -> Result<Option<RecordBatch>> {
         let mut good = Vec::new();
         for (i, record) in records.iter().enumerate() {
             match self.inner.decode(&[record]) {
@@ -147,7 +159,7 @@ impl RecordDecoder {
                         raw: record.to_vec(),
                     };
                     match self.policy {
-                        BadData::Fail | BadData::Dlq => {
+                        BadData::Fail => {
                             return Err(ConnectorError::BadData {
                                 table: self.table.clone(),
                                 position: bad.position,
@@ -157,6 +169,10 @@ impl RecordDecoder {
                         BadData::Drop => {
                             self.bad_records.fetch_add(1, Ordering::Relaxed);
                             tracing::debug!(table = %self.table, position = %bad.position, reason = %bad.reason, "dropped a bad record");
+                        }
+                        BadData::Dlq => {
+                            self.bad_records.fetch_add(1, Ordering::Relaxed);
+                            letters.push(bad);
                         }
                     }
                 }

@@ -2,6 +2,7 @@
 //! streaming operators Laminar substitutes for DataFusion's batch-oriented ones, and the
 //! planner that ties them to the catalog.
 
+pub mod dlq;
 pub mod filter;
 pub mod functions;
 pub mod planner;

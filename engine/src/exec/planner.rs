@@ -155,7 +155,22 @@ impl Engine {
                 }
                 Err(catalog::CatalogError::NotFound { .. }) => {
                     let table = self.resolve_table(name).await?;
-                    self.register(ctx, session, table, insert_target == Some(name), counters)?;
+                    let dlq = self
+                        .dead_letter_table(&table.def.name, &table.format)
+                        .await?;
+                    if let Some(dlq) = &dlq
+                        && !tables.contains(&dlq.def.name)
+                    {
+                        tables.push(dlq.def.name.clone());
+                    }
+                    self.register(
+                        ctx,
+                        session,
+                        table,
+                        dlq,
+                        insert_target == Some(name),
+                        counters,
+                    )?;
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -169,6 +184,7 @@ impl Engine {
         ctx: &SessionContext,
         session: &Session,
         table: ResolvedTable,
+        dlq: Option<ResolvedTable>,
         is_insert_target: bool,
         counters: &Arc<Counters>,
     ) -> Result<()> {
@@ -198,6 +214,7 @@ impl Engine {
                             partitions,
                             session.batch_size,
                             counters.clone(),
+                            dlq.clone(),
                         )) as Arc<dyn PartitionStream>
                     })
                     .collect();

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
-use connectors::SourceContext;
+use connectors::format::BadRecord;
+use connectors::{Sink, SinkContext, Source, SourceContext};
 use datafusion::error::DataFusionError;
 use datafusion::execution::TaskContext;
 use datafusion::physical_plan::SendableRecordBatchStream;
@@ -13,6 +14,7 @@ use futures::stream;
 
 use crate::ddl::ResolvedTable;
 use crate::error::EngineError;
+use crate::exec::dlq::dead_letter_batch;
 use crate::metrics::Counters;
 
 /// One partition of a source table.
@@ -23,6 +25,8 @@ pub struct ConnectorPartition {
     partitions: usize,
     batch_size: usize,
     counters: Arc<Counters>,
+    /// The dead-letter table, for `bad_data = 'dlq'`.
+    dlq: Option<ResolvedTable>,
 }
 
 impl ConnectorPartition {
@@ -32,6 +36,7 @@ impl ConnectorPartition {
         partitions: usize,
         batch_size: usize,
         counters: Arc<Counters>,
+        dlq: Option<ResolvedTable>,
     ) -> Self {
         ConnectorPartition {
             table,
@@ -39,6 +44,7 @@ impl ConnectorPartition {
             partitions,
             batch_size,
             counters,
+            dlq,
         }
     }
 }
@@ -74,33 +80,104 @@ impl PartitionStream for ConnectorPartition {
             bad_records: self.counters.errors.clone(),
         };
         let name = self.table.def.name.clone();
-        let source = self.table.connector.make_source(
+        let schema = self.table.schema.clone();
+        let source = match self.table.connector.make_source(
             &self.table.profile_config,
             &self.table.def.config,
             ctx,
-        );
+        ) {
+            Ok(source) => source,
+            Err(e) => {
+                let failed = stream::once(async move { Err(external(&name, e)) });
+                return Box::pin(RecordBatchStreamAdapter::new(schema, failed));
+            }
+        };
+        let state = PartitionState {
+            source,
+            name,
+            dead_letters: self.dlq.clone().map(DeadLetters::new),
+        };
         let counters = self.counters.clone();
-        let schema = self.table.schema.clone();
         // The source is polled inline by whoever polls the query: dropping the query stream
         // drops the source, so nothing outlives a cancelled or finished query.
-        let batches = stream::unfold(Some((source, name)), move |state| {
+        let batches = stream::unfold(Some(state), move |state| {
             let counters = counters.clone();
             async move {
-                let (source, name) = state?;
-                let mut source = match source {
-                    Ok(source) => source,
-                    Err(e) => return Some((Err(external(&name, e)), None)),
-                };
-                match source.next_batch().await {
+                let mut state = state?;
+                let next = state.source.next_batch().await;
+                let bad = state.source.take_bad_records();
+                if let Some(dlq) = state.dead_letters.as_mut()
+                    && let Err(e) = dlq.write(&state.name, bad).await
+                {
+                    return Some((Err(DataFusionError::External(Box::new(e))), None));
+                }
+                match next {
                     Ok(Some(batch)) => {
                         counters.add_in(batch.num_rows(), batch.get_array_memory_size());
-                        Some((Ok(batch), Some((Ok(source), name))))
+                        Some((Ok(batch), Some(state)))
                     }
-                    Ok(None) => None,
-                    Err(e) => Some((Err(external(&name, e)), None)),
+                    Ok(None) => match state.dead_letters.as_mut() {
+                        Some(dlq) => match dlq.close().await {
+                            Ok(()) => None,
+                            Err(e) => Some((Err(DataFusionError::External(Box::new(e))), None)),
+                        },
+                        None => None,
+                    },
+                    Err(e) => Some((Err(external(&state.name, e)), None)),
                 }
             }
         });
         Box::pin(RecordBatchStreamAdapter::new(schema, batches))
+    }
+}
+
+/// What a partition's stream carries from one batch to the next.
+struct PartitionState {
+    source: Box<dyn Source>,
+    name: String,
+    dead_letters: Option<DeadLetters>,
+}
+
+/// The dead-letter table of a source, its sink opened on the first bad record.
+struct DeadLetters {
+    table: ResolvedTable,
+    sink: Option<Box<dyn Sink>>,
+}
+
+impl DeadLetters {
+    fn new(table: ResolvedTable) -> Self {
+        DeadLetters { table, sink: None }
+    }
+
+    async fn write(&mut self, source: &str, records: Vec<BadRecord>) -> Result<(), EngineError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let batch = dead_letter_batch(&self.table.schema, source, &records)?;
+        let sink = match self.sink.as_mut() {
+            Some(sink) => sink,
+            None => {
+                let ctx = SinkContext {
+                    table_name: self.table.def.name.clone(),
+                    schema: self.table.schema.clone(),
+                    format: self.table.format.clone(),
+                };
+                let sink = self.table.connector.make_sink(
+                    &self.table.profile_config,
+                    &self.table.def.config,
+                    ctx,
+                )?;
+                self.sink.insert(sink)
+            }
+        };
+        sink.write(batch).await?;
+        Ok(())
+    }
+
+    async fn close(&mut self) -> Result<(), EngineError> {
+        if let Some(sink) = self.sink.as_mut() {
+            sink.close().await?;
+        }
+        Ok(())
     }
 }
