@@ -7,7 +7,7 @@
 //! statement goes through one tokenizer.
 
 use datafusion::sql::sqlparser::ast::{ObjectName, SqlOption, Statement};
-use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::dialect::{GenericDialect, PostgreSqlDialect};
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
@@ -143,6 +143,8 @@ pub fn normalize_name(name: &ObjectName) -> String {
 fn parse_one(dialect: &PostgreSqlDialect, tokens: Vec<TokenWithSpan>) -> Result<LaminarStatement> {
     let words = leading_words(&tokens, 3);
     let word = |i: usize| words.get(i).map(String::as_str).unwrap_or_default();
+    // Kept for a second attempt at CREATE TABLE (see below).
+    let create_tokens = (word(0) == "CREATE").then(|| tokens.clone());
     let mut parser = Parser::new(dialect).with_tokens_with_locations(tokens);
     let skip = |parser: &mut Parser<'_>, n: usize| {
         for _ in 0..n {
@@ -214,7 +216,22 @@ fn parse_one(dialect: &PostgreSqlDialect, tokens: Vec<TokenWithSpan>) -> Result<
             skip(&mut parser, 3);
             LaminarStatement::ShowProfiles
         }
-        _ => LaminarStatement::Sql(Box::new(parser.parse_statement().map_err(syntax)?)),
+        _ => match (parser.parse_statement(), create_tokens) {
+            (Ok(statement), _) => LaminarStatement::Sql(Box::new(statement)),
+            // The PostgreSQL dialect has no STRUCT<...> column type; the generic dialect does.
+            (Err(first), Some(tokens)) => {
+                let mut generic =
+                    Parser::new(&GenericDialect {}).with_tokens_with_locations(tokens);
+                match generic.parse_statement() {
+                    Ok(statement @ Statement::CreateTable(_)) => {
+                        parser = generic;
+                        LaminarStatement::Sql(Box::new(statement))
+                    }
+                    _ => return Err(syntax(first)),
+                }
+            }
+            (Err(e), None) => return Err(syntax(e)),
+        },
     };
     // Anything left over is a syntax error, not silently ignored.
     let rest = parser.peek_token();
