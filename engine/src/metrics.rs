@@ -1,7 +1,7 @@
 //! Live counters of a running query or pipeline.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use catalog::JobMetrics;
@@ -16,6 +16,20 @@ pub struct Counters {
     /// Bad records dropped by sources (shared with them, hence the `Arc`).
     pub errors: Arc<AtomicU64>,
     started: Instant,
+    window: Mutex<RateWindow>,
+}
+
+/// Shortest window rates are measured over.
+const RATE_WINDOW_SECS: f64 = 1.0;
+
+/// The last reading rates were computed from.
+#[derive(Debug)]
+struct RateWindow {
+    at: Instant,
+    records_in: u64,
+    records_out: u64,
+    rates: (f64, f64),
+    measured: bool,
 }
 
 impl Default for Counters {
@@ -27,6 +41,13 @@ impl Default for Counters {
             bytes_out: AtomicU64::new(0),
             errors: Arc::new(AtomicU64::new(0)),
             started: Instant::now(),
+            window: Mutex::new(RateWindow {
+                at: Instant::now(),
+                records_in: 0,
+                records_out: 0,
+                rates: (0.0, 0.0),
+                measured: false,
+            }),
         }
     }
 }
@@ -56,10 +77,27 @@ impl Counters {
         }
     }
 
-    /// Records per second in and out since the job started.
+    /// Records per second in and out: over the last measuring window (at least a second
+    /// between readings), or since the start before the first window closes.
     pub fn rates(&self) -> (f64, f64) {
-        let secs = self.started.elapsed().as_secs_f64().max(1e-3);
+        let now = Instant::now();
         let m = self.snapshot();
+        let mut window = self.window.lock().unwrap_or_else(|p| p.into_inner());
+        let elapsed = now.duration_since(window.at).as_secs_f64();
+        if elapsed >= RATE_WINDOW_SECS {
+            window.rates = (
+                (m.records_in - window.records_in) as f64 / elapsed,
+                (m.records_out - window.records_out) as f64 / elapsed,
+            );
+            window.at = now;
+            window.records_in = m.records_in;
+            window.records_out = m.records_out;
+            window.measured = true;
+        }
+        if window.measured {
+            return window.rates;
+        }
+        let secs = self.started.elapsed().as_secs_f64().max(1e-3);
         (m.records_in as f64 / secs, m.records_out as f64 / secs)
     }
 }

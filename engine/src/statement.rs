@@ -11,7 +11,6 @@ use datafusion::sql::sqlparser::ast::{
     ColumnOption, CreateTable, CreateTableOptions, CreateView, Expr, ObjectType, Set,
     ShowStatementOptions, Statement,
 };
-use futures::TryStreamExt;
 
 use crate::Engine;
 use crate::ddl::{ProfileRequest, TableRequest};
@@ -320,13 +319,26 @@ impl Engine {
                 let status = self.create_pipeline(None, &insert, session, None).await?;
                 self.created_pipeline(&status)
             }
-            explain @ Statement::Explain { .. } => {
-                let planned = self.plan(session, &explain).await?;
-                let schema = planned.schema();
-                let batches = execute_stream(planned.plan, planned.task_ctx)?
-                    .try_collect::<Vec<_>>()
-                    .await?;
-                Ok(Outcome::Rows(schema, batches))
+            Statement::Explain {
+                statement,
+                analyze: false,
+                ..
+            } => {
+                // Plan the statement ourselves, so EXPLAIN shows the operators that really run.
+                let planned = self.plan(session, &statement).await?;
+                let physical = datafusion::physical_plan::displayable(planned.plan.as_ref())
+                    .indent(true)
+                    .to_string();
+                Ok(rows(batch(vec![
+                    text(
+                        "plan_type",
+                        ["logical_plan".to_string(), "physical_plan".to_string()],
+                    ),
+                    text(
+                        "plan",
+                        [planned.logical.display_indent().to_string(), physical],
+                    ),
+                ])?))
             }
             query @ Statement::Query(_) => {
                 let planned = self.plan(session, &query).await?;

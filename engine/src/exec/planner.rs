@@ -27,6 +27,9 @@ use crate::sql::parse::{LaminarStatement, normalize_name, parse_sql};
 
 /// A statement planned and ready to execute.
 pub struct Planned {
+    /// The optimized logical plan (shown by EXPLAIN).
+    pub logical: datafusion::logical_expr::LogicalPlan,
+    /// The physical plan that runs, with Laminar's streaming operators swapped in.
     pub plan: Arc<dyn ExecutionPlan>,
     pub task_ctx: Arc<TaskContext>,
     pub counters: Arc<Counters>,
@@ -94,6 +97,7 @@ impl Engine {
             .await?;
         }
         let logical = ctx.state().statement_to_plan(df_statement).await?;
+        let optimized = ctx.state().optimize(&logical)?;
         let physical = ctx
             .state()
             .create_physical_plan(&logical)
@@ -101,6 +105,7 @@ impl Engine {
             .map_err(explain_pipeline_breakers)?;
         let plan = use_streaming_filters(physical)?;
         Ok(Planned {
+            logical: optimized,
             plan,
             task_ctx: ctx.task_ctx(),
             counters,
