@@ -9,12 +9,24 @@
 # Services are added here by the issues that need them (Kafka-compatible broker, mosquitto,
 # nats-server, rabbitmq-server, redis-server, a Kinesis-compatible endpoint, ...). Each one is
 # listed in SERVICES with an install, start, check and stop function. The connectors built so
-# far (impulse, nexmark, stdout, blackhole) need no external service, so the list is empty;
-# the tools every test run needs (a C toolchain, psql) are installed by `install`.
+# far need one external service, moto (an S3-compatible endpoint for the filesystem
+# connector's object-store paths); the tools every test run needs (a C toolchain, psql,
+# pyarrow as an independent Parquet reader) are installed by `install`.
 set -euo pipefail
 
 RUN_DIR="${LAMINAR_SERVICES_DIR:-${TMPDIR:-/tmp}/laminar-services}"
-SERVICES=()
+SERVICES=(moto)
+
+# --- moto: an S3-compatible endpoint (and Kinesis, later) on 127.0.0.1:5000, in memory.
+MOTO_PORT=${LAMINAR_MOTO_PORT:-5000}
+install_moto() { pip_install moto "moto[server]"; }
+start_moto() {
+    check_moto && return 0
+    nohup moto_server -H 127.0.0.1 -p "$MOTO_PORT" >"$RUN_DIR/moto.log" 2>&1 &
+    echo $! >"$RUN_DIR/moto.pid"
+}
+check_moto() { curl -sf -o /dev/null "http://127.0.0.1:$MOTO_PORT/moto-api/"; }
+stop_moto() { [ -f "$RUN_DIR/moto.pid" ] && kill "$(cat "$RUN_DIR/moto.pid")" 2>/dev/null; rm -f "$RUN_DIR/moto.pid"; }
 
 apt_install() {
     local missing=()

@@ -112,6 +112,12 @@ async fn run_file(path: &Path) -> Result<(), String> {
     let scratch = data_dir.join("files");
     std::fs::create_dir_all(&scratch).map_err(|e| e.to_string())?;
     runner.set_var("dir".to_string(), scratch.display().to_string());
+    // The S3-compatible endpoint scripts/services.sh starts (moto), and a key prefix unique
+    // to this run.
+    let s3 = std::env::var("LAMINAR_TEST_S3_ENDPOINT")
+        .unwrap_or_else(|_| "http://127.0.0.1:5000".into());
+    runner.set_var("s3".to_string(), s3);
+    runner.set_var("run".to_string(), format!("run{}", std::process::id()));
     let result = runner
         .run_file_async(path)
         .await

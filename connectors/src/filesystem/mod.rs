@@ -2,6 +2,7 @@
 
 mod config;
 mod infer;
+mod location;
 mod paths;
 mod sink;
 mod source;
@@ -62,12 +63,7 @@ impl Connector for FileSystemConnector {
         role: TableRole,
         _schema: &arrow::datatypes::SchemaRef,
     ) -> Result<()> {
-        paths::local_path(&table.path)?;
-        if table.storage.is_some() {
-            return Err(ConnectorError::Config(
-                "storage.* options are for object stores, which the filesystem connector does not support yet".into(),
-            ));
-        }
+        location::Location::resolve(&table.path, table.storage.as_ref())?;
         match role {
             TableRole::Source => {
                 if table.rolling_policy.is_some()

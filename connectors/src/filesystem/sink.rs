@@ -21,6 +21,7 @@ use parquet::basic::{Compression as ParquetCompression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
 use super::config::{FileSystemTable, parse_duration, parse_size};
+use super::location::{Location, put_object};
 use super::paths::local_path;
 use crate::connector::{Sink, SinkContext};
 use crate::error::{ConnectorError, Result};
@@ -39,6 +40,34 @@ enum Writer {
     Parquet(Box<ArrowWriter<File>>),
 }
 
+/// Where finished files of an object-store table go.
+struct Upload {
+    store: std::sync::Arc<dyn object_store::ObjectStore>,
+    prefix: object_store::path::Path,
+    url: String,
+    staging: PathBuf,
+}
+
+impl Upload {
+    /// Upload finished local files (each becomes visible whole) and remove them locally.
+    async fn send(&self, files: Vec<PathBuf>) -> Result<()> {
+        for path in files {
+            let bytes = std::fs::read(&path).map_err(|e| ConnectorError::Io {
+                connector: "filesystem".into(),
+                message: format!("cannot read staged file {}: {e}", path.display()),
+            })?;
+            let relative = path.strip_prefix(&self.staging).unwrap_or(&path);
+            let mut key = self.prefix.clone();
+            for part in relative.iter() {
+                key = key.join(part.to_string_lossy().into_owned());
+            }
+            put_object(self.store.as_ref(), &key, bytes, &self.url).await?;
+            let _ = std::fs::remove_file(&path);
+        }
+        Ok(())
+    }
+}
+
 struct OpenFile {
     in_progress: PathBuf,
     target: PathBuf,
@@ -51,6 +80,11 @@ struct OpenFile {
 pub(super) struct FileSink {
     table: String,
     dir: PathBuf,
+    /// For object-store tables: `dir` is a local staging directory and finished files are
+    /// uploaded from it.
+    upload: Option<Upload>,
+    /// Finished files waiting for upload.
+    finished: Vec<PathBuf>,
     schema: SchemaRef,
     encoding: Encoding,
     prefix: String,
@@ -108,7 +142,25 @@ fn parquet_properties(spec: &FormatSpec) -> Result<WriterProperties> {
 
 impl FileSink {
     pub(super) fn new(table: &FileSystemTable, ctx: SinkContext) -> Result<Self> {
-        let dir = local_path(&table.path)?;
+        let (dir, upload) = match Location::resolve(&table.path, table.storage.as_ref())? {
+            Location::Local(path) => (local_path(&path)?, None),
+            Location::Store { store, prefix, url } => {
+                let staging = std::env::temp_dir().join(format!(
+                    "laminar-sink-{}-{}",
+                    std::process::id(),
+                    ctx.table_name
+                ));
+                (
+                    staging.clone(),
+                    Some(Upload {
+                        store,
+                        prefix,
+                        url,
+                        staging,
+                    }),
+                )
+            }
+        };
         std::fs::create_dir_all(&dir).map_err(|e| ConnectorError::Io {
             connector: "filesystem".into(),
             message: format!("cannot create {}: {e}", dir.display()),
@@ -160,6 +212,8 @@ impl FileSink {
         Ok(FileSink {
             table: ctx.table_name.clone(),
             dir,
+            upload,
+            finished: Vec::new(),
             schema: ctx.schema.clone(),
             encoding,
             prefix: naming.prefix.unwrap_or_else(|| "part".into()),
@@ -282,7 +336,7 @@ impl FileSink {
         })
     }
 
-    fn finish(&self, file: OpenFile) -> Result<()> {
+    fn finish(&mut self, file: OpenFile) -> Result<()> {
         match file.writer {
             Writer::Lines(mut w) => {
                 w.flush().map_err(|e| self.io(&file.in_progress, e))?;
@@ -298,6 +352,9 @@ impl FileSink {
             }
         }
         std::fs::rename(&file.in_progress, &file.target).map_err(|e| self.io(&file.target, e))?;
+        if self.upload.is_some() {
+            self.finished.push(file.target);
+        }
         Ok(())
     }
 
@@ -368,7 +425,8 @@ impl Sink for FileSink {
             file.last_write = Instant::now();
             self.open.insert(partition, file);
         }
-        self.roll_due()
+        self.roll_due()?;
+        self.upload_finished().await
     }
 
     fn tick_interval(&self) -> Option<Duration> {
@@ -376,15 +434,26 @@ impl Sink for FileSink {
     }
 
     async fn tick(&mut self) -> Result<()> {
-        self.roll_due()
+        self.roll_due()?;
+        self.upload_finished().await
     }
 
     async fn close(&mut self) -> Result<()> {
-        self.finish_all()
+        self.finish_all()?;
+        self.upload_finished().await
     }
 }
 
 impl FileSink {
+    async fn upload_finished(&mut self) -> Result<()> {
+        match &self.upload {
+            Some(upload) if !self.finished.is_empty() => {
+                upload.send(std::mem::take(&mut self.finished)).await
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn finish_all(&mut self) -> Result<()> {
         let open: Vec<OpenFile> = self.open.drain().map(|(_, f)| f).collect();
         for file in open {
@@ -400,6 +469,20 @@ impl Drop for FileSink {
     fn drop(&mut self) {
         if let Err(e) = self.finish_all() {
             tracing::warn!(table = %self.table, error = %e, "could not finish files of a stopped sink");
+        }
+        // Object-store tables: upload what was finished, in the background.
+        if let (Some(upload), Ok(runtime)) =
+            (self.upload.take(), tokio::runtime::Handle::try_current())
+        {
+            let files = std::mem::take(&mut self.finished);
+            let table = self.table.clone();
+            if !files.is_empty() {
+                runtime.spawn(async move {
+                    if let Err(e) = upload.send(files).await {
+                        tracing::warn!(table = %table, error = %e, "could not upload files of a stopped sink");
+                    }
+                });
+            }
         }
     }
 }

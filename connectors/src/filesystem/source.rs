@@ -3,7 +3,6 @@
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -17,6 +16,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use tokio::sync::mpsc;
 
 use super::config::{Compression, FileSystemTable};
+use super::location::{FileRef, Location, get_object, list_objects};
 use super::paths::list_files;
 use crate::connector::{Source, SourceContext};
 use crate::error::{ConnectorError, Result};
@@ -28,7 +28,9 @@ const CHANNEL_BATCHES: usize = 4;
 /// Everything the reader task needs.
 struct Reader {
     table: String,
-    path: String,
+    location: Location,
+    /// For object-store calls from the blocking reader thread.
+    runtime: tokio::runtime::Handle,
     pattern: Option<regex::Regex>,
     compression: Option<Compression>,
     watch: Option<Duration>,
@@ -69,7 +71,8 @@ impl FileSource {
             })?;
         let reader = Reader {
             table: ctx.table_name.clone(),
-            path: table.path.clone(),
+            location: Location::resolve(&table.path, table.storage.as_ref())?,
+            runtime: tokio::runtime::Handle::current(),
             pattern,
             compression: options.compression,
             watch: options
@@ -129,9 +132,25 @@ impl Reader {
     fn run(&self, tx: &mpsc::Sender<Result<Chunk>>) -> Result<()> {
         let mut seen = HashSet::new();
         loop {
-            let files = list_files(&self.path, self.pattern.as_ref())?;
+            let files: Vec<FileRef> = match &self.location {
+                Location::Local(path) => list_files(path, self.pattern.as_ref())?
+                    .into_iter()
+                    .map(FileRef::Local)
+                    .collect(),
+                Location::Store { store, prefix, url } => self
+                    .runtime
+                    .block_on(list_objects(
+                        store.as_ref(),
+                        prefix,
+                        url,
+                        self.pattern.as_ref(),
+                    ))?
+                    .into_iter()
+                    .map(FileRef::Object)
+                    .collect(),
+            };
             for file in files {
-                let name = file.to_string_lossy().to_string();
+                let name = file.to_string();
                 // Each file belongs to one partition; the same one on every listing.
                 if fnv(&name) % self.partitions as u64 != self.partition as u64
                     || !seen.insert(name)
@@ -174,21 +193,25 @@ impl Reader {
         tx.blocking_send(Ok(Chunk::Bad(bad))).map_err(|_| Closed)
     }
 
-    fn io(&self, file: &Path, e: impl std::fmt::Display) -> ConnectorError {
+    fn io(&self, file: &FileRef, e: impl std::fmt::Display) -> ConnectorError {
         ConnectorError::Io {
             connector: "filesystem".into(),
-            message: format!(
-                "table '{}': cannot read {}: {e}",
-                self.table,
-                file.display()
-            ),
+            message: format!("table '{}': cannot read {file}: {e}", self.table),
         }
+    }
+
+    /// An object's bytes (objects are read whole).
+    fn fetch(&self, key: &object_store::path::Path) -> Result<bytes::Bytes> {
+        let Location::Store { store, url, .. } = &self.location else {
+            return Err(ConnectorError::Config("not an object-store table".into()));
+        };
+        self.runtime.block_on(get_object(store.as_ref(), key, url))
     }
 
     /// Read one file; an error is sent to the query (which fails) and reading stops.
     fn read_file(
         &self,
-        file: &Path,
+        file: &FileRef,
         tx: &mpsc::Sender<Result<Chunk>>,
     ) -> std::result::Result<(), Closed> {
         let result = match self.format.format.unwrap_or(Format::Json) {
@@ -205,9 +228,20 @@ impl Reader {
         }
     }
 
-    fn open(&self, file: &Path) -> Result<Box<dyn Read + Send>> {
-        let raw = File::open(file).map_err(|e| self.io(file, e))?;
-        let by_extension = match file.extension().and_then(|e| e.to_str()) {
+    fn open(&self, file: &FileRef) -> Result<Box<dyn Read + Send>> {
+        let (raw, extension): (Box<dyn Read + Send>, Option<String>) = match file {
+            FileRef::Local(path) => (
+                Box::new(File::open(path).map_err(|e| self.io(file, e))?),
+                path.extension()
+                    .and_then(|e| e.to_str())
+                    .map(str::to_string),
+            ),
+            FileRef::Object(key) => (
+                Box::new(std::io::Cursor::new(self.fetch(key)?)),
+                key.extension().map(str::to_string),
+            ),
+        };
+        let by_extension = match extension.as_deref() {
             Some("gz") => Compression::Gzip,
             Some("zst") => Compression::Zstd,
             _ => Compression::None,
@@ -224,10 +258,10 @@ impl Reader {
     /// Newline-delimited records (json, raw_string, raw_bytes) through the record decoder.
     fn read_lines(
         &self,
-        file: &Path,
+        file: &FileRef,
         tx: &mpsc::Sender<Result<Chunk>>,
     ) -> Result<std::result::Result<(), Closed>> {
-        let source: Arc<str> = Arc::from(format!("{} line", file.display()));
+        let source: Arc<str> = Arc::from(format!("{file} line"));
         let mut decoder = RecordDecoder::new(
             &self.table,
             &self.format,
@@ -276,7 +310,7 @@ impl Reader {
 
     fn read_csv(
         &self,
-        file: &Path,
+        file: &FileRef,
         tx: &mpsc::Sender<Result<Chunk>>,
     ) -> Result<std::result::Result<(), Closed>> {
         let options = &self.format.options;
@@ -319,7 +353,7 @@ impl Reader {
         for batch in reader {
             let batch = batch.map_err(|e| ConnectorError::BadData {
                 table: self.table.clone(),
-                position: file.display().to_string(),
+                position: file.to_string(),
                 reason: e.to_string(),
             })?;
             if self.send(tx, Ok(batch)).is_err() {
@@ -331,12 +365,30 @@ impl Reader {
 
     fn read_parquet(
         &self,
-        file: &Path,
+        file: &FileRef,
         tx: &mpsc::Sender<Result<Chunk>>,
     ) -> Result<std::result::Result<(), Closed>> {
-        let handle = File::open(file).map_err(|e| self.io(file, e))?;
-        let builder =
-            ParquetRecordBatchReaderBuilder::try_new(handle).map_err(|e| self.io(file, e))?;
+        match file {
+            FileRef::Local(path) => {
+                let handle = File::open(path).map_err(|e| self.io(file, e))?;
+                let builder = ParquetRecordBatchReaderBuilder::try_new(handle)
+                    .map_err(|e| self.io(file, e))?;
+                self.read_parquet_with(file, builder, tx)
+            }
+            FileRef::Object(key) => {
+                let builder = ParquetRecordBatchReaderBuilder::try_new(self.fetch(key)?)
+                    .map_err(|e| self.io(file, e))?;
+                self.read_parquet_with(file, builder, tx)
+            }
+        }
+    }
+
+    fn read_parquet_with<R: parquet::file::reader::ChunkReader + 'static>(
+        &self,
+        file: &FileRef,
+        builder: ParquetRecordBatchReaderBuilder<R>,
+        tx: &mpsc::Sender<Result<Chunk>>,
+    ) -> Result<std::result::Result<(), Closed>> {
         let file_schema = builder.schema().clone();
         // Read only the table's columns (projection pushdown), matched by name.
         let mut indices = Vec::with_capacity(self.schema.fields().len());
@@ -346,7 +398,7 @@ impl Reader {
                     .index_of(field.name())
                     .map_err(|_| ConnectorError::BadData {
                         table: self.table.clone(),
-                        position: file.display().to_string(),
+                        position: file.to_string(),
                         reason: format!("the file has no column '{}'", field.name()),
                     })?;
             indices.push(index);
@@ -372,7 +424,7 @@ impl Reader {
                     } else {
                         cast(column, f.data_type()).map_err(|e| ConnectorError::BadData {
                             table: self.table.clone(),
-                            position: file.display().to_string(),
+                            position: file.to_string(),
                             reason: format!("column '{}': {e}", f.name()),
                         })
                     }
