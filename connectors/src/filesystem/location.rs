@@ -10,6 +10,18 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use url::Url;
 
 use super::paths::local_path;
+use crate::options::hint_for;
+
+/// The `storage.*` keys most S3 users need (object_store accepts more, e.g. `aws_virtual_hosted_style_request`).
+const S3_KEYS: &[&str] = &[
+    "aws_region",
+    "aws_endpoint",
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "aws_session_token",
+    "aws_allow_http",
+    "aws_virtual_hosted_style_request",
+];
 use crate::error::{ConnectorError, Result};
 
 /// A table's `path`, resolved.
@@ -73,6 +85,16 @@ impl Location {
                 let url =
                     Url::parse(path).map_err(|e| invalid(path, format!("a valid URL ({e})")))?;
                 let options = storage.cloned().unwrap_or_default();
+                // object_store ignores keys it does not know; a misspelled one is an error here.
+                for key in options.keys() {
+                    if key.parse::<object_store::aws::AmazonS3ConfigKey>().is_err() {
+                        return Err(ConnectorError::UnknownOption {
+                            connector: "filesystem".into(),
+                            key: format!("storage.{key}"),
+                            hint: hint_for(key, S3_KEYS.iter().copied()),
+                        });
+                    }
+                }
                 let (store, prefix) = object_store::parse_url_opts(&url, options).map_err(|e| {
                     invalid(
                         path,
