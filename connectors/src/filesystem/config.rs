@@ -49,6 +49,26 @@ pub enum Compression {
     Zstd,
 }
 
+impl Compression {
+    /// `raw` decompressed as `chosen` says, or else as the file extension (`gz`, `zst`) says.
+    pub(super) fn reader(
+        chosen: Option<Compression>,
+        extension: Option<&str>,
+        raw: Box<dyn std::io::Read + Send>,
+    ) -> std::io::Result<Box<dyn std::io::Read + Send>> {
+        let by_extension = match extension {
+            Some("gz") => Compression::Gzip,
+            Some("zst") => Compression::Zstd,
+            _ => Compression::None,
+        };
+        Ok(match chosen.unwrap_or(by_extension) {
+            Compression::None => raw,
+            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw)),
+            Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(raw)?),
+        })
+    }
+}
+
 /// `rolling_policy.*` options.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

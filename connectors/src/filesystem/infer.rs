@@ -56,20 +56,10 @@ fn normalized(schema: &Schema) -> SchemaRef {
     ))
 }
 
-fn open(file: &std::path::Path, compression: Option<Compression>) -> Result<Box<dyn Read>> {
+fn open(file: &std::path::Path, compression: Option<Compression>) -> Result<Box<dyn Read + Send>> {
     let raw = File::open(file).map_err(|e| io(file, e))?;
-    let by_extension = match file.extension().and_then(|e| e.to_str()) {
-        Some("gz") => Compression::Gzip,
-        Some("zst") => Compression::Zstd,
-        _ => Compression::None,
-    };
-    Ok(match compression.unwrap_or(by_extension) {
-        Compression::None => Box::new(raw),
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw)),
-        Compression::Zstd => {
-            Box::new(zstd::stream::read::Decoder::new(raw).map_err(|e| io(file, e))?)
-        }
-    })
+    let extension = file.extension().and_then(|e| e.to_str());
+    Compression::reader(compression, extension, Box::new(raw)).map_err(|e| io(file, e))
 }
 
 /// Top-level keys of a JSON object in the order they are written (empty if not an object).

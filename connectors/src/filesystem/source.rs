@@ -241,18 +241,8 @@ impl Reader {
                 key.extension().map(str::to_string),
             ),
         };
-        let by_extension = match extension.as_deref() {
-            Some("gz") => Compression::Gzip,
-            Some("zst") => Compression::Zstd,
-            _ => Compression::None,
-        };
-        Ok(match self.compression.unwrap_or(by_extension) {
-            Compression::None => Box::new(raw),
-            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw)),
-            Compression::Zstd => {
-                Box::new(zstd::stream::read::Decoder::new(raw).map_err(|e| self.io(file, e))?)
-            }
-        })
+        Compression::reader(self.compression, extension.as_deref(), raw)
+            .map_err(|e| self.io(file, e))
     }
 
     /// Newline-delimited records (json, raw_string, raw_bytes) through the record decoder.

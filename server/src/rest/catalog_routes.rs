@@ -95,11 +95,7 @@ pub(crate) async fn create_profile(
 }
 
 pub(crate) async fn list_profiles(State(engine): State<Arc<Engine>>) -> ApiResult {
-    let profiles = engine
-        .catalog
-        .profiles()
-        .await
-        .map_err(engine::EngineError::from)?;
+    let profiles = engine.catalog.profiles().await?;
     data(profiles.iter().map(profile_json).collect())
 }
 
@@ -107,11 +103,7 @@ pub(crate) async fn get_profile(
     State(engine): State<Arc<Engine>>,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let profile = engine
-        .catalog
-        .profile(&id)
-        .await
-        .map_err(engine::EngineError::from)?;
+    let profile = engine.catalog.profile(&id).await?;
     data(profile_json(&profile))
 }
 
@@ -119,11 +111,7 @@ pub(crate) async fn delete_profile(
     State(engine): State<Arc<Engine>>,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let profile = engine
-        .catalog
-        .drop_profile(&id)
-        .await
-        .map_err(engine::EngineError::from)?;
+    let profile = engine.catalog.drop_profile(&id).await?;
     data(json!({ "message": format!("connection profile '{}' deleted", profile.name) }))
 }
 
@@ -162,11 +150,7 @@ pub(crate) async fn autocomplete(
     Path(id): Path<String>,
     Query(params): Query<HashMap<String, String>>,
 ) -> ApiResult {
-    let profile = engine
-        .catalog
-        .profile(&id)
-        .await
-        .map_err(engine::EngineError::from)?;
+    let profile = engine.catalog.profile(&id).await?;
     let connector = engine.registry.get(&profile.connector)?;
     let kinds = connector.autocomplete(&profile.config).await?;
     let wanted = params.get("type");
@@ -365,8 +349,7 @@ pub(crate) async fn list_tables(
     let tables: Vec<TableDef> = engine
         .catalog
         .tables()
-        .await
-        .map_err(engine::EngineError::from)?
+        .await?
         .into_iter()
         .filter(|t| params.get("type").is_none_or(|ty| &t.table_type == ty))
         .filter(|t| params.get("connector").is_none_or(|c| &t.connector == c))
@@ -387,11 +370,7 @@ pub(crate) async fn get_table(
     State(engine): State<Arc<Engine>>,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let table = engine
-        .catalog
-        .table(&id)
-        .await
-        .map_err(engine::EngineError::from)?;
+    let table = engine.catalog.table(&id).await?;
     data(table_json(&table))
 }
 
@@ -399,11 +378,7 @@ pub(crate) async fn delete_table(
     State(engine): State<Arc<Engine>>,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let table = engine
-        .catalog
-        .drop_table(&id)
-        .await
-        .map_err(engine::EngineError::from)?;
+    let table = engine.catalog.drop_table(&id).await?;
     data(json!({ "message": format!("table '{}' deleted", table.name) }))
 }
 

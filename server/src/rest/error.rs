@@ -80,6 +80,12 @@ impl From<EngineError> for ApiError {
     }
 }
 
+impl From<CatalogError> for ApiError {
+    fn from(e: CatalogError) -> Self {
+        EngineError::from(e).into()
+    }
+}
+
 impl From<connectors::ConnectorError> for ApiError {
     fn from(e: connectors::ConnectorError) -> Self {
         EngineError::from(e).into()

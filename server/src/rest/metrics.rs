@@ -77,12 +77,7 @@ pub(crate) async fn prometheus(
             s.def.id
         );
     }
-    let tables = engine
-        .catalog
-        .tables()
-        .await
-        .map_err(engine::EngineError::from)?
-        .len();
+    let tables = engine.catalog.tables().await?.len();
     let _ = writeln!(out, "# HELP laminar_tables Tables in the catalog.");
     let _ = writeln!(out, "# TYPE laminar_tables gauge");
     let _ = writeln!(out, "laminar_tables {tables}");

@@ -176,11 +176,7 @@ pub(crate) async fn pipeline_jobs(
     State(engine): State<Arc<Engine>>,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let def = engine
-        .catalog
-        .pipeline(&id)
-        .await
-        .map_err(engine::EngineError::from)?;
+    let def = engine.catalog.pipeline(&id).await?;
     let jobs: Vec<Value> = engine
         .jobs()
         .await?
