@@ -203,6 +203,40 @@ impl QueryHandler {
         Ok(())
     }
 
+    /// `DECLARE name [NO SCROLL] CURSOR [WITH HOLD] FOR query`: start the query and keep its
+    /// stream under the cursor's name (simple and extended protocol alike).
+    async fn declare_cursor(
+        &self,
+        conn: &mut ConnState,
+        stmts: &[engine::sqlparser::ast::Declare],
+    ) -> Result<(), EngineError> {
+        let declare = stmts
+            .first()
+            .ok_or_else(|| EngineError::Syntax("empty DECLARE".into()))?;
+        let (Some(name), Some(query)) = (declare.names.first(), &declare.for_query) else {
+            return Err(EngineError::Syntax(
+                "expected DECLARE <name> CURSOR FOR <query>".into(),
+            ));
+        };
+        let name = ident_name(name);
+        let hold = declare.hold == Some(true);
+        if conn.cursors.contains_key(&name) {
+            return Err(EngineError::InvalidParameter(format!(
+                "cursor \"{name}\" already exists"
+            )));
+        }
+        let query = LaminarStatement::Sql(Box::new(Statement::Query(query.clone())));
+        let Outcome::Stream(stream) = self.engine.execute(&mut conn.session, query).await? else {
+            return Err(EngineError::Unsupported(
+                "DECLARE CURSOR needs a query".into(),
+            ));
+        };
+        let fields = pg_fields(&stream.schema, &Format::UnifiedText)
+            .map_err(|e| EngineError::InvalidParameter(e.to_string()))?;
+        conn.cursors.insert(name, Cursor::new(fields, stream, hold));
+        Ok(())
+    }
+
     async fn run_statement<C>(
         &self,
         client: &mut C,
@@ -218,35 +252,7 @@ impl QueryHandler {
         if let LaminarStatement::Sql(sql) = &statement {
             match sql.as_ref() {
                 Statement::Declare { stmts } => {
-                    let declare = stmts
-                        .first()
-                        .ok_or_else(|| EngineError::Syntax("empty DECLARE".into()))?;
-                    let (Some(name), Some(query)) = (declare.names.first(), &declare.for_query)
-                    else {
-                        return Err(EngineError::Syntax(
-                            "expected DECLARE <name> CURSOR FOR <query>".into(),
-                        )
-                        .into());
-                    };
-                    let name = ident_name(name);
-                    let hold = declare.hold == Some(true);
-                    if conn.cursors.contains_key(&name) {
-                        return Err(EngineError::InvalidParameter(format!(
-                            "cursor \"{name}\" already exists"
-                        ))
-                        .into());
-                    }
-                    let query = LaminarStatement::Sql(Box::new(Statement::Query(query.clone())));
-                    let Outcome::Stream(stream) =
-                        self.engine.execute(&mut conn.session, query).await?
-                    else {
-                        return Err(EngineError::Unsupported(
-                            "DECLARE CURSOR needs a query".into(),
-                        )
-                        .into());
-                    };
-                    let fields = pg_fields(&stream.schema, &Format::UnifiedText)?;
-                    conn.cursors.insert(name, Cursor::new(fields, stream, hold));
+                    self.declare_cursor(conn, stmts).await?;
                     client
                         .send(complete("DECLARE CURSOR"))
                         .await
@@ -533,6 +539,14 @@ impl ExtendedQueryHandler for QueryHandler {
         };
         let conn = conn_state(client);
         let mut conn = conn.lock().await;
+        // psycopg's named cursors DECLARE through the extended protocol, then FETCH with
+        // simple queries: both use the connection's cursors.
+        if let LaminarStatement::Sql(sql) = &statement
+            && let Statement::Declare { stmts } = sql.as_ref()
+        {
+            self.declare_cursor(&mut conn, stmts).await.map_err(to_pg)?;
+            return Ok(Response::Execution(Tag::new("DECLARE CURSOR")));
+        }
         let outcome = self
             .engine
             .execute(&mut conn.session, statement)

@@ -151,3 +151,38 @@ async fn a_dropped_client_stops_its_query() {
         .await
         .expect("shutdown must not wait on an orphaned query");
 }
+
+#[tokio::test]
+async fn cursors_declared_over_the_extended_protocol() {
+    let dir = DataDir::new("extended-cursor");
+    let server = start_in(&dir, None).await;
+    let client = connect(&server).await;
+    client
+        .batch_execute("CREATE TABLE live WITH (connector = 'impulse', event_rate = '500'); BEGIN;")
+        .await
+        .unwrap();
+    // As psycopg's named cursors do: DECLARE through Parse/Bind/Execute, FETCH as simple queries.
+    client
+        .execute(
+            "DECLARE c1 CURSOR FOR SELECT counter * 2 AS doubled FROM live",
+            &[],
+        )
+        .await
+        .unwrap();
+    for expected in [["0", "2"], ["4", "6"]] {
+        let rows = client
+            .simple_query("FETCH FORWARD 2 FROM c1")
+            .await
+            .unwrap();
+        let values: Vec<String> = rows
+            .iter()
+            .filter_map(|m| match m {
+                SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(values, expected);
+    }
+    client.batch_execute("CLOSE c1; COMMIT;").await.unwrap();
+    server.shutdown().await;
+}
