@@ -545,6 +545,7 @@ impl Engine {
         writer.write(&batch).map_err(ConnectorError::from)?;
         writer.finish().map_err(ConnectorError::from)?;
         let bytes = writer.into_inner();
-        Ok(serde_json::from_slice(&bytes).unwrap_or_default())
+        serde_json::from_slice(&bytes)
+            .map_err(|e| EngineError::InvalidParameter(format!("cannot show sample rows: {e}")))
     }
 }

@@ -64,6 +64,18 @@ impl Connector for FileSystemConnector {
         _schema: &arrow::datatypes::SchemaRef,
     ) -> Result<()> {
         location::Location::resolve(&table.path, table.storage.as_ref())?;
+        if let Some(pattern) = table
+            .source
+            .as_ref()
+            .and_then(|s| s.regex_pattern.as_deref())
+        {
+            regex::Regex::new(pattern).map_err(|e| ConnectorError::InvalidValue {
+                connector: "filesystem".into(),
+                key: "source.regex_pattern".into(),
+                value: pattern.into(),
+                expected: format!("a regular expression ({e})"),
+            })?;
+        }
         match role {
             TableRole::Source => {
                 if table.rolling_policy.is_some()

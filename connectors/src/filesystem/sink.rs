@@ -393,33 +393,22 @@ impl Sink for FileSink {
                 Some(file) => file,
                 None => self.open_file(&partition)?,
             };
-            match (&mut file.writer, &self.encoding) {
-                (Writer::Lines(w), Encoding::Lines(encoder)) => {
+            match &mut file.writer {
+                Writer::Lines(w) => {
+                    let Encoding::Lines(encoder) = &self.encoding else {
+                        return Err(ConnectorError::Config(
+                            "a line file was opened for a Parquet table".into(),
+                        ));
+                    };
                     self.scratch.clear();
                     encoder.encode(&rows, &mut self.scratch)?;
-                    w.write_all(&self.scratch).map_err(|e| ConnectorError::Io {
-                        connector: "filesystem".into(),
-                        message: format!(
-                            "table '{}': cannot write {}: {e}",
-                            self.table,
-                            file.in_progress.display()
-                        ),
-                    })?;
+                    w.write_all(&self.scratch)
+                        .map_err(|e| self.io(&file.in_progress, e))?;
                     file.bytes += self.scratch.len() as u64;
                 }
-                (Writer::Parquet(w), _) => {
-                    w.write(&rows).map_err(|e| ConnectorError::Io {
-                        connector: "filesystem".into(),
-                        message: format!(
-                            "table '{}': cannot write {}: {e}",
-                            self.table,
-                            file.in_progress.display()
-                        ),
-                    })?;
+                Writer::Parquet(w) => {
+                    w.write(&rows).map_err(|e| self.io(&file.in_progress, e))?;
                     file.bytes = (w.bytes_written() + w.in_progress_size()) as u64;
-                }
-                (Writer::Lines(_), Encoding::Parquet(_)) => {
-                    unreachable!("writers match their encoding")
                 }
             }
             file.last_write = Instant::now();

@@ -406,10 +406,11 @@ pub(crate) async fn test_schema(
     }
     let request = table_request(&engine, &body)?;
     let resolved = engine.check_table(request).await?;
-    let sample = engine
-        .sample_rows(&resolved, 3, TEST_DEADLINE)
-        .await
-        .unwrap_or_default();
+    // The schema is valid even if reading samples fails; say why there are none.
+    let (sample, sample_error) = match engine.sample_rows(&resolved, 3, TEST_DEADLINE).await {
+        Ok(rows) => (rows, None),
+        Err(e) => (Vec::new(), Some(e.to_string())),
+    };
     let fields: Vec<Value> = resolved
         .schema
         .fields()
@@ -429,6 +430,7 @@ pub(crate) async fn test_schema(
         .collect();
     data(json!({
         "valid": true,
+        "sample_error": sample_error,
         "inferred_schema": { "fields": fields },
         "compatibility": { "forward_compatible": true, "backward_compatible": true },
     }))

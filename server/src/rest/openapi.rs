@@ -132,6 +132,10 @@ pub(crate) async fn document() -> Json<Value> {
             json!({ "parameters": id_param(), "post": op(&format!("{action} a job's pipeline")) }),
         );
     }
+    paths.insert(
+        "/metrics".to_string(),
+        json!({ "get": op("Prometheus text exposition of pipeline counters") }),
+    );
     Json(json!({
         "openapi": "3.1.0",
         "info": { "title": "Laminar REST API", "version": env!("CARGO_PKG_VERSION") },
