@@ -111,6 +111,12 @@ pub struct JobMetrics {
     pub bytes_out: u64,
     pub errors: u64,
     pub warnings: u64,
+    /// Rows dropped because they arrived behind the watermark.
+    #[serde(default)]
+    pub late_records: u64,
+    /// Bytes of operator state (open windows) at the last reading.
+    #[serde(default)]
+    pub state_bytes: u64,
 }
 
 /// One run of a pipeline.

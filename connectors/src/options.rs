@@ -470,3 +470,25 @@ mod redact_tests {
         assert_eq!(shown["bootstrap_servers"], "b:9092");
     }
 }
+
+/// Parse a human duration: `500ms`, `10s`, `5 seconds`, `1 minute`, `2h`, `1 day`, `0`.
+/// Used for every duration option (rolling intervals, watermark delays, idle times) so they
+/// all accept the same spellings.
+pub fn parse_duration(value: &str) -> Option<std::time::Duration> {
+    let text = value.trim().to_ascii_lowercase();
+    let digits: String = text.chars().take_while(|c| c.is_ascii_digit()).collect();
+    let n: u64 = digits.parse().ok()?;
+    let millis: u64 = match text[digits.len()..].trim() {
+        "" if n == 0 => 0,
+        "ms" | "millisecond" | "milliseconds" => 1,
+        "s" | "sec" | "secs" | "second" | "seconds" => 1000,
+        "m" | "min" | "mins" | "minute" | "minutes" => 60_000,
+        "h" | "hour" | "hours" => 3_600_000,
+        "d" | "day" | "days" => 86_400_000,
+        _ => return None,
+    };
+    Some(std::time::Duration::from_millis(n.checked_mul(millis)?))
+}
+
+/// What [`parse_duration`] accepts, for error messages.
+pub const DURATION_EXPECTED: &str = "a duration such as 500ms, 10s, '5 seconds', 5m or 1h";

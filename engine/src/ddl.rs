@@ -313,6 +313,26 @@ impl Engine {
                 )));
             }
         }
+        if let Some(delay) = &request.watermark_delay {
+            if request.event_time_field.is_none() {
+                return Err(EngineError::InvalidParameter(format!(
+                    "watermark_delay needs event_time_field (or WATERMARK FOR <column>) on table '{}'",
+                    request.name
+                )));
+            }
+            if connectors::options::parse_duration(delay).is_none() {
+                return Err(EngineError::InvalidParameter(format!(
+                    "invalid watermark_delay '{delay}': expected {}",
+                    connectors::options::DURATION_EXPECTED
+                )));
+            }
+        }
+        if request.event_time_field.is_some() && role != TableRole::Source {
+            return Err(EngineError::InvalidParameter(format!(
+                "event_time_field applies to source tables only; '{}' is a sink",
+                request.name
+            )));
+        }
         connector.validate_table(&profile_config, &config, role, &schema)?;
         let now = now_rfc3339();
         let def = TableDef {

@@ -28,6 +28,7 @@ pub mod sqlstate {
     pub const DATA_EXCEPTION: &str = "22000";
     pub const INVALID_TEXT_REPRESENTATION: &str = "22P02";
     pub const INTERNAL_ERROR: &str = "XX000";
+    pub const GROUPING_ERROR: &str = "42803";
     pub const INVALID_CURSOR_NAME: &str = "34000";
     pub const DUPLICATE_CURSOR: &str = "42P03";
 }
@@ -56,6 +57,9 @@ pub enum EngineError {
     /// An invalid session setting or statement argument.
     #[error("{0}")]
     InvalidParameter(String),
+    /// A construct in the wrong clause (a window function outside GROUP BY).
+    #[error("{0}")]
+    Grouping(String),
     /// The client cancelled the statement.
     #[error("canceling statement due to user request")]
     Canceled,
@@ -94,6 +98,7 @@ impl EngineError {
             EngineError::WrongObjectType(_) => WRONG_OBJECT_TYPE,
             EngineError::Unsupported(_) => FEATURE_NOT_SUPPORTED,
             EngineError::InvalidParameter(_) => INVALID_PARAMETER_VALUE,
+            EngineError::Grouping(_) => GROUPING_ERROR,
             EngineError::Canceled => QUERY_CANCELED,
         }
     }
@@ -106,7 +111,8 @@ impl EngineError {
             EngineError::Connector(_)
             | EngineError::InvalidParameter(_)
             | EngineError::WrongObjectType(_)
-            | EngineError::Unsupported(_) => "VALIDATION_ERROR",
+            | EngineError::Unsupported(_)
+            | EngineError::Grouping(_) => "VALIDATION_ERROR",
             EngineError::Catalog(CatalogError::NotFound { .. }) => "NOT_FOUND",
             EngineError::Catalog(CatalogError::Duplicate { .. }) => "ALREADY_EXISTS",
             EngineError::Catalog(CatalogError::InUse { .. }) => "CONFLICT",

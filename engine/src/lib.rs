@@ -18,6 +18,7 @@ pub mod runtime;
 pub mod session;
 pub mod sql;
 pub mod statement;
+pub mod stream;
 
 use std::sync::Arc;
 

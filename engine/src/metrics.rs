@@ -15,6 +15,10 @@ pub struct Counters {
     pub bytes_out: AtomicU64,
     /// Bad records dropped by sources (shared with them, hence the `Arc`).
     pub errors: Arc<AtomicU64>,
+    /// Rows that arrived for windows already emitted (behind the watermark).
+    pub late_records: AtomicU64,
+    /// Bytes of operator state (open windows' partial aggregates).
+    pub state_bytes: AtomicU64,
     started: Instant,
     window: Mutex<RateWindow>,
 }
@@ -40,6 +44,8 @@ impl Default for Counters {
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
             errors: Arc::new(AtomicU64::new(0)),
+            late_records: AtomicU64::new(0),
+            state_bytes: AtomicU64::new(0),
             started: Instant::now(),
             window: Mutex::new(RateWindow {
                 at: Instant::now(),
@@ -74,6 +80,8 @@ impl Counters {
             bytes_out: self.bytes_out.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
             warnings: 0,
+            late_records: self.late_records.load(Ordering::Relaxed),
+            state_bytes: self.state_bytes.load(Ordering::Relaxed),
         }
     }
 

@@ -57,6 +57,8 @@ fn pipeline_rows(statuses: &[PipelineStatus]) -> Result<Outcome> {
         Column::Int("records_in", metric(|m| m.records_in)),
         Column::Int("records_out", metric(|m| m.records_out)),
         Column::Int("errors", metric(|m| m.errors)),
+        Column::Int("late_records", metric(|m| m.late_records)),
+        Column::Int("state_bytes", metric(|m| m.state_bytes)),
         Column::Float(
             "records_in_per_sec",
             statuses.iter().map(|s| s.rates.0.round()).collect(),

@@ -124,25 +124,15 @@ pub(super) fn parse_size(key: &str, value: &str) -> Result<u64> {
     }
 }
 
-/// Parse `10s`, `500ms`, `5m`, `1h`.
+/// Parse a positive duration option.
 pub(super) fn parse_duration(key: &str, value: &str) -> Result<std::time::Duration> {
-    let text = value.trim().to_ascii_lowercase();
-    let digits: String = text.chars().take_while(|c| c.is_ascii_digit()).collect();
-    let unit = text[digits.len()..].trim();
-    let millis: u64 = match unit {
-        "ms" => 1,
-        "s" | "sec" | "second" | "seconds" => 1000,
-        "m" | "min" | "minute" | "minutes" => 60_000,
-        "h" | "hour" | "hours" => 3_600_000,
-        _ => 0,
-    };
-    match digits.parse::<u64>() {
-        Ok(n) if millis > 0 && n > 0 => Ok(std::time::Duration::from_millis(n * millis)),
+    match crate::options::parse_duration(value) {
+        Some(d) if !d.is_zero() => Ok(d),
         _ => Err(ConnectorError::InvalidValue {
             connector: "filesystem".into(),
             key: key.into(),
             value: value.into(),
-            expected: "a duration such as 500ms, 10s, 5m or 1h".into(),
+            expected: crate::options::DURATION_EXPECTED.into(),
         }),
     }
 }

@@ -302,6 +302,7 @@ impl NexmarkGenerator {
         rows: usize,
     ) -> Result<RecordBatch> {
         let mut types = Vec::with_capacity(rows);
+        let mut times = Vec::with_capacity(rows);
         // Every kind's columns get a row per event (a placeholder where its struct is
         // null); string buffers are sized for the kind's expected share.
         let mut persons = PersonColumns::new(rows, rows / 50 + 1);
@@ -315,6 +316,7 @@ impl NexmarkGenerator {
             let mut rng = SmallRng::seed_from_u64(self.seed_key ^ id.wrapping_mul(GOLDEN_GAMMA));
             let kind = event_type(id);
             types.push(kind);
+            times.push(time);
             match kind {
                 PERSON => {
                     self.person(&mut persons, &mut rng, id, time);
@@ -341,6 +343,7 @@ impl NexmarkGenerator {
             persons.finish(&self.person_fields, person_valid)?,
             auctions.finish(&self.auction_fields, auction_valid)?,
             bids.finish(&self.bid_fields, bid_valid)?,
+            Arc::new(TimestampNanosecondArray::from(times)),
         ];
         Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
     }

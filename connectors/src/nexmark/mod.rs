@@ -71,13 +71,16 @@ fn bid_fields() -> Fields {
     ])
 }
 
-/// `event_type INT, person STRUCT<...>, auction STRUCT<...>, bid STRUCT<...>`.
+/// `event_type INT, person STRUCT<...>, auction STRUCT<...>, bid STRUCT<...>, datetime TIMESTAMP`.
 pub fn nexmark_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("event_type", DataType::Int32, false),
         Field::new("person", DataType::Struct(person_fields()), true),
         Field::new("auction", DataType::Struct(auction_fields()), true),
         Field::new("bid", DataType::Struct(bid_fields()), true),
+        // The event's time whatever its kind, like the suite's computed `dateTime` column:
+        // the column to put a watermark on.
+        Field::new("datetime", timestamp(), false),
     ]))
 }
 
@@ -91,7 +94,7 @@ fn projection(schema: &SchemaRef) -> Result<Option<Vec<usize>>> {
         .map(|f| {
             full.index_of(f.name()).map_err(|_| {
                 ConnectorError::Config(format!(
-                    "nexmark has no column '{}'; its columns are event_type, person, auction, bid",
+                    "nexmark has no column '{}'; its columns are event_type, person, auction, bid, datetime",
                     f.name()
                 ))
             })

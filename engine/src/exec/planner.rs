@@ -24,6 +24,14 @@ use crate::metrics::Counters;
 use crate::session::Session;
 use crate::sql::naming::postgres_column_names;
 use crate::sql::parse::{LaminarStatement, normalize_name, parse_sql};
+use crate::stream::event_time::{EventTimes, bind_window_time, check_window_placement};
+use crate::stream::functions::window_functions;
+use crate::stream::rewrite::use_window_aggregates;
+use crate::stream::watermark::{DEFAULT_IDLE_TIMEOUT, SourceWatermark, Watermarks};
+use datafusion::execution::SessionStateBuilder;
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
+use datafusion::physical_optimizer::sanity_checker::SanityCheckPlan;
 
 /// A statement planned and ready to execute.
 pub struct Planned {
@@ -46,6 +54,17 @@ impl Planned {
     }
 }
 
+/// What planning learns while registering a statement's tables.
+#[derive(Default)]
+struct Registered {
+    /// Every catalog table the statement reads or writes.
+    tables: Vec<String>,
+    /// Source tables' event time columns.
+    event_times: EventTimes,
+    /// Watermarks of the source tables that have an event time.
+    watermarks: Vec<Arc<SourceWatermark>>,
+}
+
 fn session_context(session: &Session) -> SessionContext {
     let mut config = SessionConfig::new()
         .with_target_partitions(1)
@@ -54,8 +73,23 @@ fn session_context(session: &Session) -> SessionContext {
     let options = config.options_mut();
     options.sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
     options.execution.coalesce_batches = false;
-    let ctx = SessionContext::new_with_config(config);
-    for function in crate::exec::functions::laminar_functions() {
+    // The sanity check that refuses blocking operators over unbounded input runs after
+    // Laminar has swapped in its streaming operators (see `Engine::plan`).
+    let rules = PhysicalOptimizer::new()
+        .rules
+        .into_iter()
+        .filter(|rule| rule.name() != SanityCheckPlan::new().name())
+        .collect();
+    let state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_default_features()
+        .with_physical_optimizer_rules(rules)
+        .build();
+    let ctx = SessionContext::new_with_state(state);
+    for function in crate::exec::functions::laminar_functions()
+        .into_iter()
+        .chain(window_functions())
+    {
         ctx.register_udf(function);
     }
     ctx
@@ -82,7 +116,7 @@ impl Engine {
             _ => None,
         };
         let counters = Arc::new(Counters::default());
-        let mut tables = Vec::new();
+        let mut registered = Registered::default();
         for reference in references {
             let target = insert_target.as_deref();
             self.register_relation(
@@ -91,25 +125,28 @@ impl Engine {
                 reference.table(),
                 target,
                 &counters,
-                &mut tables,
+                &mut registered,
                 0,
             )
             .await?;
         }
         let logical = ctx.state().statement_to_plan(df_statement).await?;
+        check_window_placement(&logical)?;
+        let logical = bind_window_time(logical, &registered.event_times)?;
         let optimized = ctx.state().optimize(&logical)?;
-        let physical = ctx
-            .state()
-            .create_physical_plan(&logical)
-            .await
-            .map_err(explain_pipeline_breakers)?;
+        let physical = ctx.state().create_physical_plan(&logical).await?;
         let plan = use_streaming_filters(physical)?;
+        let watermarks = Watermarks::new(registered.watermarks);
+        let plan = use_window_aggregates(plan, &watermarks, &counters)?;
+        let plan = SanityCheckPlan::new()
+            .optimize(plan, ctx.state().config_options())
+            .map_err(explain_pipeline_breakers)?;
         Ok(Planned {
             logical: optimized,
             plan,
             task_ctx: ctx.task_ctx(),
             counters,
-            tables,
+            tables: registered.tables,
             sink: insert_target,
         })
     }
@@ -123,11 +160,11 @@ impl Engine {
         name: &'a str,
         insert_target: Option<&'a str>,
         counters: &'a Arc<Counters>,
-        tables: &'a mut Vec<String>,
+        registered: &'a mut Registered,
         depth: usize,
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            if tables.iter().any(|t| t == name) {
+            if registered.tables.iter().any(|t| t == name) {
                 return Ok(());
             }
             if depth > MAX_VIEW_DEPTH {
@@ -147,7 +184,7 @@ impl Engine {
                             reference.table(),
                             None,
                             counters,
-                            tables,
+                            registered,
                             depth + 1,
                         )
                         .await?;
@@ -164,9 +201,9 @@ impl Engine {
                         .dead_letter_table(&table.def.name, &table.format)
                         .await?;
                     if let Some(dlq) = &dlq
-                        && !tables.contains(&dlq.def.name)
+                        && !registered.tables.contains(&dlq.def.name)
                     {
-                        tables.push(dlq.def.name.clone());
+                        registered.tables.push(dlq.def.name.clone());
                     }
                     self.register(
                         ctx,
@@ -175,15 +212,17 @@ impl Engine {
                         dlq,
                         insert_target == Some(name),
                         counters,
+                        registered,
                     )?;
                 }
                 Err(e) => return Err(e.into()),
             }
-            tables.push(name.to_string());
+            registered.tables.push(name.to_string());
             Ok(())
         })
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn register(
         &self,
         ctx: &SessionContext,
@@ -192,6 +231,7 @@ impl Engine {
         dlq: Option<ResolvedTable>,
         is_insert_target: bool,
         counters: &Arc<Counters>,
+        registered: &mut Registered,
     ) -> Result<()> {
         let name = table.def.name.clone();
         match (table.role, is_insert_target) {
@@ -211,16 +251,30 @@ impl Engine {
             (TableRole::Source, false) => {
                 let bounded = table.connector.bounded(&table.def.config)?;
                 let partitions = session.parallelism.max(1);
+                let event_time = source_watermark(&table, partitions)?;
+                if let Some((_, watermark)) = &event_time {
+                    registered.watermarks.push(watermark.clone());
+                    if let Some(field) = &table.def.event_time_field {
+                        registered.event_times.insert(name.clone(), field.clone());
+                    }
+                }
                 let streams: Vec<Arc<dyn PartitionStream>> = (0..partitions)
                     .map(|p| {
-                        Arc::new(ConnectorPartition::new(
+                        let partition = ConnectorPartition::new(
                             table.clone(),
                             p,
                             partitions,
                             session.batch_size,
                             counters.clone(),
                             dlq.clone(),
-                        )) as Arc<dyn PartitionStream>
+                        );
+                        let partition = match &event_time {
+                            Some((column, watermark)) => {
+                                partition.with_event_time(*column, watermark.clone())
+                            }
+                            None => partition,
+                        };
+                        Arc::new(partition) as Arc<dyn PartitionStream>
                     })
                     .collect();
                 let provider = StreamingTable::try_new(table.schema.clone(), streams)?
@@ -230,6 +284,36 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// The event time column's index and a watermark for a source table that declares one.
+fn source_watermark(
+    table: &ResolvedTable,
+    partitions: usize,
+) -> Result<Option<(usize, Arc<SourceWatermark>)>> {
+    let Some(field) = &table.def.event_time_field else {
+        return Ok(None);
+    };
+    let column = table.schema.index_of(field).map_err(|_| {
+        EngineError::InvalidParameter(format!(
+            "event time column '{field}' of table '{}' is not in its schema",
+            table.def.name
+        ))
+    })?;
+    let delay_text = table.def.watermark_delay.as_deref().unwrap_or("0");
+    let delay = connectors::options::parse_duration(delay_text).ok_or_else(|| {
+        EngineError::InvalidParameter(format!(
+            "invalid watermark_delay '{delay_text}' on table '{}'",
+            table.def.name
+        ))
+    })?;
+    let watermark = SourceWatermark::new(
+        table.def.name.clone(),
+        partitions,
+        delay,
+        Some(DEFAULT_IDLE_TIMEOUT),
+    );
+    Ok(Some((column, watermark)))
 }
 
 /// How deep views may nest.
@@ -253,7 +337,7 @@ fn explain_pipeline_breakers(e: datafusion::error::DataFusionError) -> EngineErr
     if text.contains("pipeline breaking") {
         EngineError::Unsupported(
             "this query needs to see the whole stream before producing output (an aggregate, ORDER BY or window without an end); \
-             over unbounded sources it needs a windowed GROUP BY, which is not supported yet"
+             over an unbounded source, group by a window instead: GROUP BY tumble(INTERVAL '1' MINUTE), hop(...) or session(...)"
                 .into(),
         )
     } else {

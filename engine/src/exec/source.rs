@@ -16,6 +16,7 @@ use crate::ddl::ResolvedTable;
 use crate::error::EngineError;
 use crate::exec::dlq::dead_letter_batch;
 use crate::metrics::Counters;
+use crate::stream::watermark::SourceWatermark;
 
 /// One partition of a source table.
 #[derive(Debug)]
@@ -27,6 +28,8 @@ pub struct ConnectorPartition {
     counters: Arc<Counters>,
     /// The dead-letter table, for `bad_data = 'dlq'`.
     dlq: Option<ResolvedTable>,
+    /// The event time column's index and the table's watermark, when it has one.
+    event_time: Option<(usize, Arc<SourceWatermark>)>,
 }
 
 impl ConnectorPartition {
@@ -45,7 +48,14 @@ impl ConnectorPartition {
             batch_size,
             counters,
             dlq,
+            event_time: None,
         }
+    }
+
+    /// Track the table's watermark from the event time column at `column`.
+    pub fn with_event_time(mut self, column: usize, watermark: Arc<SourceWatermark>) -> Self {
+        self.event_time = Some((column, watermark));
+        self
     }
 }
 
@@ -98,10 +108,13 @@ impl PartitionStream for ConnectorPartition {
             dead_letters: self.dlq.clone().map(DeadLetters::new),
         };
         let counters = self.counters.clone();
+        let event_time = self.event_time.clone();
+        let partition = self.partition;
         // The source is polled inline by whoever polls the query: dropping the query stream
         // drops the source, so nothing outlives a cancelled or finished query.
         let batches = stream::unfold(Some(state), move |state| {
             let counters = counters.clone();
+            let event_time = event_time.clone();
             async move {
                 let mut state = state?;
                 let next = state.source.next_batch().await;
@@ -114,15 +127,23 @@ impl PartitionStream for ConnectorPartition {
                 match next {
                     Ok(Some(batch)) => {
                         counters.add_in(batch.num_rows(), batch.get_array_memory_size());
+                        if let Some((column, watermark)) = &event_time {
+                            watermark.observe(partition, batch.column(*column));
+                        }
                         Some((Ok(batch), Some(state)))
                     }
-                    Ok(None) => match state.dead_letters.as_mut() {
-                        Some(dlq) => match dlq.close().await {
-                            Ok(()) => None,
-                            Err(e) => Some((Err(DataFusionError::External(Box::new(e))), None)),
-                        },
-                        None => None,
-                    },
+                    Ok(None) => {
+                        if let Some((_, watermark)) = &event_time {
+                            watermark.finish(partition);
+                        }
+                        match state.dead_letters.as_mut() {
+                            Some(dlq) => match dlq.close().await {
+                                Ok(()) => None,
+                                Err(e) => Some((Err(DataFusionError::External(Box::new(e))), None)),
+                            },
+                            None => None,
+                        }
+                    }
                     Err(e) => Some((Err(external(&state.name, e)), None)),
                 }
             }

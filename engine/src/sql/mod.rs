@@ -4,5 +4,6 @@
 pub mod naming;
 pub mod options;
 pub mod parse;
+pub mod watermark;
 
 pub use parse::{LaminarStatement, PipelineAction, parse_sql};

@@ -140,9 +140,17 @@ pub fn normalize_name(name: &ObjectName) -> String {
     object_name(name)
 }
 
-fn parse_one(dialect: &PostgreSqlDialect, tokens: Vec<TokenWithSpan>) -> Result<LaminarStatement> {
+fn parse_one(
+    dialect: &PostgreSqlDialect,
+    mut tokens: Vec<TokenWithSpan>,
+) -> Result<LaminarStatement> {
     let words = leading_words(&tokens, 3);
     let word = |i: usize| words.get(i).map(String::as_str).unwrap_or_default();
+    let watermark = if word(0) == "CREATE" {
+        super::watermark::extract(&mut tokens)?
+    } else {
+        None
+    };
     // Kept for a second attempt at CREATE TABLE (see below).
     let create_tokens = (word(0) == "CREATE").then(|| tokens.clone());
     let mut parser = Parser::new(dialect).with_tokens_with_locations(tokens);
@@ -241,7 +249,16 @@ fn parse_one(dialect: &PostgreSqlDialect, tokens: Vec<TokenWithSpan>) -> Result<
             rest.token, rest.span.start.line, rest.span.start.column
         )));
     }
-    Ok(statement)
+    match (statement, watermark) {
+        (LaminarStatement::Sql(mut statement), Some(clause)) => {
+            super::watermark::apply(&mut statement, clause)?;
+            Ok(LaminarStatement::Sql(statement))
+        }
+        (_, Some(_)) => Err(EngineError::Syntax(
+            "WATERMARK FOR is only allowed in CREATE TABLE".into(),
+        )),
+        (statement, None) => Ok(statement),
+    }
 }
 
 #[cfg(test)]

@@ -63,6 +63,7 @@ impl From<EngineError> for ApiError {
             | EngineError::WrongObjectType(_)
             | EngineError::Unsupported(_)
             | EngineError::InvalidParameter(_)
+            | EngineError::Grouping(_)
             | EngineError::Canceled => StatusCode::BAD_REQUEST,
         };
         let mut details = json!({ "sqlstate": e.sqlstate() });

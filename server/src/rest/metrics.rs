@@ -25,7 +25,7 @@ pub(crate) async fn prometheus(
 ) -> Result<impl IntoResponse, ApiError> {
     let statuses = engine.pipeline_statuses().await?;
     let mut out = String::new();
-    let counters: [(&str, &str, Metric); 5] = [
+    let counters: [(&str, &str, Metric); 6] = [
         (
             "records_in",
             "Records read from sources by the pipeline's current job",
@@ -49,6 +49,11 @@ pub(crate) async fn prometheus(
         ("errors", "Errors of the pipeline's current job", |m| {
             m.errors
         }),
+        (
+            "late_records",
+            "Rows dropped for arriving behind the watermark",
+            |m| m.late_records,
+        ),
     ];
     for (name, help, get) in counters {
         let _ = writeln!(out, "# HELP laminar_pipeline_{name}_total {help}.");
@@ -73,6 +78,20 @@ pub(crate) async fn prometheus(
         let _ = writeln!(
             out,
             "laminar_pipeline_running{{pipeline=\"{}\",id=\"{}\"}} {running}",
+            label(&s.def.name),
+            s.def.id
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP laminar_pipeline_state_bytes Bytes of operator state (open windows) of the pipeline's current job."
+    );
+    let _ = writeln!(out, "# TYPE laminar_pipeline_state_bytes gauge");
+    for s in &statuses {
+        let bytes = s.job.as_ref().map_or(0, |j| j.metrics.state_bytes);
+        let _ = writeln!(
+            out,
+            "laminar_pipeline_state_bytes{{pipeline=\"{}\",id=\"{}\"}} {bytes}",
             label(&s.def.name),
             s.def.id
         );

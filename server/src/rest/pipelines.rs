@@ -234,6 +234,8 @@ pub(crate) async fn job_metrics(
         "bytes_out": m.bytes_out,
         "errors": m.errors,
         "warnings": m.warnings,
+        "late_records": m.late_records,
+        "state_bytes": m.state_bytes,
         "throughput": if running { status.rates.1 } else { 0.0 },
         "records_in_per_sec": if running { status.rates.0 } else { 0.0 },
         "records_out_per_sec": if running { status.rates.1 } else { 0.0 },

@@ -1,0 +1,210 @@
+//! The aggregate functions of a streaming aggregate: DataFusion's own accumulators, fed
+//! with the argument columns evaluated once per input batch.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, UInt32Array};
+use arrow::compute::take;
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use datafusion::error::Result;
+use datafusion::logical_expr::{Accumulator, EmitTo, GroupsAccumulator};
+use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
+use datafusion::physical_expr::{GroupsAccumulatorAdapter, PhysicalExpr};
+use datafusion::physical_plan::aggregates::group_values::{GroupValues, new_group_values};
+use datafusion::physical_plan::aggregates::order::GroupOrdering;
+use datafusion::physical_plan::aggregates::{AggregateMode, aggregate_expressions};
+
+/// What a streaming aggregate computes, besides its window.
+#[derive(Debug, Clone)]
+pub struct AggregateSpec {
+    /// `GROUP BY` expressions other than the window.
+    pub keys: Vec<Arc<dyn PhysicalExpr>>,
+    /// The key columns' output schema.
+    pub key_schema: SchemaRef,
+    pub functions: Vec<Arc<AggregateFunctionExpr>>,
+    /// Argument expressions per function (ordering expressions appended, as DataFusion does).
+    pub args: Vec<Vec<Arc<dyn PhysicalExpr>>>,
+    /// `FILTER (WHERE ...)` per function.
+    pub filters: Vec<Option<Arc<dyn PhysicalExpr>>>,
+}
+
+impl AggregateSpec {
+    pub fn new(
+        keys: Vec<Arc<dyn PhysicalExpr>>,
+        key_schema: SchemaRef,
+        functions: Vec<Arc<AggregateFunctionExpr>>,
+        filters: Vec<Option<Arc<dyn PhysicalExpr>>>,
+    ) -> Result<Self> {
+        let args = aggregate_expressions(&functions, &AggregateMode::Single, 0)?;
+        Ok(AggregateSpec {
+            keys,
+            key_schema,
+            functions,
+            args,
+            filters,
+        })
+    }
+
+    /// Evaluate keys, arguments and filters over a batch.
+    pub fn evaluate(&self, batch: &RecordBatch) -> Result<Inputs> {
+        let rows = batch.num_rows();
+        let eval = |e: &Arc<dyn PhysicalExpr>| e.evaluate(batch)?.into_array(rows);
+        Ok(Inputs {
+            keys: self.keys.iter().map(eval).collect::<Result<_>>()?,
+            args: self
+                .args
+                .iter()
+                .map(|args| args.iter().map(eval).collect::<Result<_>>())
+                .collect::<Result<_>>()?,
+            filters: self
+                .filters
+                .iter()
+                .map(|f| f.as_ref().map(eval).transpose())
+                .collect::<Result<_>>()?,
+            rows,
+        })
+    }
+
+    /// Accumulators for many groups at once (one set per window).
+    pub fn groups_accumulators(&self) -> Result<Vec<Box<dyn GroupsAccumulator>>> {
+        self.functions
+            .iter()
+            .map(|f| {
+                if f.groups_accumulator_supported() {
+                    f.create_groups_accumulator()
+                } else {
+                    let f = f.clone();
+                    Ok(Box::new(GroupsAccumulatorAdapter::new(move || {
+                        f.create_accumulator()
+                    })) as Box<dyn GroupsAccumulator>)
+                }
+            })
+            .collect()
+    }
+
+    /// Accumulators for one group (sessions, which merge).
+    pub fn accumulators(&self) -> Result<Vec<Box<dyn Accumulator>>> {
+        self.functions
+            .iter()
+            .map(|f| f.create_accumulator())
+            .collect()
+    }
+
+    /// A hash table from key values to dense group ids, or `None` without keys.
+    pub fn group_values(&self) -> Result<Option<Box<dyn GroupValues>>> {
+        if self.keys.is_empty() {
+            return Ok(None);
+        }
+        new_group_values(self.key_schema.clone(), &GroupOrdering::None).map(Some)
+    }
+}
+
+/// One batch's evaluated keys, arguments and filters.
+#[derive(Debug, Clone)]
+pub struct Inputs {
+    pub keys: Vec<ArrayRef>,
+    pub args: Vec<Vec<ArrayRef>>,
+    pub filters: Vec<Option<ArrayRef>>,
+    pub rows: usize,
+}
+
+impl Inputs {
+    fn map(&self, f: impl Fn(&ArrayRef) -> Result<ArrayRef>, rows: usize) -> Result<Inputs> {
+        Ok(Inputs {
+            keys: self.keys.iter().map(&f).collect::<Result<_>>()?,
+            args: self
+                .args
+                .iter()
+                .map(|a| a.iter().map(&f).collect::<Result<_>>())
+                .collect::<Result<_>>()?,
+            filters: self
+                .filters
+                .iter()
+                .map(|x| x.as_ref().map(&f).transpose())
+                .collect::<Result<_>>()?,
+            rows,
+        })
+    }
+
+    /// The rows at `indices`.
+    pub fn take(&self, indices: &UInt32Array) -> Result<Inputs> {
+        self.map(|a| Ok(take(a.as_ref(), indices, None)?), indices.len())
+    }
+
+    /// Rows `offset..offset + len` (no copy).
+    pub fn slice(&self, offset: usize, len: usize) -> Result<Inputs> {
+        self.map(|a| Ok(a.slice(offset, len)), len)
+    }
+
+    pub fn filter(&self, function: usize) -> Option<&BooleanArray> {
+        self.filters.get(function)?.as_ref().map(|f| f.as_boolean())
+    }
+}
+
+/// The groups of one window: key values → group ids, and the accumulators' state.
+pub struct GroupedState {
+    groups: Option<Box<dyn GroupValues>>,
+    accumulators: Vec<Box<dyn GroupsAccumulator>>,
+    num_groups: usize,
+    group_ids: Vec<usize>,
+}
+
+impl GroupedState {
+    pub fn new(spec: &AggregateSpec) -> Result<Self> {
+        Ok(GroupedState {
+            groups: spec.group_values()?,
+            accumulators: spec.groups_accumulators()?,
+            num_groups: 0,
+            group_ids: Vec::new(),
+        })
+    }
+
+    pub fn update(&mut self, inputs: &Inputs) -> Result<()> {
+        match self.groups.as_mut() {
+            Some(groups) => {
+                groups.intern(&inputs.keys, &mut self.group_ids)?;
+                self.num_groups = groups.len();
+            }
+            None => {
+                self.group_ids.clear();
+                self.group_ids.resize(inputs.rows, 0);
+                self.num_groups = 1;
+            }
+        }
+        for (i, acc) in self.accumulators.iter_mut().enumerate() {
+            acc.update_batch(
+                &inputs.args[i],
+                &self.group_ids,
+                inputs.filter(i),
+                self.num_groups,
+            )?;
+        }
+        Ok(())
+    }
+
+    pub fn num_groups(&self) -> usize {
+        self.num_groups
+    }
+
+    /// Key columns and aggregate results of every group, consuming the state.
+    pub fn emit(mut self) -> Result<(Vec<ArrayRef>, Vec<ArrayRef>)> {
+        let keys = match self.groups.as_mut() {
+            Some(groups) => groups.emit(EmitTo::All)?,
+            None => Vec::new(),
+        };
+        let values = self
+            .accumulators
+            .iter_mut()
+            .map(|acc| acc.evaluate(EmitTo::All))
+            .collect::<Result<_>>()?;
+        Ok((keys, values))
+    }
+
+    /// Bytes held.
+    pub fn size(&self) -> usize {
+        self.groups.as_ref().map_or(0, |g| g.size())
+            + self.accumulators.iter().map(|a| a.size()).sum::<usize>()
+            + self.group_ids.capacity() * std::mem::size_of::<usize>()
+    }
+}

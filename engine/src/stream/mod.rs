@@ -1,0 +1,11 @@
+//! Laminar's streaming operators and the planning that puts them in a query: event time,
+//! watermarks and windowed aggregation.
+
+pub mod aggregates;
+pub mod event_time;
+pub mod functions;
+pub mod rewrite;
+pub mod session;
+pub mod watermark;
+pub mod window;
+pub mod window_agg;

@@ -1,0 +1,458 @@
+//! The window aggregate: `GROUP BY tumble(...) | hop(...) | session(...)` over a stream.
+//!
+//! Rows are assigned to windows by event time (or arrival time, for tables without one);
+//! each open window keeps one set of DataFusion group accumulators — partial aggregates,
+//! never raw rows. A window's rows are emitted once, when the watermark passes its end;
+//! rows that arrive for a window already emitted are late: dropped and counted.
+
+use std::any::Any;
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use arrow::array::{Array, ArrayRef, AsArray, StructArray, TimestampNanosecondArray, UInt32Array};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Fields, SchemaRef, TimeUnit, TimestampNanosecondType};
+use arrow::record_batch::RecordBatch;
+use datafusion::common::internal_err;
+use datafusion::error::Result;
+use datafusion::execution::TaskContext;
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::EmissionType;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties, RecordBatchStream,
+    SendableRecordBatchStream,
+};
+use futures::{FutureExt, Stream, StreamExt};
+
+use super::aggregates::{AggregateSpec, GroupedState, Inputs};
+use super::session::Sessions;
+use super::watermark::{WATERMARK_MAX, WATERMARK_MIN, Watermarks};
+use super::window::WindowSpec;
+use crate::metrics::Counters;
+
+/// How often an event-time window operator with open windows re-reads the watermark
+/// while its input is quiet (idle partitions can move it without new rows).
+const WATERMARK_POLL: Duration = Duration::from_millis(200);
+
+/// Everything a window aggregate needs, shared by the plan node and its stream.
+#[derive(Debug)]
+pub struct WindowAggregate {
+    pub window: WindowSpec,
+    /// Position of the window column among the output's group columns.
+    pub window_index: usize,
+    /// The event time expression; `None` windows by processing time.
+    pub time: Option<Arc<dyn PhysicalExpr>>,
+    pub spec: AggregateSpec,
+    pub watermarks: Watermarks,
+    pub schema: SchemaRef,
+    pub counters: Arc<Counters>,
+}
+
+/// The plan node.
+#[derive(Debug)]
+pub struct WindowAggregateExec {
+    input: Arc<dyn ExecutionPlan>,
+    shared: Arc<WindowAggregate>,
+    properties: Arc<PlanProperties>,
+}
+
+impl WindowAggregateExec {
+    pub fn new(input: Arc<dyn ExecutionPlan>, shared: Arc<WindowAggregate>) -> Self {
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(shared.schema.clone()),
+            Partitioning::UnknownPartitioning(
+                input.properties().output_partitioning().partition_count(),
+            ),
+            EmissionType::Incremental,
+            input.properties().boundedness,
+        );
+        WindowAggregateExec {
+            input,
+            shared,
+            properties: Arc::new(properties),
+        }
+    }
+}
+
+impl DisplayAs for WindowAggregateExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.shared;
+        write!(f, "WindowAggregateExec: {}", s.window)?;
+        match &s.time {
+            Some(time) => write!(f, ", event time {time}")?,
+            None => write!(f, ", processing time")?,
+        }
+        if !s.spec.keys.is_empty() {
+            let keys: Vec<String> = s.spec.keys.iter().map(|k| k.to_string()).collect();
+            write!(f, ", keys [{}]", keys.join(", "))?;
+        }
+        let functions: Vec<&str> = s.spec.functions.iter().map(|a| a.name()).collect();
+        write!(f, ", aggregates [{}]", functions.join(", "))?;
+        if !s.watermarks.is_empty() {
+            write!(f, ", watermark from [{}]", s.watermarks.tables().join(", "))?;
+        }
+        write!(f, ", state: partial aggregates per open window")
+    }
+}
+
+impl ExecutionPlan for WindowAggregateExec {
+    fn name(&self) -> &str {
+        "WindowAggregateExec"
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        Ok(Arc::new(WindowAggregateExec::new(
+            children.swap_remove(0),
+            self.shared.clone(),
+        )))
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let shared = self.shared.clone();
+        let state = match shared.window {
+            WindowSpec::Session { gap } => {
+                State::Sessions(Sessions::new(gap, &shared.spec.key_schema)?)
+            }
+            _ => State::Fixed(BTreeMap::new()),
+        };
+        Ok(Box::pin(WindowAggregateStream {
+            input: self.input.execute(partition, context)?,
+            shared,
+            state,
+            watermark: WATERMARK_MIN,
+            output: VecDeque::new(),
+            finished: false,
+            timer: None,
+        }))
+    }
+}
+
+enum State {
+    /// Tumbling and hopping windows by start time.
+    Fixed(BTreeMap<i64, GroupedState>),
+    Sessions(Sessions),
+}
+
+struct WindowAggregateStream {
+    input: SendableRecordBatchStream,
+    shared: Arc<WindowAggregate>,
+    state: State,
+    /// The watermark windows have been emitted up to.
+    watermark: i64,
+    output: VecDeque<RecordBatch>,
+    finished: bool,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+fn now_nanos() -> i64 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since_epoch.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// A column of nanosecond timestamps.
+fn nanos(array: &ArrayRef) -> Result<ArrayRef> {
+    match array.data_type() {
+        DataType::Timestamp(TimeUnit::Nanosecond, None) => Ok(array.clone()),
+        DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64 => Ok(cast(
+            array,
+            &DataType::Timestamp(TimeUnit::Nanosecond, None),
+        )?),
+        other => internal_err!("window time column has type {other}, expected TIMESTAMP"),
+    }
+}
+
+impl WindowAggregateStream {
+    fn current_watermark(&self) -> i64 {
+        match self.shared.time {
+            None => now_nanos(),
+            Some(_) => self.shared.watermarks.current(),
+        }
+    }
+
+    fn count_late(&self, rows: usize) {
+        if rows > 0 {
+            self.shared
+                .counters
+                .late_records
+                .fetch_add(rows as u64, Ordering::Relaxed);
+        }
+    }
+
+    fn process(&mut self, batch: &RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let shared = self.shared.clone();
+        let inputs = shared.spec.evaluate(batch)?;
+        let times = match &shared.time {
+            Some(time) => nanos(&time.evaluate(batch)?.into_array(batch.num_rows())?)?,
+            None => Arc::new(TimestampNanosecondArray::from_value(
+                now_nanos(),
+                batch.num_rows(),
+            )) as ArrayRef,
+        };
+        let times = times.as_primitive::<TimestampNanosecondType>();
+        match &mut self.state {
+            State::Fixed(windows) => {
+                let late = assign_fixed(&shared, windows, &inputs, times, self.watermark)?;
+                self.count_late(late);
+            }
+            State::Sessions(sessions) => {
+                let gap = shared.window.width();
+                let mut rows: Vec<u32> = Vec::with_capacity(inputs.rows);
+                let mut late = 0;
+                for (i, t) in times.iter().enumerate() {
+                    match t {
+                        Some(t) if t.saturating_add(gap) > self.watermark => rows.push(i as u32),
+                        _ => late += 1,
+                    }
+                }
+                sessions.update(&shared.spec, &inputs, &mut rows, times.values())?;
+                self.count_late(late);
+            }
+        }
+        Ok(())
+    }
+
+    /// Emit every window the watermark has passed.
+    fn advance(&mut self, watermark: i64) -> Result<()> {
+        if watermark <= self.watermark {
+            return Ok(());
+        }
+        self.watermark = watermark;
+        let shared = self.shared.clone();
+        match &mut self.state {
+            State::Fixed(windows) => {
+                let width = shared.window.width();
+                while let Some(entry) = windows.first_entry() {
+                    let start = *entry.key();
+                    if start.saturating_add(width) > watermark {
+                        break;
+                    }
+                    let state = entry.remove();
+                    let rows = state.num_groups();
+                    let (keys, values) = state.emit()?;
+                    let starts = vec![start; rows];
+                    let ends = vec![start + width; rows];
+                    self.output
+                        .push_back(output_batch(&shared, keys, starts, ends, values)?);
+                }
+            }
+            State::Sessions(sessions) => {
+                if let Some(closed) = sessions.close(watermark)? {
+                    self.output.push_back(output_batch(
+                        &shared,
+                        closed.keys,
+                        closed.starts,
+                        closed.ends,
+                        closed.values,
+                    )?);
+                }
+            }
+        }
+        let bytes = self.state_size();
+        self.shared
+            .counters
+            .state_bytes
+            .store(bytes as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn state_size(&self) -> usize {
+        match &self.state {
+            State::Fixed(windows) => windows.values().map(GroupedState::size).sum(),
+            State::Sessions(sessions) => sessions.size(),
+        }
+    }
+
+    /// When the quiet operator should look at the clock or the watermark again.
+    fn next_wakeup(&self) -> Option<Duration> {
+        let next_end = match &self.state {
+            State::Fixed(windows) => windows
+                .keys()
+                .next()
+                .map(|start| start.saturating_add(self.shared.window.width())),
+            State::Sessions(sessions) => sessions.next_close(),
+        }?;
+        match self.shared.time {
+            None => {
+                let wait = next_end.saturating_sub(now_nanos()).max(0);
+                Some(Duration::from_nanos(wait as u64) + Duration::from_millis(1))
+            }
+            Some(_) if !self.shared.watermarks.is_empty() => Some(WATERMARK_POLL),
+            Some(_) => None,
+        }
+    }
+}
+
+/// Put each row of `inputs` into its windows; returns the number of late rows.
+fn assign_fixed(
+    shared: &WindowAggregate,
+    windows: &mut BTreeMap<i64, GroupedState>,
+    inputs: &Inputs,
+    times: &arrow::array::PrimitiveArray<TimestampNanosecondType>,
+    watermark: i64,
+) -> Result<usize> {
+    let width = shared.window.width();
+    // Rows per window start; a batch usually spans one or two windows.
+    let mut buckets: Vec<(i64, Vec<u32>)> = Vec::new();
+    let mut late = 0;
+    for (row, t) in times.iter().enumerate() {
+        let Some(t) = t else {
+            late += 1;
+            continue;
+        };
+        let (last_start, step, count) = shared.window.assign(t);
+        let mut placed = false;
+        for j in 0..count as i64 {
+            let start = last_start - j * step;
+            if start.saturating_add(width) <= watermark {
+                continue;
+            }
+            placed = true;
+            match buckets.iter_mut().rev().find(|(s, _)| *s == start) {
+                Some((_, rows)) => rows.push(row as u32),
+                None => buckets.push((start, vec![row as u32])),
+            }
+        }
+        if !placed {
+            late += 1;
+        }
+    }
+    for (start, rows) in buckets {
+        let part = if rows.len() == inputs.rows {
+            // Every row, in order (a row appears at most once per window).
+            inputs.clone()
+        } else {
+            inputs.take(&UInt32Array::from(rows))?
+        };
+        let state = match windows.entry(start) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(GroupedState::new(&shared.spec)?)
+            }
+        };
+        state.update(&part)?;
+    }
+    Ok(late)
+}
+
+/// Assemble output rows: key columns with the window column in its place, then aggregates.
+fn output_batch(
+    shared: &WindowAggregate,
+    keys: Vec<ArrayRef>,
+    starts: Vec<i64>,
+    ends: Vec<i64>,
+    values: Vec<ArrayRef>,
+) -> Result<RecordBatch> {
+    let window_field = shared.schema.field(shared.window_index);
+    let DataType::Struct(fields) = window_field.data_type() else {
+        return internal_err!("window column has type {}", window_field.data_type());
+    };
+    let window: ArrayRef = Arc::new(StructArray::try_new(
+        Fields::clone(fields),
+        vec![
+            Arc::new(TimestampNanosecondArray::from(starts)),
+            Arc::new(TimestampNanosecondArray::from(ends)),
+        ],
+        None,
+    )?);
+    let mut columns = keys;
+    columns.insert(shared.window_index, window);
+    columns.extend(values);
+    Ok(RecordBatch::try_new(shared.schema.clone(), columns)?)
+}
+
+impl Stream for WindowAggregateStream {
+    type Item = Result<RecordBatch>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            if let Some(batch) = self.output.pop_front() {
+                return Poll::Ready(Some(Ok(batch)));
+            }
+            if self.finished {
+                return Poll::Ready(None);
+            }
+            match self.input.poll_next_unpin(cx) {
+                Poll::Ready(Some(Ok(batch))) => {
+                    self.timer = None;
+                    let watermark = self.current_watermark();
+                    let step = self.process(&batch).and_then(|()| self.advance(watermark));
+                    if let Err(e) = step {
+                        self.finished = true;
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                }
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(None) => {
+                    // End of input: every window is complete.
+                    self.finished = true;
+                    if let Err(e) = self.advance(WATERMARK_MAX) {
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                }
+                Poll::Pending => {
+                    let Some(wait) = self.next_wakeup() else {
+                        return Poll::Pending;
+                    };
+                    let timer = self
+                        .timer
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep(wait)));
+                    if timer.poll_unpin(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    self.timer = None;
+                    let watermark = self.current_watermark();
+                    if let Err(e) = self.advance(watermark) {
+                        self.finished = true;
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                    if self.output.is_empty() {
+                        // Nothing closed yet: arm the next timer before sleeping.
+                        let Some(wait) = self.next_wakeup() else {
+                            return Poll::Pending;
+                        };
+                        let mut timer = Box::pin(tokio::time::sleep(wait));
+                        if timer.poll_unpin(cx).is_pending() {
+                            self.timer = Some(timer);
+                            return Poll::Pending;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl RecordBatchStream for WindowAggregateStream {
+    fn schema(&self) -> SchemaRef {
+        self.shared.schema.clone()
+    }
+}
