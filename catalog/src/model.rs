@@ -100,6 +100,9 @@ pub struct PipelineDef {
     /// Tables the query reads and writes (dropping them is refused while this exists).
     pub tables: Vec<String>,
     pub created_at: i64,
+    /// State TTL of updating aggregates, from the creating session's `updating_ttl`.
+    #[serde(default)]
+    pub updating_ttl_micros: Option<u64>,
 }
 
 /// Counters of a job.

@@ -5,6 +5,7 @@
 //! counters are live while it runs and persisted when it ends. Nothing is detached: every
 //! job task is owned here and cancelled on stop, drop and shutdown.
 
+use futures::FutureExt;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -93,6 +94,9 @@ impl Engine {
             desired: DesiredState::Running,
             tables: planned.tables.clone(),
             created_at: now_millis(),
+            updating_ttl_micros: Some(
+                u64::try_from(session.updating_ttl.as_micros()).unwrap_or(u64::MAX),
+            ),
         };
         self.catalog.create_pipeline(&def).await?;
         tracing::info!(pipeline = %def.name, id = %def.id, "created pipeline");
@@ -155,6 +159,9 @@ impl Engine {
         let mut session = Session::default();
         session.parallelism = def.parallelism.max(1) as usize;
         session.batch_size = PIPELINE_BATCH_SIZE;
+        if let Some(ttl) = def.updating_ttl_micros {
+            session.updating_ttl = std::time::Duration::from_micros(ttl);
+        }
         self.plan(&session, &statement).await
     }
 
@@ -187,7 +194,23 @@ impl Engine {
         let job_id = job.id.clone();
         let name = def.name.clone();
         let handle = tokio::spawn(async move {
-            let outcome = run_job(planned, &task_cancel).await;
+            // A panic in an operator fails the job with its message instead of leaving
+            // the pipeline looking alive.
+            let outcome = std::panic::AssertUnwindSafe(run_job(planned, &task_cancel))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| {
+                    let message = panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_else(|| "unknown panic".into());
+                    Err(EngineError::DataFusion(
+                        datafusion::error::DataFusionError::Internal(format!(
+                            "the job panicked: {message}"
+                        )),
+                    ))
+                });
             job.metrics = task_counters.snapshot();
             job.finish_time = Some(now_millis());
             job.running_desired = false;

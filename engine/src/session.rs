@@ -7,6 +7,9 @@ use crate::error::{EngineError, Result};
 /// Default rows per batch for continuous queries.
 pub const DEFAULT_BATCH_SIZE: usize = 1024;
 
+/// How long an updating aggregate keeps a group nobody has updated.
+pub const DEFAULT_UPDATING_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 /// Settings of one client session.
 #[derive(Debug, Clone)]
 pub struct Session {
@@ -14,6 +17,8 @@ pub struct Session {
     pub batch_size: usize,
     /// Parallel source partitions.
     pub parallelism: usize,
+    /// State time-to-live of updating aggregates (`SET updating_ttl = '1 hour'`).
+    pub updating_ttl: std::time::Duration,
     /// Everything else clients set (application_name, DateStyle, ...), kept for `SHOW`.
     vars: BTreeMap<String, String>,
 }
@@ -31,12 +36,14 @@ impl Default for Session {
             ("standard_conforming_strings", "on"),
             ("transaction_isolation", "read committed"),
             ("search_path", "public"),
+            ("updating_ttl", "1 day"),
         ] {
             vars.insert(k.to_string(), v.to_string());
         }
         Session {
             batch_size: DEFAULT_BATCH_SIZE,
             parallelism: 1,
+            updating_ttl: DEFAULT_UPDATING_TTL,
             vars,
         }
     }
@@ -57,6 +64,17 @@ impl Session {
         match name.as_str() {
             "batch_size" => self.batch_size = positive(&value)?,
             "parallelism" => self.parallelism = positive(&value)?,
+            "updating_ttl" => {
+                self.updating_ttl = connectors::options::parse_duration(&value)
+                    .filter(|d| !d.is_zero())
+                    .ok_or_else(|| {
+                        EngineError::InvalidParameter(format!(
+                            "invalid value '{value}' for setting 'updating_ttl': expected {}",
+                            connectors::options::DURATION_EXPECTED
+                        ))
+                    })?;
+                self.vars.insert(name, value);
+            }
             _ => {
                 self.vars.insert(name, value);
             }

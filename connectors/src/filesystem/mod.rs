@@ -35,7 +35,14 @@ impl Connector for FileSystemConnector {
             category: "storage",
             source: true,
             sink: true,
-            formats: &["json", "csv", "parquet", "raw_string", "raw_bytes"],
+            formats: &[
+                "json",
+                "csv",
+                "parquet",
+                "raw_string",
+                "raw_bytes",
+                "debezium_json",
+            ],
         }
     }
 

@@ -168,7 +168,7 @@ impl FileSink {
         let format = ctx.format.format.unwrap_or(Format::Json);
         let encoding = match format {
             Format::Parquet => Encoding::Parquet(Box::new(parquet_properties(&ctx.format)?)),
-            Format::Json | Format::RawString | Format::RawBytes => {
+            Format::Json | Format::DebeziumJson | Format::RawString | Format::RawBytes => {
                 Encoding::Lines(RecordEncoder::new(&ctx.format, &ctx.schema)?)
             }
             other => {
@@ -176,7 +176,8 @@ impl FileSink {
                     connector: "filesystem".into(),
                     key: "format".into(),
                     value: other.name().into(),
-                    expected: "json, parquet, raw_string or raw_bytes for a sink".into(),
+                    expected: "json, debezium_json, parquet, raw_string or raw_bytes for a sink"
+                        .into(),
                 });
             }
         };
@@ -219,7 +220,7 @@ impl FileSink {
             prefix: naming.prefix.unwrap_or_else(|| "part".into()),
             suffix: naming.suffix.unwrap_or_else(|| match format {
                 Format::Parquet => "parquet".into(),
-                Format::Json => "json".into(),
+                Format::Json | Format::DebeziumJson => "json".into(),
                 _ => "txt".into(),
             }),
             max_size: rolling

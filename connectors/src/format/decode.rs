@@ -70,6 +70,11 @@ impl RecordDecoder {
             Format::Json => Box::new(super::json::JsonDecoder::new(spec, schema.clone())?),
             Format::RawString => Box::new(super::raw::RawDecoder::new(schema.clone(), false)?),
             Format::RawBytes => Box::new(super::raw::RawDecoder::new(schema.clone(), true)?),
+            Format::DebeziumJson => {
+                return Err(ConnectorError::Config(
+                    "reading format 'debezium_json' (a source of changes) is not supported yet; sinks can write it".into(),
+                ));
+            }
             other => {
                 return Err(ConnectorError::Config(format!(
                     "format '{}' cannot decode individual records; it is only supported by the filesystem connector",

@@ -9,6 +9,9 @@ use super::json::TimestampFormat;
 use super::{Format, FormatSpec};
 use crate::error::{ConnectorError, Result};
 
+/// The column an updating query's rows carry their change kind in.
+pub const CHANGE_COLUMN: &str = "_op";
+
 /// Encodes batches into newline-delimited records.
 #[derive(Debug)]
 pub struct RecordEncoder {
@@ -21,7 +24,7 @@ impl RecordEncoder {
     pub fn new(spec: &FormatSpec, schema: &SchemaRef) -> Result<Self> {
         let format = spec.format.unwrap_or(Format::Json);
         match format {
-            Format::Json => {}
+            Format::Json | Format::DebeziumJson => {}
             Format::RawString | Format::RawBytes => {
                 let expected = if format == Format::RawBytes {
                     DataType::Binary
@@ -73,6 +76,7 @@ impl RecordEncoder {
                 }
                 Ok(())
             }
+            Format::DebeziumJson => self.encode_debezium(batch, out),
             _ => {
                 let batch = self.json_ready(batch)?;
                 let mut writer = arrow_json::LineDelimitedWriter::new(out);
@@ -81,6 +85,56 @@ impl RecordEncoder {
                 Ok(())
             }
         }
+    }
+
+    /// Debezium change events: `{"before": row|null, "after": row|null, "op": "c"|"u"|"d"}`.
+    /// Rows of an updating query carry their change kind in a last `_op` column (`+I`,
+    /// `-U`, `+U`, `-D`); an update's `-U` and `+U` rows become one `u` event. Rows of an
+    /// append-only query are all creates.
+    fn encode_debezium(&self, batch: &RecordBatch, out: &mut Vec<u8>) -> Result<()> {
+        let schema = batch.schema();
+        let ops = match schema.fields().last() {
+            Some(f) if f.name() == CHANGE_COLUMN && f.data_type() == &DataType::Utf8 => Some(
+                batch
+                    .column(batch.num_columns() - 1)
+                    .as_string::<i32>()
+                    .clone(),
+            ),
+            _ => None,
+        };
+        let data = match ops {
+            Some(_) => batch.project(&(0..batch.num_columns() - 1).collect::<Vec<_>>())?,
+            None => batch.clone(),
+        };
+        let data = self.json_ready(&data)?;
+        let mut lines = Vec::new();
+        let mut writer = arrow_json::LineDelimitedWriter::new(&mut lines);
+        writer.write(&data)?;
+        writer.finish()?;
+        let rows: Vec<&[u8]> = lines
+            .split(|b| *b == b'\n')
+            .take(batch.num_rows())
+            .collect();
+        let op = |i: usize| ops.as_ref().map_or("+I", |ops| ops.value(i));
+        let mut i = 0;
+        while i < rows.len() {
+            let (before, after, kind, used) = match op(i) {
+                "-U" if i + 1 < rows.len() && op(i + 1) == "+U" => {
+                    (Some(rows[i]), Some(rows[i + 1]), "u", 2)
+                }
+                "-U" | "-D" => (Some(rows[i]), None, "d", 1),
+                _ => (None, Some(rows[i]), "c", 1),
+            };
+            out.extend_from_slice(b"{\"before\":");
+            out.extend_from_slice(before.unwrap_or(b"null"));
+            out.extend_from_slice(b",\"after\":");
+            out.extend_from_slice(after.unwrap_or(b"null"));
+            out.extend_from_slice(b",\"op\":\"");
+            out.extend_from_slice(kind.as_bytes());
+            out.extend_from_slice(b"\"}\n");
+            i += used;
+        }
+        Ok(())
     }
 
     /// With `json.timestamp_format = unix_millis`, timestamps are written as integers.

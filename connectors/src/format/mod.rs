@@ -11,7 +11,7 @@ mod json;
 mod raw;
 
 pub use decode::{BadRecord, RecordDecoder};
-pub use encode::RecordEncoder;
+pub use encode::{CHANGE_COLUMN, RecordEncoder};
 
 /// Whether a table's JSON is `json.unstructured = true`.
 pub fn json_unstructured(spec: &FormatSpec) -> crate::error::Result<bool> {

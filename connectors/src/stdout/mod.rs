@@ -31,7 +31,7 @@ impl Connector for StdoutConnector {
             category: "testing",
             source: false,
             sink: true,
-            formats: &["json", "raw_string"],
+            formats: &["json", "raw_string", "debezium_json"],
         }
     }
 

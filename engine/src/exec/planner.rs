@@ -26,7 +26,7 @@ use crate::sql::naming::postgres_column_names;
 use crate::sql::parse::{LaminarStatement, normalize_name, parse_sql};
 use crate::stream::event_time::{EventTimes, bind_window_time, check_window_placement};
 use crate::stream::functions::window_functions;
-use crate::stream::rewrite::use_window_aggregates;
+use crate::stream::rewrite::{StreamingContext, use_streaming_aggregates};
 use crate::stream::watermark::{DEFAULT_IDLE_TIMEOUT, SourceWatermark, Watermarks};
 use datafusion::execution::SessionStateBuilder;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
@@ -137,7 +137,12 @@ impl Engine {
         let physical = ctx.state().create_physical_plan(&logical).await?;
         let plan = use_streaming_filters(physical)?;
         let watermarks = Watermarks::new(registered.watermarks);
-        let plan = use_window_aggregates(plan, &watermarks, &counters)?;
+        let streaming = StreamingContext {
+            watermarks: &watermarks,
+            counters: &counters,
+            updating_ttl: session.updating_ttl,
+        };
+        let plan = use_streaming_aggregates(plan, &streaming)?;
         let plan = SanityCheckPlan::new()
             .optimize(plan, ctx.state().config_options())
             .map_err(explain_pipeline_breakers)?;

@@ -22,6 +22,7 @@ use futures::StreamExt;
 use crate::ddl::ResolvedTable;
 use crate::error::EngineError;
 use crate::metrics::Counters;
+use crate::stream::updating::with_op_column;
 
 /// A sink table as DataFusion sees it: insertable, never scannable.
 #[derive(Debug)]
@@ -76,6 +77,7 @@ impl TableProvider for SinkTable {
         let sink = ConnectorDataSink {
             table: self.table.clone(),
             counters: self.counters.clone(),
+            input_schema: self.table.schema.clone(),
         };
         Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
     }
@@ -86,6 +88,8 @@ impl TableProvider for SinkTable {
 struct ConnectorDataSink {
     table: ResolvedTable,
     counters: Arc<Counters>,
+    /// What the plan feeds in: the table's columns, plus `_op` for a sink of changes.
+    input_schema: SchemaRef,
 }
 
 impl DisplayAs for ConnectorDataSink {
@@ -105,7 +109,7 @@ impl DataSink for ConnectorDataSink {
     }
 
     fn schema(&self) -> &SchemaRef {
-        &self.table.schema
+        &self.input_schema
     }
 
     async fn write_all(
@@ -150,4 +154,24 @@ impl DataSink for ConnectorDataSink {
         sink.close().await.map_err(external)?;
         Ok(written)
     }
+}
+
+/// The same sink taking changes (rows with a last `_op` column), if its table's format
+/// can write them.
+pub fn changes_sink(sink: &dyn DataSink) -> Option<Arc<dyn DataSink>> {
+    let sink = sink.as_any().downcast_ref::<ConnectorDataSink>()?;
+    (sink.table.format.format == Some(connectors::format::Format::DebeziumJson)).then(|| {
+        Arc::new(ConnectorDataSink {
+            table: sink.table.clone(),
+            counters: sink.counters.clone(),
+            input_schema: with_op_column(&sink.table.schema),
+        }) as Arc<dyn DataSink>
+    })
+}
+
+/// The table a `DataSinkExec` writes, for messages.
+pub fn sink_table_name(sink: &dyn DataSink) -> Option<String> {
+    sink.as_any()
+        .downcast_ref::<ConnectorDataSink>()
+        .map(|s| s.table.def.name.clone())
 }

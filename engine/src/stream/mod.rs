@@ -6,6 +6,7 @@ pub mod event_time;
 pub mod functions;
 pub mod rewrite;
 pub mod session;
+pub mod updating;
 pub mod watermark;
 pub mod window;
 pub mod window_agg;

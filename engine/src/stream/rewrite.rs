@@ -17,10 +17,17 @@ use datafusion::physical_plan::sorts::sort::SortExec;
 
 use super::aggregates::AggregateSpec;
 use super::functions::{WindowFunction, interval_nanos};
+use super::updating::{OP_COLUMN, UpdatingAggregate, UpdatingAggregateExec, is_changelog};
 use super::watermark::Watermarks;
 use super::window::{WindowSpec, human};
 use super::window_agg::{WindowAggregate, WindowAggregateExec};
+use crate::error::EngineError;
+use crate::exec::sink::{changes_sink, sink_table_name};
 use crate::metrics::Counters;
+use datafusion::datasource::sink::DataSinkExec;
+use datafusion::error::DataFusionError;
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_plan::projection::ProjectionExec;
 
 /// The window function call a group expression is, if it is one.
 fn window_call(expr: &Arc<dyn PhysicalExpr>) -> Option<(WindowFunction, &[Arc<dyn PhysicalExpr>])> {
@@ -76,88 +83,196 @@ fn buffers_rows(plan: &Arc<dyn ExecutionPlan>) -> bool {
     found
 }
 
-/// Replace each aggregate grouped by a window with a [`WindowAggregateExec`].
-pub fn use_window_aggregates(
+/// Settings the streaming operators take from the statement.
+pub struct StreamingContext<'a> {
+    pub watermarks: &'a Watermarks,
+    pub counters: &'a Arc<Counters>,
+    pub updating_ttl: std::time::Duration,
+}
+
+/// Replace DataFusion's aggregates over streams with Laminar's: a window aggregate where
+/// the `GROUP BY` has a window, an updating aggregate where it has none and the input is
+/// unbounded; then carry the updating aggregate's `_op` column up to the root.
+pub fn use_streaming_aggregates(
     plan: Arc<dyn ExecutionPlan>,
-    watermarks: &Watermarks,
-    counters: &Arc<Counters>,
+    ctx: &StreamingContext<'_>,
 ) -> Result<Arc<dyn ExecutionPlan>> {
+    let plan = plan
+        .transform_up(|node| {
+            let Some(aggregate) = node.as_any().downcast_ref::<AggregateExec>() else {
+                return Ok(Transformed::no(node));
+            };
+            match window_aggregate(aggregate, ctx)? {
+                Some(replaced) => Ok(Transformed::yes(replaced)),
+                None => match updating_aggregate(aggregate, ctx)? {
+                    Some(replaced) => Ok(Transformed::yes(replaced)),
+                    None => Ok(Transformed::no(node)),
+                },
+            }
+        })?
+        .data;
+    propagate_changes(plan)
+}
+
+/// The aggregate's input, without the sort DataFusion puts under aggregates with ORDER BY
+/// arguments (`array_agg(x ORDER BY y)`): a stream cannot be sorted, and the accumulators
+/// order their own values, since they are given the ordering columns too.
+fn unsorted_input(aggregate: &AggregateExec) -> Arc<dyn ExecutionPlan> {
+    match aggregate.input().as_any().downcast_ref::<SortExec>() {
+        Some(sort) if sort.fetch().is_none() => sort.input().clone(),
+        _ => aggregate.input().clone(),
+    }
+}
+
+fn single_mode_input(aggregate: &AggregateExec, what: &str) -> Result<Arc<dyn ExecutionPlan>> {
+    let input = unsorted_input(aggregate);
+    if aggregate.group_expr().has_grouping_set() {
+        return plan_err!("GROUPING SETS, CUBE and ROLLUP are not supported in {what}");
+    }
+    if !matches!(
+        aggregate.mode(),
+        AggregateMode::Single | AggregateMode::SinglePartitioned
+    ) || buffers_rows(&input)
+    {
+        return plan_err!("{what} run with parallelism 1 for now; SET parallelism = 1");
+    }
+    Ok(input)
+}
+
+/// The key columns' schema: the aggregate's group output fields other than `skip`.
+fn key_spec(aggregate: &AggregateExec, skip: Option<usize>) -> Result<AggregateSpec> {
+    let group_by = aggregate.group_expr();
+    let schema = aggregate.schema();
+    let keep = |i: &usize| Some(*i) != skip;
+    let keys: Vec<Arc<dyn PhysicalExpr>> = (0..group_by.expr().len())
+        .filter(keep)
+        .map(|i| group_by.expr()[i].0.clone())
+        .collect();
+    let key_fields: Fields = (0..group_by.expr().len())
+        .filter(keep)
+        .map(|i| schema.fields()[i].clone())
+        .collect();
+    AggregateSpec::new(
+        keys,
+        Arc::new(Schema::new(key_fields)),
+        aggregate.aggr_expr().to_vec(),
+        aggregate.filter_expr().to_vec(),
+    )
+}
+
+fn updating_aggregate(
+    aggregate: &AggregateExec,
+    ctx: &StreamingContext<'_>,
+) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+    if !aggregate.input().properties().boundedness.is_unbounded() {
+        return Ok(None);
+    }
+    if is_changelog(&aggregate.input().schema()) {
+        return Err(unsupported(
+            "an aggregate over the changes of another updating aggregate is not supported yet",
+        ));
+    }
+    let input = single_mode_input(aggregate, "updating aggregates")?;
+    let shared = UpdatingAggregate {
+        spec: key_spec(aggregate, None)?,
+        result_schema: aggregate.schema(),
+        ttl: ctx.updating_ttl,
+        counters: ctx.counters.clone(),
+    };
+    Ok(Some(Arc::new(UpdatingAggregateExec::new(
+        input,
+        Arc::new(shared),
+    ))))
+}
+
+fn unsupported(message: impl Into<String>) -> DataFusionError {
+    DataFusionError::External(Box::new(EngineError::Unsupported(message.into())))
+}
+
+/// Pass `_op` through projections; refuse operators and sinks that cannot take changes.
+fn propagate_changes(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
     plan.transform_up(|node| {
-        let Some(aggregate) = node.as_any().downcast_ref::<AggregateExec>() else {
-            return Ok(Transformed::no(node));
-        };
-        let group_by = aggregate.group_expr();
-        let Some(window_index) = group_by
-            .expr()
+        let from_changes = node
+            .children()
             .iter()
-            .position(|(e, _)| window_call(e).is_some())
-        else {
+            .any(|child| is_changelog(&child.schema()));
+        if !from_changes || is_changelog(&node.schema()) {
             return Ok(Transformed::no(node));
-        };
-        if group_by.has_grouping_set() {
-            return plan_err!("GROUPING SETS, CUBE and ROLLUP are not supported with windows");
         }
-        if group_by
-            .expr()
-            .iter()
-            .filter(|(e, _)| window_call(e).is_some())
-            .count()
-            > 1
-        {
-            return plan_err!("a GROUP BY can have one window function");
+        if let Some(projection) = node.as_any().downcast_ref::<ProjectionExec>() {
+            let input = projection.input().clone();
+            let op_index = input.schema().fields().len() - 1;
+            let mut exprs: Vec<(Arc<dyn PhysicalExpr>, String)> = projection
+                .expr()
+                .iter()
+                .map(|e| (e.expr.clone(), e.alias.clone()))
+                .collect();
+            exprs.push((Arc::new(Column::new(OP_COLUMN, op_index)), OP_COLUMN.into()));
+            return Ok(Transformed::yes(Arc::new(ProjectionExec::try_new(
+                exprs, input,
+            )?)));
         }
-        // DataFusion sorts the input of aggregates with ORDER BY arguments (array_agg(x
-        // ORDER BY y)); a stream cannot be sorted, and the accumulators order their own
-        // values, since they are given the ordering columns too.
-        let input = match aggregate.input().as_any().downcast_ref::<SortExec>() {
-            Some(sort) if sort.fetch().is_none() => sort.input().clone(),
-            _ => aggregate.input().clone(),
-        };
-        let Some((function, args)) = window_call(&group_by.expr()[window_index].0) else {
-            return Ok(Transformed::no(node));
-        };
-        if !matches!(
-            aggregate.mode(),
-            AggregateMode::Single | AggregateMode::SinglePartitioned
-        ) || buffers_rows(&input)
-        {
-            return plan_err!(
-                "windowed aggregates run with parallelism 1 for now; SET parallelism = 1"
-            );
+        if let Some(sink) = node.as_any().downcast_ref::<DataSinkExec>() {
+            if let Some(changes) = changes_sink(sink.sink()) {
+                return Ok(Transformed::yes(Arc::new(DataSinkExec::new(
+                    sink.input().clone(),
+                    changes,
+                    None,
+                ))));
+            }
+            let table = sink_table_name(sink.sink()).unwrap_or_else(|| "the sink".into());
+            return Err(unsupported(format!(
+                "sink table '{table}' cannot take updates: a GROUP BY without a window produces changes (-U/+U rows) as its results change; \
+                 group by a window (tumble, hop or session) to write each result once, or write the changes with format = 'debezium_json'"
+            )));
         }
-        let window = window_spec(function, args)?;
-        let time = args.get(function.interval_args()).cloned();
-        let schema = aggregate.schema();
-        let keys: Vec<Arc<dyn PhysicalExpr>> = group_by
-            .expr()
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| *i != window_index)
-            .map(|(_, (e, _))| e.clone())
-            .collect();
-        let key_fields: Fields = (0..group_by.expr().len())
-            .filter(|i| *i != window_index)
-            .map(|i| schema.fields()[i].clone())
-            .collect();
-        let spec = AggregateSpec::new(
-            keys,
-            Arc::new(Schema::new(key_fields)),
-            aggregate.aggr_expr().to_vec(),
-            aggregate.filter_expr().to_vec(),
-        )?;
-        let shared = WindowAggregate {
-            window,
-            window_index,
-            time,
-            spec,
-            watermarks: watermarks.clone(),
-            schema,
-            counters: counters.clone(),
-        };
-        Ok(Transformed::yes(Arc::new(WindowAggregateExec::new(
-            input,
-            Arc::new(shared),
-        ))))
+        Err(unsupported(format!(
+            "{} over the changes of an updating aggregate is not supported yet",
+            node.name()
+        )))
     })
     .map(|t| t.data)
+}
+
+/// A window aggregate for `aggregate`, if it groups by a window.
+fn window_aggregate(
+    aggregate: &AggregateExec,
+    ctx: &StreamingContext<'_>,
+) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+    let group_by = aggregate.group_expr();
+    let Some(window_index) = group_by
+        .expr()
+        .iter()
+        .position(|(e, _)| window_call(e).is_some())
+    else {
+        return Ok(None);
+    };
+    if group_by
+        .expr()
+        .iter()
+        .filter(|(e, _)| window_call(e).is_some())
+        .count()
+        > 1
+    {
+        return plan_err!("a GROUP BY can have one window function");
+    }
+    let input = single_mode_input(aggregate, "windowed aggregates")?;
+    let Some((function, args)) = window_call(&group_by.expr()[window_index].0) else {
+        return Ok(None);
+    };
+    let window = window_spec(function, args)?;
+    let time = args.get(function.interval_args()).cloned();
+    let shared = WindowAggregate {
+        window,
+        window_index,
+        time,
+        spec: key_spec(aggregate, Some(window_index))?,
+        watermarks: ctx.watermarks.clone(),
+        schema: aggregate.schema(),
+        counters: ctx.counters.clone(),
+    };
+    Ok(Some(Arc::new(WindowAggregateExec::new(
+        input,
+        Arc::new(shared),
+    ))))
 }
