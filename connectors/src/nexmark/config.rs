@@ -8,9 +8,14 @@ use crate::error::{ConnectorError, Result};
 #[serde(deny_unknown_fields)]
 pub struct NexmarkTable {
     /// Events per second (persons, auctions and bids together), across all partitions.
-    /// Also sets the event-time spacing: event n is stamped `base_time + n / event_rate`.
+    /// Also sets the event-time spacing: event n is stamped `base_time + n / event_rate`,
+    /// unless `event_time_rate` is given.
     #[schemars(range(min = 0.0))]
     pub event_rate: f64,
+    /// Events per second of event time, when it should differ from the generation rate:
+    /// event n is stamped `base_time + n / event_time_rate` (e.g. minutes of event time
+    /// generated in a second, for tests of windows).
+    pub event_time_rate: Option<f64>,
     /// Stop after this many events (the table is then bounded).
     pub message_count: Option<u64>,
     /// Stop after this many seconds (the table is then bounded).
@@ -35,6 +40,11 @@ impl NexmarkTable {
             && !positive(runtime)
         {
             return Err(invalid("runtime", runtime));
+        }
+        if let Some(rate) = self.event_time_rate
+            && !positive(rate)
+        {
+            return Err(invalid("event_time_rate", rate));
         }
         Ok(())
     }

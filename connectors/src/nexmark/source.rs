@@ -58,7 +58,7 @@ impl NexmarkSource {
             table.seed.unwrap_or(0),
             table.first_event_id.unwrap_or(0),
             base_time_ms,
-            table.event_rate,
+            table.event_time_rate.unwrap_or(table.event_rate),
         );
         Ok(NexmarkSource {
             generator,
@@ -115,6 +115,7 @@ mod tests {
     fn table(event_rate: f64) -> NexmarkTable {
         NexmarkTable {
             event_rate,
+            event_time_rate: None,
             message_count: None,
             runtime: None,
             seed: None,

@@ -27,7 +27,7 @@ use crate::sql::parse::{LaminarStatement, normalize_name, parse_sql};
 use crate::stream::event_time::{EventTimes, bind_window_time, check_window_placement};
 use crate::stream::functions::window_functions;
 use crate::stream::rewrite::{StreamingContext, use_streaming_aggregates};
-use crate::stream::watermark::{DEFAULT_IDLE_TIMEOUT, SourceWatermark, Watermarks};
+use crate::stream::watermark::{DEFAULT_IDLE_TIMEOUT, WatermarkSpec};
 use datafusion::execution::SessionStateBuilder;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
@@ -61,8 +61,8 @@ struct Registered {
     tables: Vec<String>,
     /// Source tables' event time columns.
     event_times: EventTimes,
-    /// Watermarks of the source tables that have an event time.
-    watermarks: Vec<Arc<SourceWatermark>>,
+    /// Source tables that have an event time (and so a watermark).
+    watermark_tables: Vec<String>,
 }
 
 fn session_context(session: &Session) -> SessionContext {
@@ -136,9 +136,8 @@ impl Engine {
         let optimized = ctx.state().optimize(&logical)?;
         let physical = ctx.state().create_physical_plan(&logical).await?;
         let plan = use_streaming_filters(physical)?;
-        let watermarks = Watermarks::new(registered.watermarks);
         let streaming = StreamingContext {
-            watermarks: &watermarks,
+            watermark_tables: &registered.watermark_tables,
             counters: &counters,
             updating_ttl: session.updating_ttl,
         };
@@ -256,9 +255,9 @@ impl Engine {
             (TableRole::Source, false) => {
                 let bounded = table.connector.bounded(&table.def.config)?;
                 let partitions = session.parallelism.max(1);
-                let event_time = source_watermark(&table, partitions)?;
-                if let Some((_, watermark)) = &event_time {
-                    registered.watermarks.push(watermark.clone());
+                let event_time = watermark_spec(&table)?;
+                if event_time.is_some() {
+                    registered.watermark_tables.push(name.clone());
                     if let Some(field) = &table.def.event_time_field {
                         registered.event_times.insert(name.clone(), field.clone());
                     }
@@ -274,9 +273,7 @@ impl Engine {
                             dlq.clone(),
                         );
                         let partition = match &event_time {
-                            Some((column, watermark)) => {
-                                partition.with_event_time(*column, watermark.clone())
-                            }
+                            Some(spec) => partition.with_event_time(spec.clone()),
                             None => partition,
                         };
                         Arc::new(partition) as Arc<dyn PartitionStream>
@@ -291,11 +288,8 @@ impl Engine {
     }
 }
 
-/// The event time column's index and a watermark for a source table that declares one.
-fn source_watermark(
-    table: &ResolvedTable,
-    partitions: usize,
-) -> Result<Option<(usize, Arc<SourceWatermark>)>> {
+/// How a source table that declares an event time derives its watermark.
+fn watermark_spec(table: &ResolvedTable) -> Result<Option<WatermarkSpec>> {
     let Some(field) = &table.def.event_time_field else {
         return Ok(None);
     };
@@ -312,13 +306,12 @@ fn source_watermark(
             table.def.name
         ))
     })?;
-    let watermark = SourceWatermark::new(
-        table.def.name.clone(),
-        partitions,
+    Ok(Some(WatermarkSpec {
+        table: table.def.name.clone(),
+        column,
         delay,
-        Some(DEFAULT_IDLE_TIMEOUT),
-    );
-    Ok(Some((column, watermark)))
+        idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
+    }))
 }
 
 /// How deep views may nest.

@@ -16,7 +16,7 @@ use crate::ddl::ResolvedTable;
 use crate::error::EngineError;
 use crate::exec::dlq::dead_letter_batch;
 use crate::metrics::Counters;
-use crate::stream::watermark::SourceWatermark;
+use crate::stream::watermark::{SourceWatermark, WatermarkSpec, register_source};
 
 /// One partition of a source table.
 #[derive(Debug)]
@@ -28,8 +28,8 @@ pub struct ConnectorPartition {
     counters: Arc<Counters>,
     /// The dead-letter table, for `bad_data = 'dlq'`.
     dlq: Option<ResolvedTable>,
-    /// The event time column's index and the table's watermark, when it has one.
-    event_time: Option<(usize, Arc<SourceWatermark>)>,
+    /// How the table's watermark is derived, when it has an event time.
+    event_time: Option<WatermarkSpec>,
 }
 
 impl ConnectorPartition {
@@ -52,9 +52,9 @@ impl ConnectorPartition {
         }
     }
 
-    /// Track the table's watermark from the event time column at `column`.
-    pub fn with_event_time(mut self, column: usize, watermark: Arc<SourceWatermark>) -> Self {
-        self.event_time = Some((column, watermark));
+    /// Track a watermark from the table's event time column.
+    pub fn with_event_time(mut self, spec: WatermarkSpec) -> Self {
+        self.event_time = Some(spec);
         self
     }
 }
@@ -108,8 +108,12 @@ impl PartitionStream for ConnectorPartition {
             dead_letters: self.dlq.clone().map(DeadLetters::new),
         };
         let counters = self.counters.clone();
-        let event_time = self.event_time.clone();
-        let partition = self.partition;
+        // A watermark per execution: two scans of one table advance independently.
+        let event_time = self.event_time.as_ref().map(|spec| {
+            let watermark = SourceWatermark::new(spec);
+            register_source(&watermark);
+            (spec.column, watermark)
+        });
         // The source is polled inline by whoever polls the query: dropping the query stream
         // drops the source, so nothing outlives a cancelled or finished query.
         let batches = stream::unfold(Some(state), move |state| {
@@ -128,13 +132,13 @@ impl PartitionStream for ConnectorPartition {
                     Ok(Some(batch)) => {
                         counters.add_in(batch.num_rows(), batch.get_array_memory_size());
                         if let Some((column, watermark)) = &event_time {
-                            watermark.observe(partition, batch.column(*column));
+                            watermark.observe(batch.column(*column));
                         }
                         Some((Ok(batch), Some(state)))
                     }
                     Ok(None) => {
                         if let Some((_, watermark)) = &event_time {
-                            watermark.finish(partition);
+                            watermark.finish();
                         }
                         match state.dead_letters.as_mut() {
                             Some(dlq) => match dlq.close().await {

@@ -122,8 +122,54 @@ impl ScalarUDFImpl for WindowUdf {
     }
 }
 
-/// The three window functions, to register in a session.
+/// `proctime()`: the current time, re-read for every batch (unlike `now()`, which is fixed
+/// when the statement is planned). As a window's time column it asks for processing-time
+/// windows even over a table that has an event time, as Flink's `PROCTIME()` does.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ProcTime {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for ProcTime {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn name(&self) -> &str {
+        "proctime"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Timestamp(TimeUnit::Nanosecond, None))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or_default();
+        Ok(ColumnarValue::Array(Arc::new(
+            arrow::array::TimestampNanosecondArray::from_value(now, args.number_rows),
+        )))
+    }
+}
+
+/// Whether a physical expression is a `proctime()` call.
+pub fn is_proctime(expr: &Arc<dyn datafusion::physical_expr::PhysicalExpr>) -> bool {
+    expr.as_any()
+        .downcast_ref::<datafusion::physical_expr::ScalarFunctionExpr>()
+        .is_some_and(|f| f.fun().name() == "proctime")
+}
+
+/// The window functions and `proctime()`, to register in a session.
 pub fn window_functions() -> Vec<ScalarUDF> {
+    let proctime = ScalarUDF::from(ProcTime {
+        signature: Signature::nullary(Volatility::Volatile),
+    });
     [
         WindowFunction::Tumble,
         WindowFunction::Hop,
@@ -137,6 +183,7 @@ pub fn window_functions() -> Vec<ScalarUDF> {
             signature: Signature::user_defined(Volatility::Volatile),
         })
     })
+    .chain([proctime])
     .collect()
 }
 

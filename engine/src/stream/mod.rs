@@ -4,9 +4,12 @@
 pub mod aggregates;
 pub mod event_time;
 pub mod functions;
+pub mod per_window;
 pub mod rewrite;
 pub mod session;
 pub mod updating;
 pub mod watermark;
 pub mod window;
 pub mod window_agg;
+pub mod window_join;
+pub mod window_origin;

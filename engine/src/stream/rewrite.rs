@@ -16,11 +16,13 @@ use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::sorts::sort::SortExec;
 
 use super::aggregates::AggregateSpec;
-use super::functions::{WindowFunction, interval_nanos};
+use super::functions::{WindowFunction, interval_nanos, is_proctime};
+use super::per_window::PerWindowAggregateExec;
 use super::updating::{OP_COLUMN, UpdatingAggregate, UpdatingAggregateExec, is_changelog};
-use super::watermark::Watermarks;
 use super::window::{WindowSpec, human};
 use super::window_agg::{WindowAggregate, WindowAggregateExec};
+use super::window_join::WindowJoinExec;
+use super::window_origin::expr_origin;
 use crate::error::EngineError;
 use crate::exec::sink::{changes_sink, sink_table_name};
 use crate::metrics::Counters;
@@ -85,7 +87,8 @@ fn buffers_rows(plan: &Arc<dyn ExecutionPlan>) -> bool {
 
 /// Settings the streaming operators take from the statement.
 pub struct StreamingContext<'a> {
-    pub watermarks: &'a Watermarks,
+    /// Source tables with a watermark (for EXPLAIN).
+    pub watermark_tables: &'a [String],
     pub counters: &'a Arc<Counters>,
     pub updating_ttl: std::time::Duration,
 }
@@ -99,16 +102,23 @@ pub fn use_streaming_aggregates(
 ) -> Result<Arc<dyn ExecutionPlan>> {
     let plan = plan
         .transform_up(|node| {
+            if let Some(join) = WindowJoinExec::try_from_join(&node) {
+                return Ok(Transformed::yes(Arc::new(join) as Arc<dyn ExecutionPlan>));
+            }
             let Some(aggregate) = node.as_any().downcast_ref::<AggregateExec>() else {
                 return Ok(Transformed::no(node));
             };
-            match window_aggregate(aggregate, ctx)? {
-                Some(replaced) => Ok(Transformed::yes(replaced)),
-                None => match updating_aggregate(aggregate, ctx)? {
-                    Some(replaced) => Ok(Transformed::yes(replaced)),
-                    None => Ok(Transformed::no(node)),
+            let replaced = match window_aggregate(aggregate, ctx)? {
+                Some(replaced) => Some(replaced),
+                None => match per_window_aggregate(aggregate)? {
+                    Some(replaced) => Some(replaced),
+                    None => updating_aggregate(aggregate, ctx)?,
                 },
-            }
+            };
+            Ok(match replaced {
+                Some(replaced) => Transformed::yes(replaced),
+                None => Transformed::no(node),
+            })
         })?
         .data;
     propagate_changes(plan)
@@ -158,6 +168,27 @@ fn key_spec(aggregate: &AggregateExec, skip: Option<usize>) -> Result<AggregateS
         aggregate.aggr_expr().to_vec(),
         aggregate.filter_expr().to_vec(),
     )
+}
+
+/// An aggregate grouped by the window of a windowed input: aggregated window by window.
+fn per_window_aggregate(aggregate: &AggregateExec) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+    let input = unsorted_input(aggregate);
+    let Some(window_key) = aggregate
+        .group_expr()
+        .expr()
+        .iter()
+        .enumerate()
+        .find_map(|(i, (e, _))| expr_origin(&input, e).map(|part| (i, part)))
+    else {
+        return Ok(None);
+    };
+    let input = single_mode_input(aggregate, "aggregates over windows")?;
+    Ok(Some(Arc::new(PerWindowAggregateExec::new(
+        input,
+        Arc::new(key_spec(aggregate, None)?),
+        window_key,
+        aggregate.schema(),
+    ))))
 }
 
 fn updating_aggregate(
@@ -261,13 +292,17 @@ fn window_aggregate(
         return Ok(None);
     };
     let window = window_spec(function, args)?;
-    let time = args.get(function.interval_args()).cloned();
+    // `proctime()` as the time column asks for processing time.
+    let time = args
+        .get(function.interval_args())
+        .filter(|t| !is_proctime(t))
+        .cloned();
     let shared = WindowAggregate {
         window,
         window_index,
         time,
         spec: key_spec(aggregate, Some(window_index))?,
-        watermarks: ctx.watermarks.clone(),
+        watermark_tables: ctx.watermark_tables.to_vec(),
         schema: aggregate.schema(),
         counters: ctx.counters.clone(),
     };

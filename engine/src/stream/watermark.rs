@@ -11,6 +11,7 @@
 //! watermark as it hands a batch downstream: an operator reading the watermark after a
 //! batch sees exactly the rows that were emitted before it.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
@@ -30,43 +31,43 @@ pub const WATERMARK_MAX: i64 = i64::MAX;
 /// How long a partition may be silent before it stops holding the watermark back.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
-#[derive(Debug)]
-struct Slot {
-    watermark: AtomicI64,
-    /// Nanoseconds since `SourceWatermark::started` when the partition last emitted rows.
-    last_active: AtomicI64,
-    finished: AtomicBool,
+/// How a source table derives its watermark.
+#[derive(Debug, Clone)]
+pub struct WatermarkSpec {
+    pub table: String,
+    /// Index of the event time column in the table's schema.
+    pub column: usize,
+    pub delay: Duration,
+    pub idle_timeout: Option<Duration>,
 }
 
-/// The watermark of one source table, shared by its partitions and the operators above.
+/// The watermark of one running source partition.
 #[derive(Debug)]
 pub struct SourceWatermark {
     table: String,
     delay_ns: i64,
-    idle_timeout: Option<Duration>,
+    idle_ns: Option<i64>,
     started: Instant,
-    slots: Vec<Slot>,
+    watermark: AtomicI64,
+    /// Nanoseconds since `started` when the partition last emitted rows.
+    last_active: AtomicI64,
+    finished: AtomicBool,
+}
+
+fn nanos(d: Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
 
 impl SourceWatermark {
-    pub fn new(
-        table: impl Into<String>,
-        partitions: usize,
-        delay: Duration,
-        idle_timeout: Option<Duration>,
-    ) -> Arc<Self> {
+    pub fn new(spec: &WatermarkSpec) -> Arc<Self> {
         Arc::new(SourceWatermark {
-            table: table.into(),
-            delay_ns: i64::try_from(delay.as_nanos()).unwrap_or(i64::MAX),
-            idle_timeout,
+            table: spec.table.clone(),
+            delay_ns: nanos(spec.delay),
+            idle_ns: spec.idle_timeout.map(nanos),
             started: Instant::now(),
-            slots: (0..partitions.max(1))
-                .map(|_| Slot {
-                    watermark: AtomicI64::new(WATERMARK_MIN),
-                    last_active: AtomicI64::new(0),
-                    finished: AtomicBool::new(false),
-                })
-                .collect(),
+            watermark: AtomicI64::new(WATERMARK_MIN),
+            last_active: AtomicI64::new(0),
+            finished: AtomicBool::new(false),
         })
     }
 
@@ -75,54 +76,42 @@ impl SourceWatermark {
     }
 
     fn elapsed_ns(&self) -> i64 {
-        i64::try_from(self.started.elapsed().as_nanos()).unwrap_or(i64::MAX)
+        nanos(self.started.elapsed())
     }
 
-    /// Account for a batch a partition emitted: `times` is its event time column.
-    pub fn observe(&self, partition: usize, times: &ArrayRef) {
-        let Some(slot) = self.slots.get(partition) else {
-            return;
-        };
-        slot.last_active.store(self.elapsed_ns(), Ordering::Relaxed);
+    /// Account for a batch the partition emitted: `times` is its event time column.
+    pub fn observe(&self, times: &ArrayRef) {
+        self.last_active.store(self.elapsed_ns(), Ordering::Relaxed);
         if let Some(highest) = max_nanos(times) {
             let watermark = highest.saturating_sub(self.delay_ns);
-            slot.watermark.fetch_max(watermark, Ordering::Relaxed);
+            self.watermark.fetch_max(watermark, Ordering::Relaxed);
         }
     }
 
-    /// A partition reached its end.
-    pub fn finish(&self, partition: usize) {
-        if let Some(slot) = self.slots.get(partition) {
-            slot.finished.store(true, Ordering::Relaxed);
-            slot.watermark.store(WATERMARK_MAX, Ordering::Relaxed);
-        }
+    /// The partition reached its end.
+    pub fn finish(&self) {
+        self.finished.store(true, Ordering::Relaxed);
+        self.watermark.store(WATERMARK_MAX, Ordering::Relaxed);
     }
 
-    /// The table's watermark now.
-    pub fn current(&self) -> i64 {
-        let now = self.elapsed_ns();
-        let idle_ns = self
-            .idle_timeout
-            .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
-        let mut active = None::<i64>;
-        let mut all = WATERMARK_MAX;
-        for slot in &self.slots {
-            let watermark = slot.watermark.load(Ordering::Relaxed);
-            all = all.min(watermark);
-            let idle = idle_ns.is_some_and(|idle| {
-                !slot.finished.load(Ordering::Relaxed)
-                    && now.saturating_sub(slot.last_active.load(Ordering::Relaxed)) > idle
-            });
-            if !idle {
-                active = Some(active.map_or(watermark, |a| a.min(watermark)));
-            }
-        }
-        // Every partition idle: hold where the slowest one is.
-        active.unwrap_or(all)
+    pub fn value(&self) -> i64 {
+        self.watermark.load(Ordering::Relaxed)
+    }
+
+    /// Silent for longer than the idle timeout (and not finished).
+    fn is_idle(&self) -> bool {
+        self.idle_ns.is_some_and(|idle| {
+            !self.finished.load(Ordering::Relaxed)
+                && self
+                    .elapsed_ns()
+                    .saturating_sub(self.last_active.load(Ordering::Relaxed))
+                    > idle
+        })
     }
 }
 
-/// The watermark of everything below an operator: the minimum over its sources.
+/// The watermark of everything below an operator: the minimum over the source partitions
+/// feeding it, leaving out idle ones (unless all are idle).
 #[derive(Debug, Clone, Default)]
 pub struct Watermarks(Vec<Arc<SourceWatermark>>);
 
@@ -136,16 +125,40 @@ impl Watermarks {
     }
 
     pub fn current(&self) -> i64 {
-        self.0
+        let active = self
+            .0
             .iter()
-            .map(|s| s.current())
-            .min()
+            .filter(|s| !s.is_idle())
+            .map(|s| s.value())
+            .min();
+        active
+            .or_else(|| self.0.iter().map(|s| s.value()).min())
             .unwrap_or(WATERMARK_MIN)
     }
+}
 
-    pub fn tables(&self) -> Vec<&str> {
-        self.0.iter().map(|s| s.table()).collect()
-    }
+thread_local! {
+    /// Operators collecting the watermarks of the sources their input starts.
+    static SCOPES: RefCell<Vec<Vec<Arc<SourceWatermark>>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Run `start` (which starts an operator's input streams) and collect the watermarks of
+/// every source partition it starts. Starting a plan is synchronous, so the sources started
+/// are exactly this operator's — two scans of one table each get their own watermark.
+pub fn collect_sources<T>(start: impl FnOnce() -> T) -> (T, Watermarks) {
+    SCOPES.with(|s| s.borrow_mut().push(Vec::new()));
+    let out = start();
+    let sources = SCOPES.with(|s| s.borrow_mut().pop()).unwrap_or_default();
+    (out, Watermarks::new(sources))
+}
+
+/// A source partition starting: every operator collecting around it sees its watermark.
+pub fn register_source(watermark: &Arc<SourceWatermark>) {
+    SCOPES.with(|s| {
+        for scope in s.borrow_mut().iter_mut() {
+            scope.push(watermark.clone());
+        }
+    });
 }
 
 /// Multiplier from a time unit to nanoseconds.
@@ -176,36 +189,60 @@ fn max_nanos(times: &ArrayRef) -> Option<i64> {
 mod tests {
     use super::*;
     use arrow::array::TimestampNanosecondArray;
-    use std::sync::Arc as StdArc;
 
     fn times(values: &[i64]) -> ArrayRef {
-        StdArc::new(TimestampNanosecondArray::from(values.to_vec()))
+        Arc::new(TimestampNanosecondArray::from(values.to_vec()))
+    }
+
+    fn spec(delay_ns: u64, idle: Option<Duration>) -> WatermarkSpec {
+        WatermarkSpec {
+            table: "t".into(),
+            column: 0,
+            delay: Duration::from_nanos(delay_ns),
+            idle_timeout: idle,
+        }
     }
 
     #[test]
     fn minimum_over_partitions_minus_delay() {
-        let w = SourceWatermark::new("t", 2, Duration::from_nanos(5), None);
-        assert_eq!(w.current(), WATERMARK_MIN);
-        w.observe(0, &times(&[100, 120]));
-        assert_eq!(w.current(), WATERMARK_MIN, "partition 1 has not reported");
-        w.observe(1, &times(&[50]));
-        assert_eq!(w.current(), 45);
-        w.observe(1, &times(&[10]));
-        assert_eq!(w.current(), 45, "watermarks never go back");
-        w.finish(1);
-        assert_eq!(w.current(), 115);
-        w.finish(0);
-        assert_eq!(w.current(), WATERMARK_MAX);
+        let a = SourceWatermark::new(&spec(5, None));
+        let b = SourceWatermark::new(&spec(5, None));
+        let both = Watermarks::new(vec![a.clone(), b.clone()]);
+        assert_eq!(both.current(), WATERMARK_MIN);
+        a.observe(&times(&[100, 120]));
+        assert_eq!(both.current(), WATERMARK_MIN, "b has not reported");
+        b.observe(&times(&[50]));
+        assert_eq!(both.current(), 45);
+        b.observe(&times(&[10]));
+        assert_eq!(both.current(), 45, "watermarks never go back");
+        b.finish();
+        assert_eq!(both.current(), 115);
+        a.finish();
+        assert_eq!(both.current(), WATERMARK_MAX);
     }
 
     #[test]
     fn idle_partitions_stop_holding_back() {
-        let w = SourceWatermark::new("t", 2, Duration::ZERO, Some(Duration::from_millis(20)));
-        w.observe(0, &times(&[100]));
-        w.observe(1, &times(&[10]));
-        assert_eq!(w.current(), 10);
+        let idle = Some(Duration::from_millis(20));
+        let a = SourceWatermark::new(&spec(0, idle));
+        let b = SourceWatermark::new(&spec(0, idle));
+        let both = Watermarks::new(vec![a.clone(), b.clone()]);
+        a.observe(&times(&[100]));
+        b.observe(&times(&[10]));
+        assert_eq!(both.current(), 10);
         std::thread::sleep(Duration::from_millis(40));
-        w.observe(0, &times(&[200]));
-        assert_eq!(w.current(), 200, "partition 1 is idle");
+        a.observe(&times(&[200]));
+        assert_eq!(both.current(), 200, "b is idle");
+    }
+
+    #[test]
+    fn scopes_collect_the_sources_started_inside() {
+        let ((), outer) = collect_sources(|| {
+            let ((), inner) =
+                collect_sources(|| register_source(&SourceWatermark::new(&spec(0, None))));
+            assert_eq!(inner.0.len(), 1);
+            register_source(&SourceWatermark::new(&spec(0, None)));
+        });
+        assert_eq!(outer.0.len(), 2);
     }
 }

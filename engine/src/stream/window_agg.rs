@@ -31,7 +31,7 @@ use futures::{FutureExt, Stream, StreamExt};
 
 use super::aggregates::{AggregateSpec, GroupedState, Inputs};
 use super::session::Sessions;
-use super::watermark::{WATERMARK_MAX, WATERMARK_MIN, Watermarks};
+use super::watermark::{WATERMARK_MAX, WATERMARK_MIN, Watermarks, collect_sources};
 use super::window::WindowSpec;
 use crate::metrics::Counters;
 
@@ -48,7 +48,8 @@ pub struct WindowAggregate {
     /// The event time expression; `None` windows by processing time.
     pub time: Option<Arc<dyn PhysicalExpr>>,
     pub spec: AggregateSpec,
-    pub watermarks: Watermarks,
+    /// Source tables with a watermark below (for EXPLAIN).
+    pub watermark_tables: Vec<String>,
     pub schema: SchemaRef,
     pub counters: Arc<Counters>,
 }
@@ -79,6 +80,13 @@ impl WindowAggregateExec {
     }
 }
 
+impl WindowAggregateExec {
+    /// Position of the window column in the output.
+    pub fn window_index(&self) -> usize {
+        self.shared.window_index
+    }
+}
+
 impl DisplayAs for WindowAggregateExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = &self.shared;
@@ -93,8 +101,8 @@ impl DisplayAs for WindowAggregateExec {
         }
         let functions: Vec<&str> = s.spec.functions.iter().map(|a| a.name()).collect();
         write!(f, ", aggregates [{}]", functions.join(", "))?;
-        if !s.watermarks.is_empty() {
-            write!(f, ", watermark from [{}]", s.watermarks.tables().join(", "))?;
+        if s.time.is_some() && !s.watermark_tables.is_empty() {
+            write!(f, ", watermark from [{}]", s.watermark_tables.join(", "))?;
         }
         write!(f, ", state: partial aggregates per open window")
     }
@@ -139,8 +147,10 @@ impl ExecutionPlan for WindowAggregateExec {
             }
             _ => State::Fixed(BTreeMap::new()),
         };
+        let (input, watermarks) = collect_sources(|| self.input.execute(partition, context));
         Ok(Box::pin(WindowAggregateStream {
-            input: self.input.execute(partition, context)?,
+            input: input?,
+            watermarks,
             shared,
             state,
             watermark: WATERMARK_MIN,
@@ -159,6 +169,8 @@ enum State {
 
 struct WindowAggregateStream {
     input: SendableRecordBatchStream,
+    /// The watermarks of the source partitions this operator's input started.
+    watermarks: Watermarks,
     shared: Arc<WindowAggregate>,
     state: State,
     /// The watermark windows have been emitted up to.
@@ -191,7 +203,7 @@ impl WindowAggregateStream {
     fn current_watermark(&self) -> i64 {
         match self.shared.time {
             None => now_nanos(),
-            Some(_) => self.shared.watermarks.current(),
+            Some(_) => self.watermarks.current(),
         }
     }
 
@@ -305,7 +317,7 @@ impl WindowAggregateStream {
                 let wait = next_end.saturating_sub(now_nanos()).max(0);
                 Some(Duration::from_nanos(wait as u64) + Duration::from_millis(1))
             }
-            Some(_) if !self.shared.watermarks.is_empty() => Some(WATERMARK_POLL),
+            Some(_) if !self.watermarks.is_empty() => Some(WATERMARK_POLL),
             Some(_) => None,
         }
     }

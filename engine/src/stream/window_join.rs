@@ -1,0 +1,349 @@
+//! Window joins: two windowed streams joined on their window (plus any other keys and
+//! conditions), window by window.
+//!
+//! Each side emits every window's rows together and in window order. The join keeps each
+//! side's rows of windows the other side has not reached, and once both sides are past a
+//! window it runs DataFusion's own join over just that window's rows — so every join type
+//! and residual condition DataFusion supports works here, and state never outlives a window.
+
+use std::any::Any;
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use arrow::array::UInt32Array;
+use arrow::compute::take_record_batch;
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use datafusion::common::JoinType;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::error::Result;
+use datafusion::execution::TaskContext;
+use datafusion::physical_expr::EquivalenceProperties;
+use datafusion::physical_plan::execution_plan::EmissionType;
+use datafusion::physical_plan::joins::HashJoinExec;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties, RecordBatchStream,
+    SendableRecordBatchStream,
+};
+use futures::{Stream, StreamExt};
+
+use super::window_origin::{WindowPart, window_keys, window_origin};
+
+/// The plan node.
+#[derive(Debug)]
+pub struct WindowJoinExec {
+    left: Arc<dyn ExecutionPlan>,
+    right: Arc<dyn ExecutionPlan>,
+    /// The DataFusion join this replaces; run per window over that window's rows.
+    join: Arc<dyn ExecutionPlan>,
+    join_type: JoinType,
+    /// The window column of each side.
+    left_key: (usize, WindowPart),
+    right_key: (usize, WindowPart),
+    /// For each output column, the side (0 left, 1 right) and input column it comes from.
+    output_columns: Vec<(usize, usize)>,
+    properties: Arc<PlanProperties>,
+}
+
+impl WindowJoinExec {
+    /// A window join for `join` (whose children are the two windowed streams), if its
+    /// equality keys include a window column of each side.
+    pub fn try_from_join(join: &Arc<dyn ExecutionPlan>) -> Option<Self> {
+        let (on, join_type, projection) =
+            if let Some(hash) = join.as_any().downcast_ref::<HashJoinExec>() {
+                (
+                    hash.on().to_vec(),
+                    *hash.join_type(),
+                    hash.projection
+                        .as_ref()
+                        .map(|p| p.iter().copied().collect::<Vec<_>>()),
+                )
+            } else if let Some(shj) =
+                join.as_any()
+                    .downcast_ref::<datafusion::physical_plan::joins::SymmetricHashJoinExec>()
+            {
+                (shj.on().to_vec(), *shj.join_type(), None)
+            } else {
+                return None;
+            };
+        let children = join.children();
+        let (left, right) = (children[0].clone(), children[1].clone());
+        let (left_key, right_key) = on.iter().find_map(|(l, r)| {
+            let l_col = l
+                .as_any()
+                .downcast_ref::<datafusion::physical_expr::expressions::Column>()?;
+            let r_col = r
+                .as_any()
+                .downcast_ref::<datafusion::physical_expr::expressions::Column>()?;
+            let l_part = window_origin(&left, l_col.index())?;
+            let r_part = window_origin(&right, r_col.index())?;
+            (l_part == r_part).then_some(((l_col.index(), l_part), (r_col.index(), r_part)))
+        })?;
+        let left_width = left.schema().fields().len();
+        let right_width = right.schema().fields().len();
+        let joined: Vec<(usize, usize)> = match join_type {
+            JoinType::Inner | JoinType::Left | JoinType::Right | JoinType::Full => (0..left_width)
+                .map(|i| (0, i))
+                .chain((0..right_width).map(|i| (1, i)))
+                .collect(),
+            JoinType::LeftSemi | JoinType::LeftAnti => (0..left_width).map(|i| (0, i)).collect(),
+            JoinType::RightSemi | JoinType::RightAnti => (0..right_width).map(|i| (1, i)).collect(),
+            _ => return None,
+        };
+        let output_columns = match projection {
+            Some(p) => p.iter().filter_map(|&i| joined.get(i).copied()).collect(),
+            None => joined,
+        };
+        let schema = join.schema();
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(schema),
+            Partitioning::UnknownPartitioning(1),
+            EmissionType::Incremental,
+            left.properties().boundedness,
+        );
+        Some(WindowJoinExec {
+            left,
+            right,
+            join: join.clone(),
+            join_type,
+            left_key,
+            right_key,
+            output_columns,
+            properties: Arc::new(properties),
+        })
+    }
+
+    /// The window part an output column carries, if any.
+    pub fn column_origin(&self, index: usize) -> Option<WindowPart> {
+        let (side, column) = *self.output_columns.get(index)?;
+        match side {
+            0 => window_origin(&self.left, column),
+            _ => window_origin(&self.right, column),
+        }
+    }
+}
+
+impl DisplayAs for WindowJoinExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "WindowJoinExec: join_type={}, window columns {}@left = {}@right, per window: {}, state: rows of windows one side has not reached",
+            self.join_type,
+            self.left_key.0,
+            self.right_key.0,
+            self.join.name()
+        )
+    }
+}
+
+impl ExecutionPlan for WindowJoinExec {
+    fn name(&self) -> &str {
+        "WindowJoinExec"
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.left, &self.right]
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let join = self.join.clone().with_new_children(children)?;
+        match WindowJoinExec::try_from_join(&join) {
+            Some(rebuilt) => Ok(Arc::new(rebuilt)),
+            None => datafusion::common::internal_err!("window join lost its window keys"),
+        }
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        Ok(Box::pin(WindowJoinStream {
+            sides: [
+                Side::new(
+                    self.left.execute(partition, context.clone())?,
+                    self.left_key,
+                ),
+                Side::new(
+                    self.right.execute(partition, context.clone())?,
+                    self.right_key,
+                ),
+            ],
+            join: self.join.clone(),
+            schema: self.schema(),
+            context,
+            running: None,
+            ready: VecDeque::new(),
+        }))
+    }
+}
+
+/// One input of the join.
+struct Side {
+    input: SendableRecordBatchStream,
+    key: (usize, WindowPart),
+    /// Rows per window not joined yet.
+    pending: BTreeMap<i64, Vec<RecordBatch>>,
+    /// The latest window this side has delivered (it never goes back), `MAX` once ended.
+    reached: i64,
+    ended: bool,
+}
+
+impl Side {
+    fn new(input: SendableRecordBatchStream, key: (usize, WindowPart)) -> Self {
+        Side {
+            input,
+            key,
+            pending: BTreeMap::new(),
+            reached: i64::MIN,
+            ended: false,
+        }
+    }
+
+    fn add(&mut self, batch: RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let keys = window_keys(batch.column(self.key.0), self.key.1)?;
+        let first = keys[0];
+        if keys.iter().all(|k| *k == first) {
+            self.reached = self.reached.max(first);
+            self.pending.entry(first).or_default().push(batch);
+            return Ok(());
+        }
+        // Several windows in one batch: split it.
+        let mut windows: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
+        for (row, key) in keys.iter().enumerate() {
+            windows.entry(*key).or_default().push(row as u32);
+        }
+        for (key, rows) in windows {
+            let part = take_record_batch(&batch, &UInt32Array::from(rows))?;
+            self.reached = self.reached.max(key);
+            self.pending.entry(key).or_default().push(part);
+        }
+        Ok(())
+    }
+}
+
+struct WindowJoinStream {
+    sides: [Side; 2],
+    join: Arc<dyn ExecutionPlan>,
+    schema: SchemaRef,
+    context: Arc<TaskContext>,
+    /// The join of one window, being drained.
+    running: Option<SendableRecordBatchStream>,
+    /// Windows ready to join: both sides are past them.
+    ready: VecDeque<(Vec<RecordBatch>, Vec<RecordBatch>)>,
+}
+
+impl WindowJoinStream {
+    /// Move every window both sides have reached to `ready`.
+    fn collect_ready(&mut self) {
+        let done = self.sides[0].reached.min(self.sides[1].reached);
+        let mut keys: Vec<i64> = self.sides[0]
+            .pending
+            .range(..=done)
+            .map(|(k, _)| *k)
+            .chain(self.sides[1].pending.range(..=done).map(|(k, _)| *k))
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        for key in keys {
+            let left = self.sides[0].pending.remove(&key).unwrap_or_default();
+            let right = self.sides[1].pending.remove(&key).unwrap_or_default();
+            self.ready.push_back((left, right));
+        }
+    }
+
+    fn start_join(&mut self, left: Vec<RecordBatch>, right: Vec<RecordBatch>) -> Result<()> {
+        let children = self.join.children();
+        let memory = |batches: Vec<RecordBatch>, schema: SchemaRef| {
+            MemorySourceConfig::try_new_exec(&[batches], schema, None)
+                .map(|e| e as Arc<dyn ExecutionPlan>)
+        };
+        let left = memory(left, children[0].schema())?;
+        let right = memory(right, children[1].schema())?;
+        // Reset: a hash join caches its build side across executions.
+        let plan = self
+            .join
+            .clone()
+            .with_new_children(vec![left, right])?
+            .reset_state()?;
+        self.running = Some(plan.execute(0, self.context.clone())?);
+        Ok(())
+    }
+}
+
+impl Stream for WindowJoinStream {
+    type Item = Result<RecordBatch>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            // Drain the window being joined.
+            if let Some(running) = self.running.as_mut() {
+                match running.poll_next_unpin(cx) {
+                    Poll::Ready(Some(Ok(batch))) if batch.num_rows() == 0 => continue,
+                    Poll::Ready(Some(result)) => return Poll::Ready(Some(result)),
+                    Poll::Ready(None) => self.running = None,
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+            if let Some((left, right)) = self.ready.pop_front() {
+                if let Err(e) = self.start_join(left, right) {
+                    return Poll::Ready(Some(Err(e)));
+                }
+                continue;
+            }
+            if self.sides.iter().all(|s| s.ended) {
+                return Poll::Ready(None);
+            }
+            // Read from whichever side has data.
+            let mut progressed = false;
+            for i in 0..2 {
+                if self.sides[i].ended {
+                    continue;
+                }
+                match self.sides[i].input.poll_next_unpin(cx) {
+                    Poll::Ready(Some(Ok(batch))) => {
+                        if let Err(e) = self.sides[i].add(batch) {
+                            return Poll::Ready(Some(Err(e)));
+                        }
+                        progressed = true;
+                    }
+                    Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                    Poll::Ready(None) => {
+                        let side = &mut self.sides[i];
+                        side.ended = true;
+                        side.reached = i64::MAX;
+                        progressed = true;
+                    }
+                    Poll::Pending => {}
+                }
+            }
+            if !progressed {
+                return Poll::Pending;
+            }
+            self.collect_ready();
+        }
+    }
+}
+
+impl RecordBatchStream for WindowJoinStream {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+}
