@@ -5,6 +5,7 @@ pub mod aggregates;
 pub mod event_time;
 pub mod functions;
 pub mod per_window;
+pub mod per_window_plan;
 pub mod rewrite;
 pub mod session;
 pub mod updating;

@@ -18,6 +18,7 @@ use datafusion::physical_plan::sorts::sort::SortExec;
 use super::aggregates::AggregateSpec;
 use super::functions::{WindowFunction, interval_nanos, is_proctime};
 use super::per_window::PerWindowAggregateExec;
+use super::per_window_plan::PerWindowPlanExec;
 use super::updating::{OP_COLUMN, UpdatingAggregate, UpdatingAggregateExec, is_changelog};
 use super::window::{WindowSpec, human};
 use super::window_agg::{WindowAggregate, WindowAggregateExec};
@@ -104,6 +105,11 @@ pub fn use_streaming_aggregates(
         .transform_up(|node| {
             if let Some(join) = WindowJoinExec::try_from_join(&node) {
                 return Ok(Transformed::yes(Arc::new(join) as Arc<dyn ExecutionPlan>));
+            }
+            if let Some(per_window) = PerWindowPlanExec::try_from_plan(&node) {
+                return Ok(Transformed::yes(
+                    Arc::new(per_window) as Arc<dyn ExecutionPlan>
+                ));
             }
             let Some(aggregate) = node.as_any().downcast_ref::<AggregateExec>() else {
                 return Ok(Transformed::no(node));

@@ -18,6 +18,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::projection::ProjectionExec;
 
 use super::per_window::PerWindowAggregateExec;
+use super::per_window_plan::PerWindowPlanExec;
 use super::window_agg::WindowAggregateExec;
 use super::window_join::WindowJoinExec;
 use crate::exec::filter::StreamingFilterExec;
@@ -45,6 +46,9 @@ pub fn window_origin(plan: &Arc<dyn ExecutionPlan>, index: usize) -> Option<Wind
     }
     if let Some(join) = any.downcast_ref::<WindowJoinExec>() {
         return join.column_origin(index);
+    }
+    if let Some(per_window) = any.downcast_ref::<PerWindowPlanExec>() {
+        return per_window.column_origin(index);
     }
     if let Some(projection) = any.downcast_ref::<ProjectionExec>() {
         let expr = &projection.expr().get(index)?.expr;
