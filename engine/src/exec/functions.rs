@@ -55,11 +55,13 @@ impl ScalarUDFImpl for Mod {
 
 /// Every function Laminar registers in a session.
 pub fn laminar_functions() -> Vec<ScalarUDF> {
-    vec![ScalarUDF::from(Mod {
+    let mut functions = vec![ScalarUDF::from(Mod {
         signature: Signature::uniform(
             2,
             vec![DataType::Int64, DataType::Float64],
             Volatility::Immutable,
         ),
-    })]
+    })];
+    functions.extend(super::flink_functions::flink_functions());
+    functions
 }

@@ -4,6 +4,7 @@
 
 pub mod dlq;
 pub mod filter;
+pub mod flink_functions;
 pub mod functions;
 pub mod planner;
 pub mod sink;
