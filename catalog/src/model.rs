@@ -149,4 +149,7 @@ pub struct ViewDef {
     /// Tables and views the query reads (dropping them is refused while this exists).
     pub tables: Vec<String>,
     pub created_at: String,
+    /// A materialized view: its query runs continuously and its result is kept.
+    #[serde(default)]
+    pub materialized: bool,
 }

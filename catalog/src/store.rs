@@ -412,6 +412,7 @@ mod tests {
             desired: DesiredState::Running,
             tables: vec!["t".into(), "x".into()],
             created_at: 0,
+            updating_ttl_micros: None,
         };
         catalog.create_pipeline(&pipeline).await.unwrap();
         assert!(matches!(

@@ -17,11 +17,13 @@ pub mod options;
 pub mod registry;
 pub mod schema;
 
-#[cfg(any(feature = "impulse", feature = "nexmark"))]
+#[cfg(any(feature = "impulse", feature = "nexmark", feature = "datagen"))]
 mod pacing;
 
 #[cfg(feature = "blackhole")]
 pub mod blackhole;
+#[cfg(feature = "datagen")]
+pub mod datagen;
 #[cfg(feature = "filesystem")]
 pub mod filesystem;
 #[cfg(feature = "impulse")]

@@ -29,6 +29,8 @@ impl Registry {
         registry.add(Arc::new(crate::impulse::ImpulseConnector));
         #[cfg(feature = "nexmark")]
         registry.add(Arc::new(crate::nexmark::NexmarkConnector));
+        #[cfg(feature = "datagen")]
+        registry.add(Arc::new(crate::datagen::DatagenConnector));
         #[cfg(feature = "stdout")]
         registry.add(Arc::new(crate::stdout::StdoutConnector));
         #[cfg(feature = "blackhole")]
@@ -103,7 +105,7 @@ mod tests {
         let err = Registry::builtin().get("kafkaa").err().unwrap();
         assert_eq!(
             err.to_string(),
-            "unknown connector 'kafkaa'; available connectors: blackhole, filesystem, impulse, nexmark, stdout"
+            "unknown connector 'kafkaa'; available connectors: blackhole, datagen, filesystem, impulse, nexmark, stdout"
         );
     }
 }

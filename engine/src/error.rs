@@ -174,3 +174,9 @@ fn strip_datafusion_prefix(e: &DataFusionError) -> String {
     }
     text
 }
+
+impl From<arrow::error::ArrowError> for EngineError {
+    fn from(e: arrow::error::ArrowError) -> Self {
+        EngineError::DataFusion(DataFusionError::ArrowError(Box::new(e), None))
+    }
+}

@@ -13,6 +13,7 @@ pub mod ddl;
 pub mod error;
 pub mod exec;
 pub mod metrics;
+pub mod mview;
 pub mod rows;
 pub mod runtime;
 pub mod session;
@@ -37,6 +38,7 @@ pub struct Engine {
     pub catalog: Catalog,
     pub registry: Registry,
     jobs: Arc<runtime::Jobs>,
+    mviews: mview::MaterializedViews,
     shutdown: CancellationToken,
 }
 
@@ -48,6 +50,7 @@ impl Engine {
             catalog,
             registry,
             jobs: Arc::default(),
+            mviews: mview::MaterializedViews::default(),
             shutdown: CancellationToken::new(),
         }
     }

@@ -302,6 +302,13 @@ impl Engine {
                 self.catalog.update_job(&job).await?;
             }
         }
+        for view in self.catalog.views().await? {
+            if view.materialized
+                && let Err(e) = self.start_materialized_view(&view).await
+            {
+                tracing::error!(view = %view.name, error = %e, "cannot restart materialized view");
+            }
+        }
         let jobs = self.catalog.jobs().await?;
         for def in self.catalog.pipelines().await? {
             // A pipeline whose last job finished (bounded input) or failed is not re-run from
@@ -325,6 +332,7 @@ impl Engine {
     /// Cancel every job and wait for them to record their end (server shutdown). Desired
     /// states are kept, so pipelines resume on the next start.
     pub async fn stop_all_jobs(&self) {
+        self.mviews.stop_all();
         let ids: Vec<String> = self.jobs.lock().keys().cloned().collect();
         for id in ids {
             self.stop_job(&id).await;

@@ -19,7 +19,10 @@ use crate::rows::{Column, batch, text};
 use crate::runtime::PipelineStatus;
 use crate::session::Session;
 use crate::sql::options::with_options;
-use crate::sql::parse::{LaminarStatement, PipelineAction, normalize_name};
+use crate::sql::parse::{LaminarStatement, PipelineAction, SubscribeTarget, normalize_name};
+use crate::stream::updating::{is_changelog, with_op_column};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use futures::StreamExt;
 
 /// A running query's output. Dropping it stops the query and its sources.
 pub struct QueryStream {
@@ -209,8 +212,33 @@ impl Engine {
                     text("description", all.iter().map(|m| m.description.to_string())),
                 ])?))
             }
+            LaminarStatement::Subscribe(target) => self.subscribe(session, target).await,
+            LaminarStatement::DeclareSubscribe { .. } => Err(EngineError::Unsupported(
+                "DECLARE ... CURSOR is handled by the client connection".into(),
+            )),
             LaminarStatement::Sql(statement) => self.execute_sql(session, *statement).await,
         }
+    }
+
+    /// `SUBSCRIBE`: a never-ending stream of changes with an `_op` column.
+    pub async fn subscribe(&self, session: &Session, target: SubscribeTarget) -> Result<Outcome> {
+        let stream = match target {
+            SubscribeTarget::View(name) => self.subscribe_view(&name)?,
+            SubscribeTarget::Query(query) => {
+                let planned = self.plan(session, &query).await?;
+                let stream = execute_stream(planned.plan, planned.task_ctx)?;
+                if is_changelog(&stream.schema()) {
+                    stream
+                } else {
+                    as_inserts(stream)
+                }
+            }
+        };
+        Ok(Outcome::Stream(QueryStream {
+            schema: stream.schema(),
+            stream,
+            bounded: false,
+        }))
     }
 
     fn created_pipeline(&self, status: &PipelineStatus) -> Result<Outcome> {
@@ -234,7 +262,13 @@ impl Engine {
                     let name = normalize_name(name);
                     let dropped = match object_type {
                         ObjectType::Table => self.catalog.drop_table(&name).await.map(|_| ()),
-                        ObjectType::View => self.catalog.drop_view(&name).await.map(|_| ()),
+                        ObjectType::View | ObjectType::MaterializedView => {
+                            let dropped = self.catalog.drop_view(&name).await.map(|_| ());
+                            if dropped.is_ok() {
+                                self.mviews.stop(&name);
+                            }
+                            dropped
+                        }
                         other => {
                             return Err(EngineError::Unsupported(format!(
                                 "DROP {other} is not supported"
@@ -266,7 +300,11 @@ impl Engine {
                         (
                             v.name.clone(),
                             String::new(),
-                            "view".to_string(),
+                            if v.materialized {
+                                "materialized view".to_string()
+                            } else {
+                                "view".to_string()
+                            },
                             v.id.clone(),
                         )
                     }));
@@ -413,11 +451,6 @@ impl Engine {
     }
 
     async fn execute_create_view(&self, session: &Session, create: CreateView) -> Result<Outcome> {
-        if create.materialized {
-            return Err(EngineError::Unsupported(
-                "CREATE MATERIALIZED VIEW is not supported yet; use CREATE VIEW or a pipeline into a sink".into(),
-            ));
-        }
         let name = normalize_name(&create.name);
         if self.catalog.table(&name).await.is_ok() {
             return Err(catalog::CatalogError::Duplicate {
@@ -426,8 +459,13 @@ impl Engine {
             }
             .into());
         }
+        let tag = if create.materialized {
+            "CREATE MATERIALIZED VIEW"
+        } else {
+            "CREATE VIEW"
+        };
         if create.if_not_exists && self.catalog.view(&name).await.is_ok() {
-            return Ok(Outcome::Command("CREATE VIEW".into()));
+            return Ok(Outcome::Command(tag.into()));
         }
         let query = create.query.to_string();
         // Plan it now: a view that does not plan is never stored.
@@ -438,14 +476,19 @@ impl Engine {
             id: catalog::new_id("view"),
             name,
             query,
-            tables: planned.tables,
+            tables: planned.tables.clone(),
             created_at: catalog::now_rfc3339(),
+            materialized: create.materialized,
         };
         if create.or_replace && self.catalog.view(&view.name).await.is_ok() {
             self.catalog.drop_view(&view.name).await?;
+            self.mviews.stop(&view.name);
         }
         self.catalog.create_view(&view).await?;
-        Ok(Outcome::Command("CREATE VIEW".into()))
+        if view.materialized {
+            self.mviews.start(&view.name, planned)?;
+        }
+        Ok(Outcome::Command(tag.into()))
     }
 
     async fn describe(&self, name: &str) -> Result<Outcome> {
@@ -514,7 +557,8 @@ impl Engine {
             LaminarStatement::ShowPipelines
             | LaminarStatement::ShowProfiles
             | LaminarStatement::ShowJobs
-            | LaminarStatement::ShowConnectors => self.read_only_schema(session, statement).await,
+            | LaminarStatement::ShowConnectors
+            | LaminarStatement::Subscribe(_) => self.read_only_schema(session, statement).await,
             LaminarStatement::Sql(sql) => match sql.as_ref() {
                 Statement::Query(_) | Statement::Explain { .. } => {
                     Ok(Some(self.plan(session, sql).await?.schema()))
@@ -528,6 +572,7 @@ impl Engine {
             },
             LaminarStatement::CreateProfile { .. }
             | LaminarStatement::DropProfile { .. }
+            | LaminarStatement::DeclareSubscribe { .. }
             | LaminarStatement::Pipeline { .. } => Ok(None),
         }
     }
@@ -543,6 +588,23 @@ impl Engine {
             Outcome::Command(_) => Ok(None),
         }
     }
+}
+
+/// An append-only stream as changes: every row an insert (`_op` = `+I`).
+fn as_inserts(stream: SendableRecordBatchStream) -> SendableRecordBatchStream {
+    let schema = with_op_column(&stream.schema());
+    let out_schema = schema.clone();
+    let mapped = stream.map(move |batch| {
+        let batch = batch?;
+        let ops: arrow::array::ArrayRef =
+            std::sync::Arc::new(arrow::array::StringArray::from_iter_values(
+                std::iter::repeat_n("+I", batch.num_rows()),
+            ));
+        let mut columns = batch.columns().to_vec();
+        columns.push(ops);
+        Ok(RecordBatch::try_new(out_schema.clone(), columns)?)
+    });
+    Box::pin(RecordBatchStreamAdapter::new(schema, mapped))
 }
 
 fn pipeline_id_schema() -> Result<SchemaRef> {

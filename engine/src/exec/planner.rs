@@ -6,6 +6,7 @@ use arrow::datatypes::SchemaRef;
 use connectors::TableRole;
 use datafusion::catalog::streaming::StreamingTable;
 use datafusion::catalog::view::ViewTable;
+use datafusion::datasource::MemTable;
 use datafusion::execution::TaskContext;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::streaming::PartitionStream;
@@ -177,6 +178,12 @@ impl Engine {
                 )));
             }
             match self.catalog.view(name).await {
+                Ok(view) if view.materialized => {
+                    // A materialized view reads as its current contents: a finite table.
+                    let contents = self.materialized_view(name)?;
+                    let table = MemTable::try_new(contents.schema(), vec![vec![contents]])?;
+                    ctx.register_table(name, Arc::new(table))?;
+                }
                 Ok(view) => {
                     let mut statement = view_statement(&view.query)?;
                     postgres_column_names(&mut statement);
@@ -312,6 +319,38 @@ fn watermark_spec(table: &ResolvedTable) -> Result<Option<WatermarkSpec>> {
         delay,
         idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
     }))
+}
+
+impl Engine {
+    /// The current contents of a running materialized view.
+    pub(crate) fn materialized_view(&self, name: &str) -> Result<arrow::array::RecordBatch> {
+        match self.mviews.get(name) {
+            Some(view) => view.snapshot(),
+            None => Err(EngineError::InvalidParameter(format!(
+                "materialized view '{name}' is not running (its query could not be restarted; see the server log)"
+            ))),
+        }
+    }
+
+    /// Start maintaining a stored materialized view (at server start).
+    pub(crate) async fn start_materialized_view(&self, view: &catalog::ViewDef) -> Result<()> {
+        let statement = view_statement(&view.query)?;
+        let planned = self.plan(&Session::default(), &statement).await?;
+        self.mviews.start(&view.name, planned)
+    }
+
+    /// `SUBSCRIBE mv`: the view's contents, then its changes.
+    pub(crate) fn subscribe_view(
+        &self,
+        name: &str,
+    ) -> Result<datafusion::physical_plan::SendableRecordBatchStream> {
+        match self.mviews.get(name) {
+            Some(view) => view.subscribe(),
+            None => Err(EngineError::WrongObjectType(format!(
+                "'{name}' is not a materialized view; SUBSCRIBE takes a materialized view or a (query)"
+            ))),
+        }
+    }
 }
 
 /// How deep views may nest.

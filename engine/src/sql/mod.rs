@@ -6,4 +6,4 @@ pub mod options;
 pub mod parse;
 pub mod watermark;
 
-pub use parse::{LaminarStatement, PipelineAction, parse_sql};
+pub use parse::{LaminarStatement, PipelineAction, SubscribeTarget, parse_sql};

@@ -2,7 +2,8 @@
 //!
 //! sqlparser (PostgreSQL dialect) parses standard SQL. Laminar's own statements —
 //! `CREATE CONNECTION PROFILE`, `CREATE PIPELINE`, `START | STOP | DROP PIPELINE`,
-//! `DROP CONNECTION PROFILE`, `SHOW PIPELINES | CONNECTION PROFILES | JOBS` — are recognised
+//! `DROP CONNECTION PROFILE`, `SHOW PIPELINES | CONNECTION PROFILES | JOBS`, `SUBSCRIBE` — are
+//! recognised
 //! from their leading words and parsed with the same parser's building blocks, so every
 //! statement goes through one tokenizer.
 
@@ -54,6 +55,22 @@ pub enum LaminarStatement {
     ShowJobs,
     /// `SHOW CONNECTORS`.
     ShowConnectors,
+    /// `SUBSCRIBE [TO] <materialized view>` or `SUBSCRIBE [TO] (<query>)`.
+    Subscribe(SubscribeTarget),
+    /// `DECLARE name CURSOR [WITH HOLD] FOR SUBSCRIBE ...` (cursors over queries are
+    /// sqlparser's `DECLARE`).
+    DeclareSubscribe {
+        name: String,
+        hold: bool,
+        target: SubscribeTarget,
+    },
+}
+
+/// What `SUBSCRIBE` streams.
+#[derive(Debug, Clone)]
+pub enum SubscribeTarget {
+    View(String),
+    Query(Box<Statement>),
 }
 
 fn syntax(e: impl std::fmt::Display) -> EngineError {
@@ -140,6 +157,60 @@ pub fn normalize_name(name: &ObjectName) -> String {
     object_name(name)
 }
 
+/// `DECLARE name [NO SCROLL] CURSOR [WITH HOLD | WITHOUT HOLD] FOR SUBSCRIBE ...`, or
+/// `None` when the cursor is over anything else.
+fn declare_subscribe(
+    dialect: &PostgreSqlDialect,
+    tokens: &[TokenWithSpan],
+) -> Result<Option<LaminarStatement>> {
+    let words: Vec<(usize, String)> = tokens
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| !matches!(t.token, Token::Whitespace(_)))
+        .map(|(i, t)| match &t.token {
+            Token::Word(w) => (i, w.value.to_ascii_uppercase()),
+            other => (i, other.to_string()),
+        })
+        .collect();
+    let Some(for_at) = words.iter().position(|(_, w)| w == "FOR") else {
+        return Ok(None);
+    };
+    if words.get(for_at + 1).map(|(_, w)| w.as_str()) != Some("SUBSCRIBE") {
+        return Ok(None);
+    }
+    let head: Vec<&str> = words[1..for_at].iter().map(|(_, w)| w.as_str()).collect();
+    let (name, rest) = match head.split_first() {
+        Some((_, rest)) => (&tokens[words[1].0], rest),
+        None => return Err(EngineError::Syntax("DECLARE needs a cursor name".into())),
+    };
+    let name = match &name.token {
+        Token::Word(w) if w.quote_style.is_some() => w.value.clone(),
+        Token::Word(w) => w.value.to_ascii_lowercase(),
+        other => {
+            return Err(EngineError::Syntax(format!(
+                "expected a cursor name after DECLARE, found '{other}'"
+            )));
+        }
+    };
+    let hold = match rest {
+        ["CURSOR"] | ["NO", "SCROLL", "CURSOR"] | ["CURSOR", "WITHOUT", "HOLD"] => false,
+        ["CURSOR", "WITH", "HOLD"] | ["NO", "SCROLL", "CURSOR", "WITH", "HOLD"] => true,
+        _ => {
+            return Err(EngineError::Syntax(
+                "expected DECLARE <name> [NO SCROLL] CURSOR [WITH HOLD] FOR SUBSCRIBE ...".into(),
+            ));
+        }
+    };
+    match parse_one(dialect, tokens[words[for_at + 1].0..].to_vec())? {
+        LaminarStatement::Subscribe(target) => Ok(Some(LaminarStatement::DeclareSubscribe {
+            name,
+            hold,
+            target,
+        })),
+        _ => Ok(None),
+    }
+}
+
 fn parse_one(
     dialect: &PostgreSqlDialect,
     mut tokens: Vec<TokenWithSpan>,
@@ -151,6 +222,11 @@ fn parse_one(
     } else {
         None
     };
+    if word(0) == "DECLARE"
+        && let Some(declare) = declare_subscribe(dialect, &tokens)?
+    {
+        return Ok(declare);
+    }
     // Kept for a second attempt at CREATE TABLE (see below).
     let create_tokens = (word(0) == "CREATE").then(|| tokens.clone());
     let mut parser = Parser::new(dialect).with_tokens_with_locations(tokens);
@@ -215,6 +291,20 @@ fn parse_one(
         ("SHOW", "JOBS", _) => {
             skip(&mut parser, 2);
             LaminarStatement::ShowJobs
+        }
+        ("SUBSCRIBE", _, _) => {
+            skip(&mut parser, 1);
+            let _ = parser.parse_keyword(Keyword::TO);
+            if parser.consume_token(&Token::LParen) {
+                let query = parser.parse_query().map_err(syntax)?;
+                parser.expect_token(&Token::RParen).map_err(syntax)?;
+                LaminarStatement::Subscribe(SubscribeTarget::Query(Box::new(Statement::Query(
+                    query,
+                ))))
+            } else {
+                let name = object_name(&parser.parse_object_name(false).map_err(syntax)?);
+                LaminarStatement::Subscribe(SubscribeTarget::View(name))
+            }
         }
         ("SHOW", "CONNECTORS", _) => {
             skip(&mut parser, 2);

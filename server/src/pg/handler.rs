@@ -218,15 +218,26 @@ impl QueryHandler {
                 "expected DECLARE <name> CURSOR FOR <query>".into(),
             ));
         };
-        let name = ident_name(name);
-        let hold = declare.hold == Some(true);
+        let query = LaminarStatement::Sql(Box::new(Statement::Query(query.clone())));
+        self.open_cursor(conn, ident_name(name), declare.hold == Some(true), query)
+            .await
+    }
+
+    /// Start `statement` (a query or a `SUBSCRIBE`) and keep its stream under `name`.
+    async fn open_cursor(
+        &self,
+        conn: &mut ConnState,
+        name: String,
+        hold: bool,
+        statement: LaminarStatement,
+    ) -> Result<(), EngineError> {
         if conn.cursors.contains_key(&name) {
             return Err(EngineError::InvalidParameter(format!(
                 "cursor \"{name}\" already exists"
             )));
         }
-        let query = LaminarStatement::Sql(Box::new(Statement::Query(query.clone())));
-        let Outcome::Stream(stream) = self.engine.execute(&mut conn.session, query).await? else {
+        let Outcome::Stream(stream) = self.engine.execute(&mut conn.session, statement).await?
+        else {
             return Err(EngineError::Unsupported(
                 "DECLARE CURSOR needs a query".into(),
             ));
@@ -249,6 +260,15 @@ impl QueryHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        if let LaminarStatement::DeclareSubscribe { name, hold, target } = statement {
+            self.open_cursor(conn, name, hold, LaminarStatement::Subscribe(target))
+                .await?;
+            client
+                .send(complete("DECLARE CURSOR"))
+                .await
+                .map_err(PgWireError::from)?;
+            return Ok(());
+        }
         if let LaminarStatement::Sql(sql) = &statement {
             match sql.as_ref() {
                 Statement::Declare { stmts } => {

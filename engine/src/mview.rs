@@ -1,0 +1,284 @@
+//! Materialized views: a query kept running, its current result held in memory.
+//!
+//! `CREATE MATERIALIZED VIEW mv AS SELECT ...` starts the query as a background job and
+//! applies what it emits to the view's contents: appended rows for append-only queries,
+//! `+I` / `-U` / `+U` / `-D` changes for updating ones. `SELECT ... FROM mv` reads the
+//! current contents as a finite table (filters and aggregates run as a batch query over
+//! it, so dashboards can chart live results), and `SUBSCRIBE mv` streams the contents and
+//! then every change. After a restart the view's query runs again from its sources'
+//! start, rebuilding the contents.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+
+use arrow::array::{ArrayRef, AsArray, RecordBatch, StringArray};
+use arrow::datatypes::SchemaRef;
+use arrow::row::{RowConverter, SortField};
+use datafusion::error::DataFusionError;
+use datafusion::physical_plan::execute_stream;
+use datafusion::physical_plan::{RecordBatchStream, SendableRecordBatchStream};
+use futures::{Stream, StreamExt};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{EngineError, Result};
+use crate::exec::planner::Planned;
+use crate::stream::updating::{is_changelog, with_op_column};
+
+/// Changes buffered per subscriber before it is told it fell behind.
+const SUBSCRIBER_BUFFER: usize = 1024;
+
+/// The running materialized views of the engine.
+#[derive(Debug, Default)]
+pub struct MaterializedViews {
+    views: Mutex<HashMap<String, Arc<MaterializedView>>>,
+}
+
+/// One view: its contents and the job maintaining them.
+#[derive(Debug)]
+pub struct MaterializedView {
+    name: String,
+    /// The view's columns (without `_op`).
+    schema: SchemaRef,
+    contents: Mutex<Contents>,
+    changes: broadcast::Sender<RecordBatch>,
+    cancel: CancellationToken,
+    failure: Mutex<Option<String>>,
+}
+
+/// Rows as a multiset keyed by their row-format bytes.
+#[derive(Debug)]
+struct Contents {
+    converter: RowConverter,
+    rows: HashMap<Box<[u8]>, u64>,
+}
+
+impl MaterializedViews {
+    /// Start maintaining `name` from a planned query.
+    pub fn start(&self, name: &str, planned: Planned) -> Result<()> {
+        let output = planned.schema();
+        let schema = if is_changelog(&output) {
+            let fields: Vec<_> = output.fields()[..output.fields().len() - 1].to_vec();
+            Arc::new(arrow::datatypes::Schema::new(fields))
+        } else {
+            output
+        };
+        let converter = RowConverter::new(
+            schema
+                .fields()
+                .iter()
+                .map(|f| SortField::new(f.data_type().clone()))
+                .collect(),
+        )?;
+        let (changes, _) = broadcast::channel(SUBSCRIBER_BUFFER);
+        let view = Arc::new(MaterializedView {
+            name: name.to_string(),
+            schema,
+            contents: Mutex::new(Contents {
+                converter,
+                rows: HashMap::new(),
+            }),
+            changes,
+            cancel: CancellationToken::new(),
+            failure: Mutex::new(None),
+        });
+        let stream = execute_stream(planned.plan, planned.task_ctx)?;
+        let task_view = view.clone();
+        tokio::spawn(async move { task_view.maintain(stream).await });
+        if let Some(old) = lock(&self.views).insert(name.to_string(), view) {
+            old.cancel.cancel();
+        }
+        Ok(())
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<MaterializedView>> {
+        lock(&self.views).get(name).cloned()
+    }
+
+    /// Stop maintaining a view (it was dropped).
+    pub fn stop(&self, name: &str) {
+        if let Some(view) = lock(&self.views).remove(name) {
+            view.cancel.cancel();
+        }
+    }
+
+    /// Stop every view (server shutdown).
+    pub fn stop_all(&self) {
+        for (_, view) in lock(&self.views).drain() {
+            view.cancel.cancel();
+        }
+    }
+}
+
+impl MaterializedView {
+    async fn maintain(self: Arc<Self>, mut stream: SendableRecordBatchStream) {
+        loop {
+            let next = tokio::select! {
+                _ = self.cancel.cancelled() => return,
+                next = stream.next() => next,
+            };
+            let result = match next {
+                Some(Ok(batch)) => self.apply(&batch),
+                Some(Err(e)) => Err(e.into()),
+                None => return,
+            };
+            if let Err(e) = result {
+                tracing::warn!(view = %self.name, error = %e, "materialized view failed");
+                *lock(&self.failure) = Some(e.to_string());
+                return;
+            }
+        }
+    }
+
+    /// Apply a batch of the query's output and tell subscribers.
+    fn apply(&self, batch: &RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let changes = if is_changelog(&batch.schema()) {
+            batch.clone()
+        } else {
+            let ops: ArrayRef = Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+                "+I",
+                batch.num_rows(),
+            )));
+            let mut columns = batch.columns().to_vec();
+            columns.push(ops);
+            RecordBatch::try_new(with_op_column(&batch.schema()), columns)?
+        };
+        let width = changes.num_columns() - 1;
+        let ops = changes.column(width).as_string::<i32>().clone();
+        {
+            let mut contents = lock(&self.contents);
+            let rows = contents
+                .converter
+                .convert_columns(&changes.columns()[..width])?;
+            for (i, row) in rows.iter().enumerate() {
+                let key = row.as_ref();
+                match ops.value(i) {
+                    "-U" | "-D" => {
+                        if let Some(count) = contents.rows.get_mut(key) {
+                            *count -= 1;
+                            if *count == 0 {
+                                contents.rows.remove(key);
+                            }
+                        }
+                    }
+                    _ => *contents.rows.entry(key.into()).or_insert(0) += 1,
+                }
+            }
+        }
+        // No subscribers is fine: the send only fails then.
+        let _ = self.changes.send(changes);
+        Ok(())
+    }
+
+    /// The view's columns.
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    /// The current contents, or the error that stopped the view.
+    pub fn snapshot(&self) -> Result<RecordBatch> {
+        if let Some(failure) = lock(&self.failure).clone() {
+            return Err(EngineError::InvalidParameter(format!(
+                "materialized view '{}' stopped: {failure}",
+                self.name
+            )));
+        }
+        let contents = lock(&self.contents);
+        let parser = contents.converter.parser();
+        let rows = contents
+            .rows
+            .iter()
+            .flat_map(|(key, count)| std::iter::repeat_n(key, *count as usize))
+            .map(|key| parser.parse(key));
+        let columns = contents.converter.convert_rows(rows)?;
+        let batch = if columns.is_empty() {
+            RecordBatch::new_empty(self.schema.clone())
+        } else {
+            RecordBatch::try_new(self.schema.clone(), columns)?
+        };
+        Ok(batch)
+    }
+
+    /// The contents as `+I` rows, then every change, with an `_op` column.
+    pub fn subscribe(&self) -> Result<SendableRecordBatchStream> {
+        // Subscribe before taking the snapshot, so no change falls between the two (a change
+        // may then show both in the snapshot and after it; consumers apply them in order).
+        let receiver = self.changes.subscribe();
+        let snapshot = self.snapshot()?;
+        let ops: ArrayRef = Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+            "+I",
+            snapshot.num_rows(),
+        )));
+        let mut columns = snapshot.columns().to_vec();
+        columns.push(ops);
+        let schema = with_op_column(&self.schema);
+        let first = RecordBatch::try_new(schema.clone(), columns)?;
+        Ok(Box::pin(Subscription {
+            schema,
+            first: Some(first),
+            changes: Box::pin(tokio_stream_from(receiver, self.name.clone())),
+        }))
+    }
+}
+
+type ChangeStream = Pin<Box<dyn Stream<Item = datafusion::error::Result<RecordBatch>> + Send>>;
+
+/// A broadcast receiver as a stream; a subscriber that falls behind gets an error.
+fn tokio_stream_from(
+    receiver: broadcast::Receiver<RecordBatch>,
+    view: String,
+) -> impl Stream<Item = datafusion::error::Result<RecordBatch>> + Send {
+    futures::stream::unfold(Some(receiver), move |receiver| {
+        let view = view.clone();
+        async move {
+            let mut receiver = receiver?;
+            match receiver.recv().await {
+                Ok(batch) => Some((Ok(batch), Some(receiver))),
+                Err(broadcast::error::RecvError::Closed) => None,
+                Err(broadcast::error::RecvError::Lagged(n)) => Some((
+                    Err(DataFusionError::Execution(format!(
+                        "subscriber to materialized view '{view}' fell {n} changes behind; subscribe again"
+                    ))),
+                    None,
+                )),
+            }
+        }
+    })
+}
+
+struct Subscription {
+    schema: SchemaRef,
+    first: Option<RecordBatch>,
+    changes: ChangeStream,
+}
+
+impl Stream for Subscription {
+    type Item = datafusion::error::Result<RecordBatch>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if let Some(first) = self.first.take()
+            && first.num_rows() > 0
+        {
+            return Poll::Ready(Some(Ok(first)));
+        }
+        self.changes.poll_next_unpin(cx)
+    }
+}
+
+impl RecordBatchStream for Subscription {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+}
+
+/// A lock that survives a panicked holder (the data is still consistent per batch).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
