@@ -257,7 +257,7 @@ async fn invalid_config_gets_400_with_the_option_path() {
             .iter()
             .map(|f| f["name"].as_str().unwrap())
             .collect::<Vec<_>>(),
-        ["event_type", "person", "auction", "bid"]
+        ["event_type", "person", "auction", "bid", "datetime"]
     );
     let (status, body) = send(
         http.post(url(&server, "/v1/connection_profiles/test"))
