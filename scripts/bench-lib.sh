@@ -47,10 +47,11 @@ print(job['metrics']['records_in'], secs)
 
 # Replace (or append) the "## <title>" section of docs/benchmarks.md with stdin.
 bench_write_section() {
-    python3 - "$1" <<'PY'
-import pathlib, re, sys
+    # The section is read here: python's own stdin is its script.
+    BENCH_SECTION=$(cat) python3 - "$1" <<'PY'
+import os, pathlib, re, sys
 title = sys.argv[1]
-section = sys.stdin.read()
+section = os.environ["BENCH_SECTION"].rstrip() + "\n"
 path = pathlib.Path("docs/benchmarks.md")
 text = path.read_text() if path.exists() else "# Benchmarks\n"
 pattern = re.compile(r"## " + re.escape(title) + r".*?(?=\n## |\Z)", re.S)

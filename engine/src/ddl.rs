@@ -327,6 +327,12 @@ impl Engine {
                 )));
             }
         }
+        if role == TableRole::Source && request.format.format == Some(Format::DebeziumJson) {
+            return Err(EngineError::Unsupported(format!(
+                "table '{}': reading format 'debezium_json' (a source of changes) is not supported yet; sinks can write it",
+                request.name
+            )));
+        }
         if request.event_time_field.is_some() && role != TableRole::Source {
             return Err(EngineError::InvalidParameter(format!(
                 "event_time_field applies to source tables only; '{}' is a sink",

@@ -65,6 +65,19 @@ impl Counters {
         self.bytes_in.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
+    /// An operator's state is now `bytes`; `reported` is what it reported before. Operators
+    /// add their own share, so the counter is the sum over a job's operators.
+    pub fn report_state(&self, reported: &mut u64, bytes: u64) {
+        if bytes >= *reported {
+            self.state_bytes
+                .fetch_add(bytes - *reported, Ordering::Relaxed);
+        } else {
+            self.state_bytes
+                .fetch_sub(*reported - bytes, Ordering::Relaxed);
+        }
+        *reported = bytes;
+    }
+
     /// Count a batch written to a sink.
     pub fn add_out(&self, rows: usize, bytes: usize) {
         self.records_out.fetch_add(rows as u64, Ordering::Relaxed);

@@ -27,7 +27,7 @@ use crate::error::{EngineError, Result};
 use crate::exec::planner::Planned;
 use crate::stream::updating::{is_changelog, with_op_column};
 
-/// Changes buffered per subscriber before it is told it fell behind.
+/// Batches of changes buffered per subscriber before it is told it fell behind.
 const SUBSCRIBER_BUFFER: usize = 1024;
 
 /// The running materialized views of the engine.
@@ -242,7 +242,7 @@ fn tokio_stream_from(
                 Err(broadcast::error::RecvError::Closed) => None,
                 Err(broadcast::error::RecvError::Lagged(n)) => Some((
                     Err(DataFusionError::Execution(format!(
-                        "subscriber to materialized view '{view}' fell {n} changes behind; subscribe again"
+                        "subscriber to materialized view '{view}' fell {n} batches of changes behind; subscribe again"
                     ))),
                     None,
                 )),

@@ -137,6 +137,7 @@ impl ExecutionPlan for PerWindowPlanExec {
             schema: self.schema(),
             context,
             running: None,
+            window_output: Vec::new(),
         }))
     }
 }
@@ -149,6 +150,8 @@ struct PerWindowPlanStream {
     schema: SchemaRef,
     context: Arc<TaskContext>,
     running: Option<SendableRecordBatchStream>,
+    /// Output of the window being run, sent as one batch when it is complete.
+    window_output: Vec<RecordBatch>,
 }
 
 impl PerWindowPlanStream {
@@ -174,11 +177,26 @@ impl Stream for PerWindowPlanStream {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         loop {
+            // One window's result goes out as one batch: operators above rely on a
+            // batch holding whole windows.
             if let Some(running) = self.running.as_mut() {
                 match running.poll_next_unpin(cx) {
-                    Poll::Ready(Some(Ok(batch))) if batch.num_rows() == 0 => continue,
-                    Poll::Ready(Some(result)) => return Poll::Ready(Some(result)),
-                    Poll::Ready(None) => self.running = None,
+                    Poll::Ready(Some(Ok(batch))) => {
+                        if batch.num_rows() > 0 {
+                            self.window_output.push(batch);
+                        }
+                        continue;
+                    }
+                    Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                    Poll::Ready(None) => {
+                        self.running = None;
+                        let parts = std::mem::take(&mut self.window_output);
+                        if !parts.is_empty() {
+                            let whole = arrow::compute::concat_batches(&self.schema, &parts)
+                                .map_err(Into::into);
+                            return Poll::Ready(Some(whole));
+                        }
+                    }
                     Poll::Pending => return Poll::Pending,
                 }
             }

@@ -27,9 +27,11 @@ use super::window_origin::expr_origin;
 use crate::error::EngineError;
 use crate::exec::sink::{changes_sink, sink_table_name};
 use crate::metrics::Counters;
+use datafusion::common::JoinType;
 use datafusion::datasource::sink::DataSinkExec;
 use datafusion::error::DataFusionError;
 use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_plan::joins::{HashJoinExec, SymmetricHashJoinExec};
 use datafusion::physical_plan::projection::ProjectionExec;
 
 /// The window function call a group expression is, if it is one.
@@ -111,6 +113,7 @@ pub fn use_streaming_aggregates(
                     Arc::new(per_window) as Arc<dyn ExecutionPlan>
                 ));
             }
+            refuse_unbounded_outer_join(&node)?;
             let Some(aggregate) = node.as_any().downcast_ref::<AggregateExec>() else {
                 return Ok(Transformed::no(node));
             };
@@ -130,6 +133,53 @@ pub fn use_streaming_aggregates(
     propagate_changes(plan)
 }
 
+/// An outer or anti join of two unbounded streams would only emit its unmatched rows at the
+/// end of input — never, on a stream — so it is refused rather than quietly acting as an
+/// inner join. (Window joins, which do emit them per window, are replaced before this.)
+fn refuse_unbounded_outer_join(node: &Arc<dyn ExecutionPlan>) -> Result<()> {
+    let join_type = if let Some(shj) = node.as_any().downcast_ref::<SymmetricHashJoinExec>() {
+        *shj.join_type()
+    } else if let Some(hash) = node.as_any().downcast_ref::<HashJoinExec>() {
+        *hash.join_type()
+    } else {
+        return Ok(());
+    };
+    let both_unbounded = node
+        .children()
+        .iter()
+        .all(|c| c.properties().boundedness.is_unbounded());
+    if both_unbounded
+        && !matches!(
+            join_type,
+            JoinType::Inner | JoinType::LeftSemi | JoinType::RightSemi
+        )
+    {
+        return Err(unsupported(format!(
+            "a {} join of two unbounded streams is not supported yet: its unmatched rows would only be known at the end of the streams; \
+             use an inner join, join the streams' windows (GROUP BY a window on both sides and join on it), or join a stream with a bounded table",
+            join_type.to_string().to_uppercase()
+        )));
+    }
+    Ok(())
+}
+
+/// Whether `plan` emits the changes of an updating aggregate (through projections and
+/// filters, which pass them on; `_op` is only added to those later).
+fn emits_changes(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    let any = plan.as_any();
+    if any.is::<UpdatingAggregateExec>() {
+        return true;
+    }
+    if any.is::<ProjectionExec>()
+        || any.is::<crate::exec::filter::StreamingFilterExec>()
+        || any.is::<SortExec>()
+        || any.is::<datafusion::physical_plan::limit::GlobalLimitExec>()
+    {
+        return plan.children().first().is_some_and(|c| emits_changes(c));
+    }
+    false
+}
+
 /// The aggregate's input, without the sort DataFusion puts under aggregates with ORDER BY
 /// arguments (`array_agg(x ORDER BY y)`): a stream cannot be sorted, and the accumulators
 /// order their own values, since they are given the ordering columns too.
@@ -142,15 +192,24 @@ fn unsorted_input(aggregate: &AggregateExec) -> Arc<dyn ExecutionPlan> {
 
 fn single_mode_input(aggregate: &AggregateExec, what: &str) -> Result<Arc<dyn ExecutionPlan>> {
     let input = unsorted_input(aggregate);
+    if emits_changes(&input) {
+        return Err(unsupported(format!(
+            "{what} over the changes of an updating aggregate (a GROUP BY without a window) are not supported yet"
+        )));
+    }
     if aggregate.group_expr().has_grouping_set() {
-        return plan_err!("GROUPING SETS, CUBE and ROLLUP are not supported in {what}");
+        return Err(unsupported(format!(
+            "GROUPING SETS, CUBE and ROLLUP are not supported in {what}"
+        )));
     }
     if !matches!(
         aggregate.mode(),
         AggregateMode::Single | AggregateMode::SinglePartitioned
     ) || buffers_rows(&input)
     {
-        return plan_err!("{what} run with parallelism 1 for now; SET parallelism = 1");
+        return Err(unsupported(format!(
+            "{what} run with parallelism 1 for now; SET parallelism = 1"
+        )));
     }
     Ok(input)
 }
@@ -204,7 +263,7 @@ fn updating_aggregate(
     if !aggregate.input().properties().boundedness.is_unbounded() {
         return Ok(None);
     }
-    if is_changelog(&aggregate.input().schema()) {
+    if emits_changes(aggregate.input()) {
         return Err(unsupported(
             "an aggregate over the changes of another updating aggregate is not supported yet",
         ));

@@ -11,7 +11,6 @@ use std::collections::HashMap;
 use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -158,6 +157,7 @@ impl ExecutionPlan for UpdatingAggregateExec {
             groups: Vec::new(),
             free: Vec::new(),
             last_sweep: Instant::now(),
+            reported_state: 0,
         }))
     }
 }
@@ -180,6 +180,8 @@ struct UpdatingStream {
     /// Slots of expired groups, reused.
     free: Vec<usize>,
     last_sweep: Instant,
+    /// State bytes last added to the job's counter.
+    reported_state: u64,
 }
 
 /// One output row: a group's key and values, and the change kind.
@@ -324,8 +326,7 @@ impl UpdatingStream {
             .sum();
         shared
             .counters
-            .state_bytes
-            .store(bytes as u64, Ordering::Relaxed);
+            .report_state(&mut self.reported_state, bytes as u64);
         Ok(batch)
     }
 

@@ -85,6 +85,12 @@ impl WindowAggregateExec {
     pub fn window_index(&self) -> usize {
         self.shared.window_index
     }
+
+    /// Whether windows come out in window order, each in one batch (not so for sessions,
+    /// which close per key in any order).
+    pub fn emits_in_window_order(&self) -> bool {
+        !matches!(self.shared.window, WindowSpec::Session { .. })
+    }
 }
 
 impl DisplayAs for WindowAggregateExec {
@@ -157,6 +163,7 @@ impl ExecutionPlan for WindowAggregateExec {
             output: VecDeque::new(),
             finished: false,
             timer: None,
+            reported_state: 0,
         }))
     }
 }
@@ -178,6 +185,8 @@ struct WindowAggregateStream {
     output: VecDeque<RecordBatch>,
     finished: bool,
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// State bytes last added to the job's counter.
+    reported_state: u64,
 }
 
 fn now_nanos() -> i64 {
@@ -288,11 +297,10 @@ impl WindowAggregateStream {
                 }
             }
         }
-        let bytes = self.state_size();
+        let bytes = self.state_size() as u64;
         self.shared
             .counters
-            .state_bytes
-            .store(bytes as u64, Ordering::Relaxed);
+            .report_state(&mut self.reported_state, bytes);
         Ok(())
     }
 

@@ -187,6 +187,7 @@ impl ExecutionPlan for WindowJoinExec {
             schema: self.schema(),
             context,
             running: None,
+            window_output: Vec::new(),
             ready: VecDeque::new(),
         }))
     }
@@ -246,6 +247,8 @@ struct WindowJoinStream {
     context: Arc<TaskContext>,
     /// The join of one window, being drained.
     running: Option<SendableRecordBatchStream>,
+    /// Output of the window being run, sent as one batch when it is complete.
+    window_output: Vec<RecordBatch>,
     /// Windows ready to join: both sides are past them.
     ready: VecDeque<(Vec<RecordBatch>, Vec<RecordBatch>)>,
 }
@@ -294,11 +297,26 @@ impl Stream for WindowJoinStream {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         loop {
             // Drain the window being joined.
+            // One window's result goes out as one batch: operators above rely on a
+            // batch holding whole windows.
             if let Some(running) = self.running.as_mut() {
                 match running.poll_next_unpin(cx) {
-                    Poll::Ready(Some(Ok(batch))) if batch.num_rows() == 0 => continue,
-                    Poll::Ready(Some(result)) => return Poll::Ready(Some(result)),
-                    Poll::Ready(None) => self.running = None,
+                    Poll::Ready(Some(Ok(batch))) => {
+                        if batch.num_rows() > 0 {
+                            self.window_output.push(batch);
+                        }
+                        continue;
+                    }
+                    Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                    Poll::Ready(None) => {
+                        self.running = None;
+                        let parts = std::mem::take(&mut self.window_output);
+                        if !parts.is_empty() {
+                            let whole = arrow::compute::concat_batches(&self.schema, &parts)
+                                .map_err(Into::into);
+                            return Poll::Ready(Some(whole));
+                        }
+                    }
                     Poll::Pending => return Poll::Pending,
                 }
             }

@@ -36,7 +36,8 @@ pub enum WindowPart {
 pub fn window_origin(plan: &Arc<dyn ExecutionPlan>, index: usize) -> Option<WindowPart> {
     let any = plan.as_any();
     if let Some(window) = any.downcast_ref::<WindowAggregateExec>() {
-        return (window.window_index() == index).then_some(WindowPart::Whole);
+        return (window.window_index() == index && window.emits_in_window_order())
+            .then_some(WindowPart::Whole);
     }
     if let Some(per_window) = any.downcast_ref::<PerWindowAggregateExec>() {
         return per_window
