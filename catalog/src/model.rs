@@ -75,6 +75,9 @@ pub struct TableDef {
     pub event_time_field: Option<String>,
     #[serde(default)]
     pub watermark_delay: Option<String>,
+    /// How long a silent source partition holds the watermark back (`None`: 30 s).
+    #[serde(default)]
+    pub idle_time: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }

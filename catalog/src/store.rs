@@ -364,6 +364,7 @@ mod tests {
             schema_inferred: true,
             event_time_field: None,
             watermark_delay: None,
+            idle_time: None,
             created_at: now_rfc3339(),
             updated_at: now_rfc3339(),
         }

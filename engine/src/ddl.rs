@@ -27,6 +27,8 @@ const COMMON_OPTIONS: &[&str] = &[
     "connection_profile",
     "event_time_field",
     "watermark_delay",
+    "idle_time",
+    "idle_micros",
 ];
 
 /// A table definition from SQL or REST, before validation.
@@ -47,6 +49,9 @@ pub struct TableRequest {
     pub fields: Option<Vec<FieldDef>>,
     pub event_time_field: Option<String>,
     pub watermark_delay: Option<String>,
+    /// How long a source partition may be silent before it stops holding the watermark
+    /// back (`'30s'`; `'0'` never).
+    pub idle_time: Option<String>,
 }
 
 /// A profile definition from SQL or REST, before validation.
@@ -122,6 +127,24 @@ fn merge(base: &Value, over: &Value) -> Value {
     }
 }
 
+/// `idle_time = '30s'`, or Arroyo's `idle_micros = '30000000'` (`-1`: never idle).
+fn idle_time_option(options: &mut WithOptions) -> Result<Option<String>> {
+    match (options.remove("idle_time"), options.remove("idle_micros")) {
+        (Some(_), Some(_)) => Err(EngineError::InvalidParameter(
+            "give idle_time or idle_micros, not both".into(),
+        )),
+        (Some(time), None) => Ok(Some(time)),
+        (None, Some(micros)) => match micros.trim().parse::<i64>() {
+            Ok(n) if n < 0 => Ok(Some("0".into())),
+            Ok(n) => Ok(Some(format!("{}ms", n / 1000))),
+            Err(_) => Err(EngineError::InvalidParameter(format!(
+                "invalid idle_micros '{micros}': expected microseconds, or -1 to disable idleness"
+            ))),
+        },
+        (None, None) => Ok(None),
+    }
+}
+
 impl TableRequest {
     /// Build a request from SQL `CREATE TABLE name (columns) WITH (options)`.
     pub fn from_sql(
@@ -145,6 +168,7 @@ impl TableRequest {
             fields,
             event_time_field: options.remove("event_time_field"),
             watermark_delay: options.remove("watermark_delay"),
+            idle_time: idle_time_option(&mut options)?,
             ..TableRequest::default()
         };
         let id = connector.metadata().id;
@@ -313,6 +337,14 @@ impl Engine {
                 )));
             }
         }
+        if let Some(idle) = &request.idle_time
+            && connectors::options::parse_duration(idle).is_none()
+        {
+            return Err(EngineError::InvalidParameter(format!(
+                "invalid idle_time '{idle}': expected {} ('0' never treats a partition as idle)",
+                connectors::options::DURATION_EXPECTED
+            )));
+        }
         if let Some(delay) = &request.watermark_delay {
             if request.event_time_field.is_none() {
                 return Err(EngineError::InvalidParameter(format!(
@@ -355,6 +387,7 @@ impl Engine {
             schema_inferred: inferred,
             event_time_field: request.event_time_field.clone(),
             watermark_delay: request.watermark_delay.clone(),
+            idle_time: request.idle_time.clone(),
             created_at: now.clone(),
             updated_at: now,
         };

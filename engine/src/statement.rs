@@ -1,5 +1,7 @@
 //! Execute one statement for a client session.
 
+use std::sync::Arc;
+
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use catalog::FieldDef;
@@ -366,9 +368,7 @@ impl Engine {
             } => {
                 // Plan the statement ourselves, so EXPLAIN shows the operators that really run.
                 let planned = self.plan(session, &statement).await?;
-                let physical = datafusion::physical_plan::displayable(planned.plan.as_ref())
-                    .indent(true)
-                    .to_string();
+                let physical = operator_graph(&planned.plan);
                 Ok(rows(batch(vec![
                     text(
                         "plan_type",
@@ -588,6 +588,32 @@ impl Engine {
             Outcome::Command(_) => Ok(None),
         }
     }
+}
+
+/// The physical plan, one operator per line, each with its parallelism (state is in each
+/// streaming operator's own description).
+fn operator_graph(plan: &Arc<dyn datafusion::physical_plan::ExecutionPlan>) -> String {
+    fn walk(
+        plan: &Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+        depth: usize,
+        out: &mut String,
+    ) {
+        let line = datafusion::physical_plan::displayable(plan.as_ref())
+            .one_line()
+            .to_string();
+        out.push_str(&"  ".repeat(depth));
+        out.push_str(line.trim_end());
+        out.push_str(&format!(
+            " [parallelism {}]\n",
+            plan.output_partitioning().partition_count()
+        ));
+        for child in plan.children() {
+            walk(child, depth + 1, out);
+        }
+    }
+    let mut out = String::new();
+    walk(plan, 0, &mut out);
+    out
 }
 
 /// An append-only stream as changes: every row an insert (`_op` = `+I`).

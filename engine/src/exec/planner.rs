@@ -313,11 +313,24 @@ fn watermark_spec(table: &ResolvedTable) -> Result<Option<WatermarkSpec>> {
             table.def.name
         ))
     })?;
+    let idle_timeout = match table.def.idle_time.as_deref() {
+        None => Some(DEFAULT_IDLE_TIMEOUT),
+        Some(text) => match connectors::options::parse_duration(text) {
+            Some(d) if d.is_zero() => None,
+            Some(d) => Some(d),
+            None => {
+                return Err(EngineError::InvalidParameter(format!(
+                    "invalid idle_time '{text}' on table '{}'",
+                    table.def.name
+                )));
+            }
+        },
+    };
     Ok(Some(WatermarkSpec {
         table: table.def.name.clone(),
         column,
         delay,
-        idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
+        idle_timeout,
     }))
 }
 

@@ -188,6 +188,7 @@ fn table_json(t: &TableDef) -> Value {
         "schema": { "fields": fields, "inferred": t.schema_inferred },
         "event_time_field": t.event_time_field,
         "watermark_delay": t.watermark_delay,
+        "idle_time": t.idle_time,
         "created_at": t.created_at,
         "updated_at": t.updated_at,
     })
@@ -321,6 +322,7 @@ fn table_request(engine: &Engine, body: &Value) -> Result<TableRequest, ApiError
         fields,
         event_time_field: str_field(body, "event_time_field"),
         watermark_delay: str_field(body, "watermark_delay"),
+        idle_time: str_field(body, "idle_time"),
     })
 }
 

@@ -175,7 +175,8 @@ pub(crate) async fn document() -> Json<Value> {
                             "fields": { "type": "array", "items": { "type": "object" } }
                         } },
                         "event_time_field": { "type": "string" },
-                        "watermark_delay": { "type": "string" }
+                        "watermark_delay": { "type": "string" },
+                        "idle_time": { "type": "string" }
                     }
                 },
                 "PipelinePost": {
