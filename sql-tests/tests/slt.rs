@@ -137,6 +137,9 @@ fn slt_files() -> Vec<PathBuf> {
     files
 }
 
+/// How long one .slt file may take.
+const FILE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(300);
+
 #[tokio::main]
 async fn main() {
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
@@ -152,10 +155,18 @@ async fn main() {
             continue;
         }
         let started = std::time::Instant::now();
-        match run_file(&path).await {
-            Ok(()) => println!("ok   {name} ({:.1}s)", started.elapsed().as_secs_f64()),
-            Err(e) => {
+        // A continuous query that never ends would hang CI: a file gets a deadline.
+        match tokio::time::timeout(FILE_DEADLINE, run_file(&path)).await {
+            Ok(Ok(())) => println!("ok   {name} ({:.1}s)", started.elapsed().as_secs_f64()),
+            Ok(Err(e)) => {
                 println!("FAIL {name}\n{e}");
+                failed.push(name);
+            }
+            Err(_) => {
+                println!(
+                    "FAIL {name}\nstill running after {} s (a query that never ends?)",
+                    FILE_DEADLINE.as_secs()
+                );
                 failed.push(name);
             }
         }
