@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Drive the real `laminar` binary with the real psql and curl, as a new user would:
 # --help, quick start statements, FETCH_COUNT streaming, Ctrl-C cancel (SQLSTATE 57014),
+# COPY TO STDOUT / \copy,
 # pipelines surviving a restart, REST with a bearer token.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -67,6 +68,14 @@ sleep 1.5
 pkill -INT -f "SELECT counter FROM endless" || true
 wait "$PSQL_PID" || true
 grep -q "57014" "$WORK/cancel.out" || fail "cancel did not report 57014: $(cat "$WORK/cancel.out")"
+
+# COPY ... TO STDOUT and psql's \copy export (CSV with a header, text with NULLs).
+"${PSQL[@]}" -q -c "CREATE TABLE five WITH (connector = 'impulse', event_rate = '1000', message_count = '5')" >/dev/null
+"${PSQL[@]}" -c "\copy (SELECT counter, 'x,y' AS s FROM five WHERE counter > 2) TO '$WORK/out.csv' csv header" >/dev/null \
+    || fail "\\copy failed"
+[ "$(cat "$WORK/out.csv")" = "$(printf 'counter,s\n3,"x,y"\n4,"x,y"')" ] || fail "\\copy wrote: $(cat "$WORK/out.csv")"
+copied=$("${PSQL[@]}" -c "COPY (SELECT counter, NULL AS n FROM five WHERE counter < 2) TO STDOUT")
+[ "$copied" = "$(printf '0\t\\N\n1\t\\N')" ] || fail "COPY TO STDOUT gave: $copied"
 
 # A pipeline keeps running across a restart.
 "${PSQL[@]}" -q >/dev/null <<'SQL'

@@ -30,9 +30,11 @@ use pgwire::messages::simplequery::Query;
 use tokio::sync::Mutex;
 
 use super::conn::{ConnState, conn_state};
+use super::copy::{CopyOut, copy_out};
 use super::cursor::{Cursor, FetchError};
 use super::encode::{encode, pg_fields, row_description};
 use super::error::{error_info, to_pg};
+use pgwire::messages::copy::{CopyData, CopyDone, CopyOutResponse};
 
 /// Everything pgwire needs, shared by all connections.
 pub struct Handlers {
@@ -248,6 +250,67 @@ impl QueryHandler {
         Ok(())
     }
 
+    /// Stream a query's rows as COPY data, one message per batch.
+    async fn copy_to_stdout<C>(
+        &self,
+        client: &mut C,
+        conn: &mut ConnState,
+        copy: CopyOut,
+    ) -> Result<(), RunError>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let statement = LaminarStatement::Sql(Box::new(copy.query));
+        let Outcome::Stream(mut query) = self.engine.execute(&mut conn.session, statement).await?
+        else {
+            return Err(EngineError::Unsupported("COPY needs a query".into()).into());
+        };
+        let fields = pg_fields(&query.schema, &Format::UnifiedText)?;
+        let columns = fields.len();
+        client
+            .send(PgWireBackendMessage::CopyOutResponse(CopyOutResponse::new(
+                0,
+                columns as i16,
+                vec![0; columns],
+            )))
+            .await
+            .map_err(PgWireError::from)?;
+        if copy.format.header {
+            let names: Vec<&str> = fields.iter().map(|f| f.name()).collect();
+            let mut line = bytes::BytesMut::new();
+            copy.format.header_line(&names, &mut line);
+            client
+                .send(PgWireBackendMessage::CopyData(CopyData::new(line.freeze())))
+                .await
+                .map_err(PgWireError::from)?;
+        }
+        let mut rows = 0usize;
+        while let Some(batch) = query.stream.next().await {
+            let batch = batch.map_err(EngineError::from)?;
+            let mut data = bytes::BytesMut::with_capacity(batch.num_rows() * 32);
+            for row in encode(&fields, batch) {
+                copy.format.line(&row?, &mut data);
+                rows += 1;
+            }
+            // One message (and flush) per batch: a COPY of a stream delivers as it goes.
+            client
+                .send(PgWireBackendMessage::CopyData(CopyData::new(data.freeze())))
+                .await
+                .map_err(PgWireError::from)?;
+        }
+        client
+            .feed(PgWireBackendMessage::CopyDone(CopyDone::new()))
+            .await
+            .map_err(PgWireError::from)?;
+        client
+            .send(complete(format!("COPY {rows}")))
+            .await
+            .map_err(PgWireError::from)?;
+        Ok(())
+    }
+
     async fn run_statement<C>(
         &self,
         client: &mut C,
@@ -278,6 +341,12 @@ impl QueryHandler {
                         .await
                         .map_err(PgWireError::from)?;
                     return Ok(());
+                }
+                Statement::Copy { .. } => {
+                    if let Some(copy) = copy_out(sql)? {
+                        self.copy_to_stdout(client, conn, copy).await?;
+                        return Ok(());
+                    }
                 }
                 Statement::Fetch {
                     name, direction, ..

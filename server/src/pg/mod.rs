@@ -5,6 +5,7 @@
 //! client's CancelRequest stops the whole stream, not just the planning step.
 
 mod conn;
+mod copy;
 mod cursor;
 mod encode;
 mod error;
