@@ -250,10 +250,7 @@ mod tests {
                 None => data.put_i32(-1),
             }
         }
-        DataRow {
-            data,
-            field_count: values.len() as i16,
-        }
+        DataRow::new(data, values.len() as i16)
     }
 
     #[test]
