@@ -215,7 +215,8 @@ impl Engine {
                 ])?))
             }
             LaminarStatement::Subscribe(target) => self.subscribe(session, target).await,
-            LaminarStatement::DeclareSubscribe { .. } => Err(EngineError::Unsupported(
+            LaminarStatement::DeclareSubscribe { .. }
+            | LaminarStatement::FetchWithTimeout { .. } => Err(EngineError::Unsupported(
                 "DECLARE ... CURSOR is handled by the client connection".into(),
             )),
             LaminarStatement::Sql(statement) => self.execute_sql(session, *statement).await,
@@ -573,6 +574,7 @@ impl Engine {
             LaminarStatement::CreateProfile { .. }
             | LaminarStatement::DropProfile { .. }
             | LaminarStatement::DeclareSubscribe { .. }
+            | LaminarStatement::FetchWithTimeout { .. }
             | LaminarStatement::Pipeline { .. } => Ok(None),
         }
     }

@@ -57,6 +57,12 @@ pub enum LaminarStatement {
     ShowConnectors,
     /// `SUBSCRIBE [TO] <materialized view>` or `SUBSCRIBE [TO] (<query>)`.
     Subscribe(SubscribeTarget),
+    /// `FETCH ... WITH (timeout = '1s')`: return what arrives within the timeout
+    /// (Materialize's spelling; a `FETCH` without options is sqlparser's).
+    FetchWithTimeout {
+        fetch: Box<Statement>,
+        timeout: std::time::Duration,
+    },
     /// `DECLARE name CURSOR [WITH HOLD] FOR SUBSCRIBE ...` (cursors over queries are
     /// sqlparser's `DECLARE`).
     DeclareSubscribe {
@@ -211,6 +217,51 @@ fn declare_subscribe(
     }
 }
 
+/// `FETCH ... WITH (timeout = '<duration>')`, or `None` without a `WITH`.
+fn fetch_with_timeout(
+    dialect: &PostgreSqlDialect,
+    tokens: &[TokenWithSpan],
+) -> Result<Option<LaminarStatement>> {
+    let Some(with_at) = tokens
+        .iter()
+        .position(|t| matches!(&t.token, Token::Word(w) if w.keyword == Keyword::WITH))
+    else {
+        return Ok(None);
+    };
+    let mut options = Parser::new(dialect).with_tokens_with_locations(tokens[with_at..].to_vec());
+    let options =
+        crate::sql::options::with_options(&options.parse_options(Keyword::WITH).map_err(syntax)?)?;
+    let mut timeout = None;
+    for (key, value) in options {
+        match key.as_str() {
+            "timeout" => {
+                timeout = Some(connectors::options::parse_duration(&value).ok_or_else(|| {
+                    EngineError::InvalidParameter(format!(
+                        "invalid FETCH timeout '{value}': expected {}",
+                        connectors::options::DURATION_EXPECTED
+                    ))
+                })?);
+            }
+            other => {
+                return Err(EngineError::InvalidParameter(format!(
+                    "unknown FETCH option '{other}'; FETCH takes WITH (timeout = '<duration>')"
+                )));
+            }
+        }
+    }
+    let fetch = Parser::new(dialect)
+        .with_tokens_with_locations(tokens[..with_at].to_vec())
+        .parse_statement()
+        .map_err(syntax)?;
+    match timeout {
+        Some(timeout) => Ok(Some(LaminarStatement::FetchWithTimeout {
+            fetch: Box::new(fetch),
+            timeout,
+        })),
+        None => Ok(None),
+    }
+}
+
 fn parse_one(
     dialect: &PostgreSqlDialect,
     mut tokens: Vec<TokenWithSpan>,
@@ -226,6 +277,11 @@ fn parse_one(
         && let Some(declare) = declare_subscribe(dialect, &tokens)?
     {
         return Ok(declare);
+    }
+    if word(0) == "FETCH"
+        && let Some(fetch) = fetch_with_timeout(dialect, &tokens)?
+    {
+        return Ok(fetch);
     }
     // Kept for a second attempt at CREATE TABLE (see below).
     let create_tokens = (word(0) == "CREATE").then(|| tokens.clone());

@@ -53,8 +53,14 @@ impl Cursor {
     ///
     /// Cancellation safe: no — rows of a batch being encoded when the future is dropped are
     /// lost; a cancelled FETCH aborts the statement anyway.
-    pub(crate) async fn fetch(&mut self, n: Option<usize>) -> Result<Vec<DataRow>, FetchError> {
+    /// Up to `n` rows (all with `None`); with a timeout, whatever arrived by then.
+    pub(crate) async fn fetch(
+        &mut self,
+        n: Option<usize>,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<Vec<DataRow>, FetchError> {
         let want = n.unwrap_or(usize::MAX);
+        let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
         let mut rows = Vec::new();
         while rows.len() < want {
             if let Some(row) = self.pending.pop_front() {
@@ -64,7 +70,17 @@ impl Cursor {
             if self.done {
                 break;
             }
-            match self.stream.stream.next().await {
+            let next = match deadline {
+                // Dropping `next()` at the deadline is safe: no batch is lost.
+                Some(deadline) => {
+                    match tokio::time::timeout_at(deadline, self.stream.stream.next()).await {
+                        Ok(next) => next,
+                        Err(_) => break,
+                    }
+                }
+                None => self.stream.stream.next().await,
+            };
+            match next {
                 Some(Ok(batch)) => self.buffer(batch).map_err(FetchError::Wire)?,
                 Some(Err(e)) => return Err(FetchError::Engine(e.into())),
                 None => self.done = true,

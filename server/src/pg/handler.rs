@@ -250,6 +250,58 @@ impl QueryHandler {
         Ok(())
     }
 
+    /// `FETCH [n] FROM cursor`, optionally returning early at a timeout.
+    async fn fetch<C>(
+        &self,
+        client: &mut C,
+        conn: &mut ConnState,
+        fetch: &Statement,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<(), RunError>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let Statement::Fetch {
+            name, direction, ..
+        } = fetch
+        else {
+            return Err(EngineError::Syntax("expected FETCH".into()).into());
+        };
+        let count = fetch_count(direction)?;
+        let name = ident_name(name);
+        let cursor = conn
+            .cursors
+            .get_mut(&name)
+            .ok_or_else(|| cursor_missing(&name))?;
+        if count.is_none() && timeout.is_none() && !cursor.bounded() {
+            return Err(EngineError::Unsupported(
+                "FETCH ALL on a continuous query would never end; use FETCH <n>, or FETCH ALL ... WITH (timeout = '1s')".into(),
+            )
+            .into());
+        }
+        client
+            .send(PgWireBackendMessage::RowDescription(row_description(
+                &cursor.fields,
+            )))
+            .await
+            .map_err(PgWireError::from)?;
+        let rows = cursor.fetch(count, timeout).await?;
+        let n = rows.len();
+        for row in rows {
+            client
+                .feed(PgWireBackendMessage::DataRow(row))
+                .await
+                .map_err(PgWireError::from)?;
+        }
+        client
+            .send(complete(format!("FETCH {n}")))
+            .await
+            .map_err(PgWireError::from)?;
+        Ok(())
+    }
+
     /// Stream a query's rows as COPY data, one message per batch.
     async fn copy_to_stdout<C>(
         &self,
@@ -332,6 +384,9 @@ impl QueryHandler {
                 .map_err(PgWireError::from)?;
             return Ok(());
         }
+        if let LaminarStatement::FetchWithTimeout { fetch, timeout } = &statement {
+            return self.fetch(client, conn, fetch, Some(*timeout)).await;
+        }
         if let LaminarStatement::Sql(sql) = &statement {
             match sql.as_ref() {
                 Statement::Declare { stmts } => {
@@ -348,40 +403,8 @@ impl QueryHandler {
                         return Ok(());
                     }
                 }
-                Statement::Fetch {
-                    name, direction, ..
-                } => {
-                    let count = fetch_count(direction)?;
-                    let name = ident_name(name);
-                    let cursor = conn
-                        .cursors
-                        .get_mut(&name)
-                        .ok_or_else(|| cursor_missing(&name))?;
-                    if count.is_none() && !cursor.bounded() {
-                        return Err(EngineError::Unsupported(
-                            "FETCH ALL on a continuous query would never end; use FETCH <n>".into(),
-                        )
-                        .into());
-                    }
-                    client
-                        .send(PgWireBackendMessage::RowDescription(row_description(
-                            &cursor.fields,
-                        )))
-                        .await
-                        .map_err(PgWireError::from)?;
-                    let rows = cursor.fetch(count).await?;
-                    let n = rows.len();
-                    for row in rows {
-                        client
-                            .feed(PgWireBackendMessage::DataRow(row))
-                            .await
-                            .map_err(PgWireError::from)?;
-                    }
-                    client
-                        .send(complete(format!("FETCH {n}")))
-                        .await
-                        .map_err(PgWireError::from)?;
-                    return Ok(());
+                Statement::Fetch { .. } => {
+                    return self.fetch(client, conn, sql, None).await;
                 }
                 Statement::Close { cursor } => {
                     match cursor {
