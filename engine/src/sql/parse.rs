@@ -283,6 +283,17 @@ fn parse_one(
     {
         return Ok(fetch);
     }
+    // sqlparser reads COPY FROM STDIN's data inline and fails on its absence; say what is
+    // supported instead.
+    if word(0) == "COPY"
+        && tokens
+            .iter()
+            .any(|t| matches!(&t.token, Token::Word(w) if w.value.eq_ignore_ascii_case("STDIN")))
+    {
+        return Err(EngineError::Unsupported(
+            "COPY ... FROM STDIN is not supported; Laminar supports COPY (<query>) TO STDOUT and COPY <table> TO STDOUT".into(),
+        ));
+    }
     // Kept for a second attempt at CREATE TABLE (see below).
     let create_tokens = (word(0) == "CREATE").then(|| tokens.clone());
     let mut parser = Parser::new(dialect).with_tokens_with_locations(tokens);
