@@ -56,5 +56,7 @@ impl Engine {
     }
 }
 
+/// Values of query parameters.
+pub use datafusion::common::ScalarValue;
 /// The SQL parser Laminar uses (re-exported so front ends share its AST types).
 pub use datafusion::sql::sqlparser;

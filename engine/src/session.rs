@@ -19,6 +19,8 @@ pub struct Session {
     pub parallelism: usize,
     /// State time-to-live of updating aggregates (`SET updating_ttl = '1 hour'`).
     pub updating_ttl: std::time::Duration,
+    /// Values of `$1, $2, ...` for the statement being executed (extended protocol).
+    pub params: Vec<datafusion::common::ScalarValue>,
     /// Everything else clients set (application_name, DateStyle, ...), kept for `SHOW`.
     vars: BTreeMap<String, String>,
 }
@@ -44,6 +46,7 @@ impl Default for Session {
             batch_size: DEFAULT_BATCH_SIZE,
             parallelism: 1,
             updating_ttl: DEFAULT_UPDATING_TTL,
+            params: Vec::new(),
             vars,
         }
     }

@@ -132,6 +132,7 @@ impl Engine {
             .await?;
         }
         let logical = ctx.state().statement_to_plan(df_statement).await?;
+        let logical = bind_parameters(logical, &session.params)?;
         check_window_placement(&logical)?;
         let logical = bind_window_time(logical, &registered.event_times)?;
         let optimized = ctx.state().optimize(&logical)?;
@@ -363,6 +364,68 @@ impl Engine {
                 "'{name}' is not a materialized view; SUBSCRIBE takes a materialized view or a (query)"
             ))),
         }
+    }
+}
+
+/// Put `$n` values into a plan; a plan with parameters but no values cannot run.
+fn bind_parameters(
+    logical: datafusion::logical_expr::LogicalPlan,
+    params: &[datafusion::common::ScalarValue],
+) -> Result<datafusion::logical_expr::LogicalPlan> {
+    let expected = logical.get_parameter_types()?.len();
+    if expected == 0 && params.is_empty() {
+        return Ok(logical);
+    }
+    if params.len() != expected {
+        return Err(EngineError::InvalidParameter(format!(
+            "the statement has {expected} parameter(s) ($1, ...) but {} value(s) were given",
+            params.len()
+        )));
+    }
+    Ok(logical.with_param_values(params.to_vec())?)
+}
+
+impl Engine {
+    /// The types of a query's `$n` parameters (in order; `None` where nothing constrains
+    /// one) and its result columns, for the extended protocol's Describe.
+    pub async fn describe_parameters(
+        &self,
+        session: &Session,
+        statement: &Statement,
+    ) -> Result<(Vec<Option<arrow::datatypes::DataType>>, SchemaRef)> {
+        let ctx = session_context(session);
+        let mut statement = statement.clone();
+        postgres_column_names(&mut statement);
+        let df_statement = DfStatement::Statement(Box::new(statement));
+        let counters = Arc::new(Counters::default());
+        let mut registered = Registered::default();
+        for reference in ctx.state().resolve_table_references(&df_statement)? {
+            self.register_relation(
+                &ctx,
+                session,
+                reference.table(),
+                None,
+                &counters,
+                &mut registered,
+                0,
+            )
+            .await?;
+        }
+        let logical = ctx.state().statement_to_plan(df_statement).await?;
+        let types = logical.get_parameter_types()?;
+        let mut ordered: Vec<(usize, Option<arrow::datatypes::DataType>)> = types
+            .into_iter()
+            .map(|(id, t)| {
+                let n = id
+                    .trim_start_matches('$')
+                    .parse::<usize>()
+                    .unwrap_or(usize::MAX);
+                (n, t)
+            })
+            .collect();
+        ordered.sort_by_key(|(n, _)| *n);
+        let schema = Arc::new(logical.schema().as_arrow().clone());
+        Ok((ordered.into_iter().map(|(_, t)| t).collect(), schema))
     }
 }
 

@@ -563,6 +563,77 @@ impl SimpleQueryHandler for QueryHandler {
 pub(crate) struct Prepared {
     statement: Option<LaminarStatement>,
     schema: Option<SchemaRef>,
+    /// Types of `$1, $2, ...` as the planner inferred them (`None`: unconstrained).
+    params: Vec<Option<arrow::datatypes::DataType>>,
+}
+
+/// Whether SQL text has `$n` placeholders (outside string literals).
+fn has_placeholders(sql: &str) -> bool {
+    let mut quoted = false;
+    let bytes = sql.as_bytes();
+    for (i, b) in bytes.iter().enumerate() {
+        match b {
+            b'\'' => quoted = !quoted,
+            b'$' if !quoted && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) => return true,
+            _ => {}
+        }
+    }
+    false
+}
+
+/// A parameter's pg type: what the client declared, else what the planner inferred.
+fn param_pg_type(declared: Option<&Type>, inferred: Option<&arrow::datatypes::DataType>) -> Type {
+    match (declared, inferred) {
+        (Some(t), _) if *t != Type::UNKNOWN => t.clone(),
+        (_, Some(dt)) => arrow_pg::datatypes::into_pg_type(dt).unwrap_or(Type::TEXT),
+        _ => Type::TEXT,
+    }
+}
+
+/// Decode the portal's parameters into values of the planner's types.
+fn portal_params(portal: &Portal<Arc<Prepared>>) -> PgWireResult<Vec<engine::ScalarValue>> {
+    use engine::ScalarValue;
+    let prepared = &portal.statement.statement;
+    (0..portal.parameter_len())
+        .map(|i| {
+            let inferred = prepared.params.get(i).and_then(|t| t.as_ref());
+            let declared = portal.statement.parameter_types.get(i).and_then(|t| t.as_ref());
+            let pg_type = param_pg_type(declared, inferred);
+            let value = match pg_type {
+                Type::BOOL => ScalarValue::Boolean(portal.parameter::<bool>(i, &pg_type)?),
+                Type::INT2 => ScalarValue::Int16(portal.parameter::<i16>(i, &pg_type)?),
+                Type::INT4 => ScalarValue::Int32(portal.parameter::<i32>(i, &pg_type)?),
+                Type::INT8 => ScalarValue::Int64(portal.parameter::<i64>(i, &pg_type)?),
+                Type::FLOAT4 => ScalarValue::Float32(portal.parameter::<f32>(i, &pg_type)?),
+                Type::FLOAT8 => ScalarValue::Float64(portal.parameter::<f64>(i, &pg_type)?),
+                Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => {
+                    ScalarValue::Utf8(portal.parameter::<String>(i, &pg_type)?)
+                }
+                other => {
+                    // Other types arrive as text here; the cast below gives them their type.
+                    if portal.parameter_format.is_binary(i) {
+                        return Err(to_pg(EngineError::Unsupported(format!(
+                            "parameter ${} has type {other} in binary format, which is not supported yet; send it as text",
+                            i + 1
+                        ))));
+                    }
+                    let text = portal.parameters[i]
+                        .as_ref()
+                        .map(|b| String::from_utf8_lossy(b).into_owned());
+                    ScalarValue::Utf8(text)
+                }
+            };
+            match inferred {
+                Some(dt) if value.data_type() != *dt => value.cast_to(dt).map_err(|e| {
+                    to_pg(EngineError::InvalidParameter(format!(
+                        "parameter ${}: {e}",
+                        i + 1
+                    )))
+                }),
+                _ => Ok(value),
+            }
+        })
+        .collect()
 }
 
 /// Parses and describes statements for the extended query protocol.
@@ -590,6 +661,25 @@ impl QueryParser for LaminarParser {
             )));
         }
         let statement = statements.pop();
+        // A query with $n placeholders is described from its logical plan (it cannot run
+        // before the values come with Bind).
+        if has_placeholders(sql)
+            && let Some(LaminarStatement::Sql(query)) = &statement
+            && matches!(query.as_ref(), Statement::Query(_))
+        {
+            let conn = conn_state(client);
+            let conn = conn.lock().await;
+            let (params, schema) = self
+                .engine
+                .describe_parameters(&conn.session, query)
+                .await
+                .map_err(to_pg)?;
+            return Ok(Arc::new(Prepared {
+                statement,
+                schema: Some(schema),
+                params,
+            }));
+        }
         let schema = match &statement {
             Some(statement) => {
                 let conn = conn_state(client);
@@ -601,11 +691,19 @@ impl QueryParser for LaminarParser {
             }
             None => None,
         };
-        Ok(Arc::new(Prepared { statement, schema }))
+        Ok(Arc::new(Prepared {
+            statement,
+            schema,
+            params: Vec::new(),
+        }))
     }
 
-    fn get_parameter_types(&self, _stmt: &Arc<Prepared>) -> PgWireResult<Vec<Type>> {
-        Ok(Vec::new())
+    fn get_parameter_types(&self, stmt: &Arc<Prepared>) -> PgWireResult<Vec<Type>> {
+        Ok(stmt
+            .params
+            .iter()
+            .map(|t| param_pg_type(None, t.as_ref()))
+            .collect())
     }
 
     fn get_result_schema(
@@ -641,11 +739,7 @@ impl ExtendedQueryHandler for QueryHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        if portal.parameter_len() > 0 {
-            return Err(to_pg(EngineError::Unsupported(
-                "query parameters ($1, ...) are not supported yet".into(),
-            )));
-        }
+        let params = portal_params(portal)?;
         let Some(statement) = portal.statement.statement.statement.clone() else {
             return Ok(Response::EmptyQuery);
         };
@@ -659,11 +753,11 @@ impl ExtendedQueryHandler for QueryHandler {
             self.declare_cursor(&mut conn, stmts).await.map_err(to_pg)?;
             return Ok(Response::Execution(Tag::new("DECLARE CURSOR")));
         }
-        let outcome = self
-            .engine
-            .execute(&mut conn.session, statement)
-            .await
-            .map_err(to_pg)?;
+        // The values hold for this execution only.
+        conn.session.params = params;
+        let outcome = self.engine.execute(&mut conn.session, statement).await;
+        conn.session.params.clear();
+        let outcome = outcome.map_err(to_pg)?;
         drop(conn);
         let format = &portal.result_column_format;
         match outcome {

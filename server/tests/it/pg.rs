@@ -89,6 +89,32 @@ async fn extended_protocol_returns_typed_rows() {
         assert_eq!(n, 10);
     }
 
+    // Parameters: types inferred from the query, values bound per execution.
+    let statement = client
+        .prepare("SELECT counter, $2 || CAST(counter AS TEXT) AS label FROM t WHERE counter >= $1 AND counter < $1 + 2")
+        .await
+        .unwrap();
+    assert_eq!(statement.params()[0], tokio_postgres::types::Type::INT8);
+    for (from, prefix) in [(3i64, "n"), (7, "m")] {
+        let rows = client.query(&statement, &[&from, &prefix]).await.unwrap();
+        let got: Vec<(i64, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        assert_eq!(
+            got,
+            vec![
+                (from, format!("{prefix}{from}")),
+                (from + 1, format!("{prefix}{}", from + 1))
+            ]
+        );
+    }
+    let err = client
+        .query("SELECT counter FROM t WHERE counter = $1", &[&"x"])
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("serializing parameter") || sqlstate(&err) == "22023",
+        "{err}"
+    );
+
     let err = client
         .query("SELECT missing FROM t", &[])
         .await
