@@ -37,6 +37,23 @@ impl Session {
     }
 }
 
+/// Feed a run of rows (with each aggregate's FILTER applied) to a session's accumulators.
+fn update_accumulators(accumulators: &mut [Box<dyn Accumulator>], part: &Inputs) -> Result<()> {
+    for (i, acc) in accumulators.iter_mut().enumerate() {
+        match part.filter(i) {
+            Some(mask) => {
+                let args = part.args[i]
+                    .iter()
+                    .map(|a| Ok(filter(a, mask)?))
+                    .collect::<Result<Vec<_>>>()?;
+                acc.update_batch(&args)?;
+            }
+            None => acc.update_batch(&part.args[i])?,
+        }
+    }
+    Ok(())
+}
+
 /// Sessions closed by a watermark, ready to become output rows.
 pub struct ClosedSessions {
     pub keys: Vec<ArrayRef>,
@@ -118,30 +135,33 @@ impl Sessions {
             {
                 last += 1;
             }
-            let key: Box<[u8]> = match &keys {
-                Some(k) => k.row(rows[first] as usize).as_ref().into(),
-                None => Box::default(),
-            };
+            let start = times[rows[first] as usize];
+            let end = times[rows[last] as usize];
             let part = sorted.slice(first, last - first + 1)?;
+            let gap = self.gap;
+            let row = keys.as_ref().map(|k| k.row(rows[first] as usize));
+            let key: &[u8] = row.as_ref().map_or(&[], |r| r.as_ref());
+            let overlaps = |s: &Session| s.start < end + gap && start < s.last + gap;
+            // The common case: the rows extend one open session of the key. Update it in
+            // place (no new accumulators, no state merge).
+            if let Some(open) = self.open.get_mut(key)
+                && open.iter().filter(|s| overlaps(s)).count() == 1
+                && let Some(session) = open.iter_mut().find(|s| overlaps(s))
+            {
+                update_accumulators(&mut session.accumulators, &part)?;
+                session.start = session.start.min(start);
+                session.last = session.last.max(end);
+                self.next_close = self.next_close.min(session.last + gap);
+                first = last + 1;
+                continue;
+            }
             let mut session = Session {
-                start: times[rows[first] as usize],
-                last: times[rows[last] as usize],
+                start,
+                last: end,
                 accumulators: spec.accumulators()?,
             };
-            for (i, acc) in session.accumulators.iter_mut().enumerate() {
-                match part.filter(i) {
-                    Some(mask) => {
-                        let args = part.args[i]
-                            .iter()
-                            .map(|a| Ok(filter(a, mask)?))
-                            .collect::<Result<Vec<_>>>()?;
-                        acc.update_batch(&args)?;
-                    }
-                    None => acc.update_batch(&part.args[i])?,
-                }
-            }
-            let open = self.open.entry(key).or_default();
-            let gap = self.gap;
+            update_accumulators(&mut session.accumulators, &part)?;
+            let open = self.open.entry(key.into()).or_default();
             while let Some(pos) = open
                 .iter()
                 .position(|s| s.start < session.last + gap && session.start < s.last + gap)
