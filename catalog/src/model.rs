@@ -155,4 +155,8 @@ pub struct ViewDef {
     /// A materialized view: its query runs continuously and its result is kept.
     #[serde(default)]
     pub materialized: bool,
+    /// State TTL of a materialized view's updating aggregates (the creating session's
+    /// `updating_ttl`), kept for restarts.
+    #[serde(default)]
+    pub updating_ttl_micros: Option<u64>,
 }

@@ -480,6 +480,9 @@ impl Engine {
             tables: planned.tables.clone(),
             created_at: catalog::now_rfc3339(),
             materialized: create.materialized,
+            updating_ttl_micros: create
+                .materialized
+                .then(|| u64::try_from(session.updating_ttl.as_micros()).unwrap_or(u64::MAX)),
         };
         if create.or_replace && self.catalog.view(&view.name).await.is_ok() {
             self.catalog.drop_view(&view.name).await?;

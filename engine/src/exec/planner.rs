@@ -349,7 +349,11 @@ impl Engine {
     /// Start maintaining a stored materialized view (at server start).
     pub(crate) async fn start_materialized_view(&self, view: &catalog::ViewDef) -> Result<()> {
         let statement = view_statement(&view.query)?;
-        let planned = self.plan(&Session::default(), &statement).await?;
+        let mut session = Session::default();
+        if let Some(ttl) = view.updating_ttl_micros {
+            session.updating_ttl = std::time::Duration::from_micros(ttl);
+        }
+        let planned = self.plan(&session, &statement).await?;
         self.mviews.start(&view.name, planned)
     }
 
