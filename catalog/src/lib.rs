@@ -12,7 +12,7 @@ pub mod store;
 
 pub use error::{CatalogError, Result};
 pub use model::{
-    DesiredState, FieldDef, JobMetrics, JobRecord, PipelineDef, Profile, TableDef, ViewDef, new_id,
-    now_millis, now_rfc3339,
+    DesiredState, FieldDef, JobMetrics, JobRecord, OperatorMetrics, PipelineDef, Profile, TableDef,
+    ViewDef, new_id, now_millis, now_rfc3339,
 };
 pub use store::Catalog;

@@ -123,6 +123,18 @@ pub struct JobMetrics {
     /// Bytes of operator state (open windows) at the last reading.
     #[serde(default)]
     pub state_bytes: u64,
+    /// The job's stateful operators.
+    #[serde(default)]
+    pub operators: Vec<OperatorMetrics>,
+}
+
+/// Counters of one stateful operator of a job.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OperatorMetrics {
+    /// The operator and what it does (as EXPLAIN names it).
+    pub name: String,
+    pub state_bytes: u64,
+    pub records_out: u64,
 }
 
 /// One run of a pipeline.

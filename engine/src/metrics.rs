@@ -19,8 +19,18 @@ pub struct Counters {
     pub late_records: AtomicU64,
     /// Bytes of operator state (open windows' partial aggregates).
     pub state_bytes: AtomicU64,
+    /// The stateful operators, registered as they start.
+    operators: Mutex<Vec<Arc<OperatorStats>>>,
     started: Instant,
     window: Mutex<RateWindow>,
+}
+
+/// Counters of one stateful operator.
+#[derive(Debug)]
+pub struct OperatorStats {
+    pub name: String,
+    pub state_bytes: AtomicU64,
+    pub records_out: AtomicU64,
 }
 
 /// Shortest window rates are measured over.
@@ -46,6 +56,7 @@ impl Default for Counters {
             errors: Arc::new(AtomicU64::new(0)),
             late_records: AtomicU64::new(0),
             state_bytes: AtomicU64::new(0),
+            operators: Mutex::new(Vec::new()),
             started: Instant::now(),
             window: Mutex::new(RateWindow {
                 at: Instant::now(),
@@ -63,6 +74,20 @@ impl Counters {
     pub fn add_in(&self, rows: usize, bytes: usize) {
         self.records_in.fetch_add(rows as u64, Ordering::Relaxed);
         self.bytes_in.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// A stateful operator starting: its own counters, listed in the job's metrics.
+    pub fn register_operator(&self, name: String) -> Arc<OperatorStats> {
+        let stats = Arc::new(OperatorStats {
+            name,
+            state_bytes: AtomicU64::new(0),
+            records_out: AtomicU64::new(0),
+        });
+        self.operators
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(stats.clone());
+        stats
     }
 
     /// An operator's state is now `bytes`; `reported` is what it reported before. Operators
@@ -95,6 +120,17 @@ impl Counters {
             warnings: 0,
             late_records: self.late_records.load(Ordering::Relaxed),
             state_bytes: self.state_bytes.load(Ordering::Relaxed),
+            operators: self
+                .operators
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .map(|o| catalog::OperatorMetrics {
+                    name: o.name.clone(),
+                    state_bytes: o.state_bytes.load(Ordering::Relaxed),
+                    records_out: o.records_out.load(Ordering::Relaxed),
+                })
+                .collect(),
         }
     }
 

@@ -148,7 +148,15 @@ impl ExecutionPlan for UpdatingAggregateExec {
                     .collect(),
             )?)
         };
+        let stats = self.shared.counters.register_operator(
+            datafusion::physical_plan::displayable(self)
+                .one_line()
+                .to_string()
+                .trim_end()
+                .to_string(),
+        );
         Ok(Box::pin(UpdatingStream {
+            stats,
             input: self.input.execute(partition, context)?,
             shared: self.shared.clone(),
             schema: self.schema.clone(),
@@ -169,6 +177,8 @@ struct Group {
 }
 
 struct UpdatingStream {
+    /// This operator's own counters.
+    stats: Arc<crate::metrics::OperatorStats>,
     input: SendableRecordBatchStream,
     shared: Arc<UpdatingAggregate>,
     schema: SchemaRef,
@@ -327,6 +337,14 @@ impl UpdatingStream {
         shared
             .counters
             .report_state(&mut self.reported_state, bytes as u64);
+        self.stats
+            .state_bytes
+            .store(bytes as u64, std::sync::atomic::Ordering::Relaxed);
+        if let Some(out) = &batch {
+            self.stats
+                .records_out
+                .fetch_add(out.num_rows() as u64, std::sync::atomic::Ordering::Relaxed);
+        }
         Ok(batch)
     }
 

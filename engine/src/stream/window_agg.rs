@@ -154,9 +154,17 @@ impl ExecutionPlan for WindowAggregateExec {
             _ => State::Fixed(BTreeMap::new()),
         };
         let (input, watermarks) = collect_sources(|| self.input.execute(partition, context));
+        let stats = shared.counters.register_operator(
+            datafusion::physical_plan::displayable(self)
+                .one_line()
+                .to_string()
+                .trim_end()
+                .to_string(),
+        );
         Ok(Box::pin(WindowAggregateStream {
             input: input?,
             watermarks,
+            stats,
             shared,
             state,
             watermark: WATERMARK_MIN,
@@ -178,6 +186,8 @@ struct WindowAggregateStream {
     input: SendableRecordBatchStream,
     /// The watermarks of the source partitions this operator's input started.
     watermarks: Watermarks,
+    /// This operator's own counters.
+    stats: Arc<crate::metrics::OperatorStats>,
     shared: Arc<WindowAggregate>,
     state: State,
     /// The watermark windows have been emitted up to.
@@ -298,6 +308,7 @@ impl WindowAggregateStream {
             }
         }
         let bytes = self.state_size() as u64;
+        self.stats.state_bytes.store(bytes, Ordering::Relaxed);
         self.shared
             .counters
             .report_state(&mut self.reported_state, bytes);
@@ -415,6 +426,9 @@ impl Stream for WindowAggregateStream {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         loop {
             if let Some(batch) = self.output.pop_front() {
+                self.stats
+                    .records_out
+                    .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
                 return Poll::Ready(Some(Ok(batch)));
             }
             if self.finished {

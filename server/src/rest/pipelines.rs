@@ -239,7 +239,7 @@ pub(crate) async fn job_metrics(
         "throughput": if running { status.rates.1 } else { 0.0 },
         "records_in_per_sec": if running { status.rates.0 } else { 0.0 },
         "records_out_per_sec": if running { status.rates.1 } else { 0.0 },
-        "operators": [],
+        "operators": m.operators,
     })))
 }
 

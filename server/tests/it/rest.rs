@@ -463,3 +463,36 @@ async fn schema_test_infers_fields_with_samples() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn job_metrics_list_stateful_operators() {
+    let dir = DataDir::new("rest-operators");
+    let server = start_in(&dir, None).await;
+    let http = Client::new();
+    let pg = connect(&server).await;
+    pg.batch_execute(
+        "CREATE TABLE ticks WITH (connector = 'impulse', event_rate = '2000');
+         CREATE TABLE per_window (w TIMESTAMP, n BIGINT) WITH (connector = 'blackhole', type = 'sink');
+         CREATE PIPELINE windows AS INSERT INTO per_window SELECT window.start, n FROM
+           (SELECT tumble(INTERVAL '200' MILLISECOND) AS window, count(*) AS n FROM ticks GROUP BY window);",
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let (_, body) = send(http.get(url(&server, "/v1/jobs"))).await;
+    let job_id = body["data"][0]["id"].as_str().unwrap().to_string();
+    let (status, body) = send(http.get(url(&server, &format!("/v1/jobs/{job_id}/metrics")))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let operators = body["operators"].as_array().unwrap();
+    assert_eq!(operators.len(), 1, "{body}");
+    assert!(
+        operators[0]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("WindowAggregateExec: tumble(200ms), processing time"),
+        "{body}"
+    );
+    assert!(operators[0]["records_out"].as_u64().unwrap() >= 2, "{body}");
+    assert!(operators[0]["state_bytes"].as_u64().is_some(), "{body}");
+    server.shutdown().await;
+}
