@@ -104,7 +104,6 @@ impl Engine {
         postgres_column_names(&mut statement);
         let statement = &statement;
         let df_statement = DfStatement::Statement(Box::new(statement.clone()));
-        let references = ctx.state().resolve_table_references(&df_statement)?;
         let insert_target = match statement {
             Statement::Insert(insert) => match &insert.table {
                 TableObject::TableName(name) => Some(normalize_name(name)),
@@ -117,20 +116,15 @@ impl Engine {
             _ => None,
         };
         let counters = Arc::new(Counters::default());
-        let mut registered = Registered::default();
-        for reference in references {
-            let target = insert_target.as_deref();
-            self.register_relation(
+        let registered = self
+            .register_statement_tables(
                 &ctx,
                 session,
-                reference.table(),
-                target,
+                &df_statement,
+                insert_target.as_deref(),
                 &counters,
-                &mut registered,
-                0,
             )
             .await?;
-        }
         let logical = ctx.state().statement_to_plan(df_statement).await?;
         let logical = bind_parameters(logical, &session.params)?;
         check_window_placement(&logical)?;
@@ -155,6 +149,31 @@ impl Engine {
             tables: registered.tables,
             sink: insert_target,
         })
+    }
+
+    /// Register every table and view a statement references.
+    async fn register_statement_tables(
+        &self,
+        ctx: &SessionContext,
+        session: &Session,
+        statement: &DfStatement,
+        insert_target: Option<&str>,
+        counters: &Arc<Counters>,
+    ) -> Result<Registered> {
+        let mut registered = Registered::default();
+        for reference in ctx.state().resolve_table_references(statement)? {
+            self.register_relation(
+                ctx,
+                session,
+                reference.table(),
+                insert_target,
+                counters,
+                &mut registered,
+                0,
+            )
+            .await?;
+        }
+        Ok(registered)
     }
 
     /// Register a table, or a view with everything it reads, under its name.
@@ -402,19 +421,8 @@ impl Engine {
         postgres_column_names(&mut statement);
         let df_statement = DfStatement::Statement(Box::new(statement));
         let counters = Arc::new(Counters::default());
-        let mut registered = Registered::default();
-        for reference in ctx.state().resolve_table_references(&df_statement)? {
-            self.register_relation(
-                &ctx,
-                session,
-                reference.table(),
-                None,
-                &counters,
-                &mut registered,
-                0,
-            )
+        self.register_statement_tables(&ctx, session, &df_statement, None, &counters)
             .await?;
-        }
         let logical = ctx.state().statement_to_plan(df_statement).await?;
         let types = logical.get_parameter_types()?;
         let mut ordered: Vec<(usize, Option<arrow::datatypes::DataType>)> = types

@@ -4,9 +4,10 @@
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, UInt32Array};
-use arrow::compute::take;
+use arrow::compute::{filter, take};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
+use arrow::row::{RowConverter, SortField};
 use datafusion::error::Result;
 use datafusion::logical_expr::{Accumulator, EmitTo, GroupsAccumulator};
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
@@ -207,4 +208,34 @@ impl GroupedState {
             + self.accumulators.iter().map(|a| a.size()).sum::<usize>()
             + self.group_ids.capacity() * std::mem::size_of::<usize>()
     }
+}
+
+/// Key columns ↔ comparable row bytes; `None` without key columns (one group).
+pub fn key_converter(key_schema: &SchemaRef) -> Result<Option<RowConverter>> {
+    if key_schema.fields().is_empty() {
+        return Ok(None);
+    }
+    let fields = key_schema
+        .fields()
+        .iter()
+        .map(|f| SortField::new(f.data_type().clone()))
+        .collect();
+    Ok(Some(RowConverter::new(fields)?))
+}
+
+/// Feed rows to one group's accumulators, each aggregate's `FILTER (WHERE ...)` applied.
+pub fn update_accumulators(accumulators: &mut [Box<dyn Accumulator>], part: &Inputs) -> Result<()> {
+    for (i, acc) in accumulators.iter_mut().enumerate() {
+        match part.filter(i) {
+            Some(mask) => {
+                let args = part.args[i]
+                    .iter()
+                    .map(|a| Ok(filter(a, mask)?))
+                    .collect::<Result<Vec<_>>>()?;
+                acc.update_batch(&args)?;
+            }
+            None => acc.update_batch(&part.args[i])?,
+        }
+    }
+    Ok(())
 }

@@ -14,15 +14,14 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion::error::Result;
 use datafusion::execution::TaskContext;
-use datafusion::physical_expr::EquivalenceProperties;
-use datafusion::physical_plan::execution_plan::EmissionType;
 use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties, RecordBatchStream,
+    DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, RecordBatchStream,
     SendableRecordBatchStream,
 };
 use futures::{Stream, StreamExt};
 
 use super::aggregates::{AggregateSpec, GroupedState};
+use super::streaming_properties;
 use super::window_origin::WindowPart;
 
 /// The plan node.
@@ -43,20 +42,13 @@ impl PerWindowAggregateExec {
         window_key: (usize, WindowPart),
         schema: SchemaRef,
     ) -> Self {
-        let properties = PlanProperties::new(
-            EquivalenceProperties::new(schema.clone()),
-            Partitioning::UnknownPartitioning(
-                input.properties().output_partitioning().partition_count(),
-            ),
-            EmissionType::Incremental,
-            input.properties().boundedness,
-        );
+        let properties = streaming_properties(schema.clone(), &input);
         PerWindowAggregateExec {
             input,
             spec,
             window_key,
             schema,
-            properties: Arc::new(properties),
+            properties,
         }
     }
 

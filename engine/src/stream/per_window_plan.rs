@@ -14,20 +14,19 @@ use std::task::{Context, Poll};
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::error::Result;
 use datafusion::execution::TaskContext;
-use datafusion::physical_expr::EquivalenceProperties;
-use datafusion::physical_plan::execution_plan::EmissionType;
 use datafusion::physical_plan::sorts::sort::SortExec;
 use datafusion::physical_plan::windows::{BoundedWindowAggExec, WindowAggExec};
 use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties, RecordBatchStream,
+    DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, RecordBatchStream,
     SendableRecordBatchStream,
 };
 use futures::{Stream, StreamExt};
 
+use super::streaming_properties;
 use super::window_origin::{WindowPart, expr_origin, window_origin};
+use super::window_run::{WindowRun, memory_input, rebuilt};
 
 /// The plan node.
 #[derive(Debug)]
@@ -64,17 +63,12 @@ impl PerWindowPlanExec {
         if window_exprs.is_empty() || !by_window {
             return None;
         }
-        let properties = PlanProperties::new(
-            EquivalenceProperties::new(node.schema()),
-            Partitioning::UnknownPartitioning(1),
-            EmissionType::Incremental,
-            input.properties().boundedness,
-        );
+        let properties = streaming_properties(node.schema(), &input);
         Some(PerWindowPlanExec {
             input,
             operator: node.clone(),
             sort,
-            properties: Arc::new(properties),
+            properties,
         })
     }
 
@@ -136,8 +130,7 @@ impl ExecutionPlan for PerWindowPlanExec {
             sort: self.sort.clone(),
             schema: self.schema(),
             context,
-            running: None,
-            window_output: Vec::new(),
+            run: WindowRun::default(),
         }))
     }
 }
@@ -149,26 +142,19 @@ struct PerWindowPlanStream {
     sort: Option<Arc<dyn ExecutionPlan>>,
     schema: SchemaRef,
     context: Arc<TaskContext>,
-    running: Option<SendableRecordBatchStream>,
-    /// Output of the window being run, sent as one batch when it is complete.
-    window_output: Vec<RecordBatch>,
+    /// The window being run.
+    run: WindowRun,
 }
 
 impl PerWindowPlanStream {
     fn start(&mut self, batch: RecordBatch) -> Result<()> {
-        let rows: Arc<dyn ExecutionPlan> =
-            MemorySourceConfig::try_new_exec(&[vec![batch]], self.input_schema.clone(), None)?;
+        let rows = memory_input(vec![batch], self.input_schema.clone())?;
         let child = match &self.sort {
-            Some(sort) => sort.clone().with_new_children(vec![rows])?.reset_state()?,
+            Some(sort) => rebuilt(sort, vec![rows])?,
             None => rows,
         };
-        let plan = self
-            .operator
-            .clone()
-            .with_new_children(vec![child])?
-            .reset_state()?;
-        self.running = Some(plan.execute(0, self.context.clone())?);
-        Ok(())
+        let plan = rebuilt(&self.operator, vec![child])?;
+        self.run.start(plan, self.context.clone())
     }
 }
 
@@ -179,26 +165,11 @@ impl Stream for PerWindowPlanStream {
         loop {
             // One window's result goes out as one batch: operators above rely on a
             // batch holding whole windows.
-            if let Some(running) = self.running.as_mut() {
-                match running.poll_next_unpin(cx) {
-                    Poll::Ready(Some(Ok(batch))) => {
-                        if batch.num_rows() > 0 {
-                            self.window_output.push(batch);
-                        }
-                        continue;
-                    }
-                    Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
-                    Poll::Ready(None) => {
-                        self.running = None;
-                        let parts = std::mem::take(&mut self.window_output);
-                        if !parts.is_empty() {
-                            let whole = arrow::compute::concat_batches(&self.schema, &parts)
-                                .map_err(Into::into);
-                            return Poll::Ready(Some(whole));
-                        }
-                    }
-                    Poll::Pending => return Poll::Pending,
-                }
+            let schema = self.schema.clone();
+            match self.run.poll(cx, &schema) {
+                Poll::Ready(Some(whole)) => return Poll::Ready(Some(whole)),
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => {}
             }
             match self.input.poll_next_unpin(cx) {
                 Poll::Ready(Some(Ok(batch))) if batch.num_rows() == 0 => continue,

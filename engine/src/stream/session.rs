@@ -5,14 +5,13 @@
 use std::collections::HashMap;
 
 use arrow::array::{ArrayRef, UInt32Array};
-use arrow::compute::filter;
 use arrow::datatypes::SchemaRef;
-use arrow::row::{OwnedRow, RowConverter, SortField};
+use arrow::row::{OwnedRow, RowConverter};
 use datafusion::common::ScalarValue;
 use datafusion::error::Result;
 use datafusion::logical_expr::Accumulator;
 
-use super::aggregates::{AggregateSpec, Inputs};
+use super::aggregates::{AggregateSpec, Inputs, key_converter, update_accumulators};
 
 struct Session {
     start: i64,
@@ -37,23 +36,6 @@ impl Session {
     }
 }
 
-/// Feed a run of rows (with each aggregate's FILTER applied) to a session's accumulators.
-fn update_accumulators(accumulators: &mut [Box<dyn Accumulator>], part: &Inputs) -> Result<()> {
-    for (i, acc) in accumulators.iter_mut().enumerate() {
-        match part.filter(i) {
-            Some(mask) => {
-                let args = part.args[i]
-                    .iter()
-                    .map(|a| Ok(filter(a, mask)?))
-                    .collect::<Result<Vec<_>>>()?;
-                acc.update_batch(&args)?;
-            }
-            None => acc.update_batch(&part.args[i])?,
-        }
-    }
-    Ok(())
-}
-
 /// Sessions closed by a watermark, ready to become output rows.
 pub struct ClosedSessions {
     pub keys: Vec<ArrayRef>,
@@ -73,17 +55,7 @@ pub struct Sessions {
 
 impl Sessions {
     pub fn new(gap: i64, key_schema: &SchemaRef) -> Result<Self> {
-        let converter = if key_schema.fields().is_empty() {
-            None
-        } else {
-            Some(RowConverter::new(
-                key_schema
-                    .fields()
-                    .iter()
-                    .map(|f| SortField::new(f.data_type().clone()))
-                    .collect(),
-            )?)
-        };
+        let converter = key_converter(key_schema)?;
         Ok(Sessions {
             gap,
             converter,

@@ -15,22 +15,20 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use arrow::array::{ArrayRef, RecordBatch, StringArray, UInt32Array};
-use arrow::compute::filter;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use arrow::row::{RowConverter, SortField};
+use arrow::row::RowConverter;
 use datafusion::common::ScalarValue;
 use datafusion::error::Result;
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::Accumulator;
-use datafusion::physical_expr::EquivalenceProperties;
-use datafusion::physical_plan::execution_plan::EmissionType;
 use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties, RecordBatchStream,
+    DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, RecordBatchStream,
     SendableRecordBatchStream,
 };
 use futures::{Stream, StreamExt};
 
-use super::aggregates::AggregateSpec;
+use super::aggregates::{AggregateSpec, key_converter, update_accumulators};
+use super::streaming_properties;
 use crate::metrics::Counters;
 
 /// The changelog column's name.
@@ -72,19 +70,12 @@ pub struct UpdatingAggregateExec {
 impl UpdatingAggregateExec {
     pub fn new(input: Arc<dyn ExecutionPlan>, shared: Arc<UpdatingAggregate>) -> Self {
         let schema = with_op_column(&shared.result_schema);
-        let properties = PlanProperties::new(
-            EquivalenceProperties::new(schema.clone()),
-            Partitioning::UnknownPartitioning(
-                input.properties().output_partitioning().partition_count(),
-            ),
-            EmissionType::Incremental,
-            input.properties().boundedness,
-        );
+        let properties = streaming_properties(schema.clone(), &input);
         UpdatingAggregateExec {
             input,
             shared,
             schema,
-            properties: Arc::new(properties),
+            properties,
         }
     }
 }
@@ -136,18 +127,7 @@ impl ExecutionPlan for UpdatingAggregateExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        let key_schema = &self.shared.spec.key_schema;
-        let converter = if key_schema.fields().is_empty() {
-            None
-        } else {
-            Some(RowConverter::new(
-                key_schema
-                    .fields()
-                    .iter()
-                    .map(|f| SortField::new(f.data_type().clone()))
-                    .collect(),
-            )?)
-        };
+        let converter = key_converter(&self.shared.spec.key_schema)?;
         let stats = self.shared.counters.register_operator(
             datafusion::physical_plan::displayable(self)
                 .one_line()
@@ -279,18 +259,7 @@ impl UpdatingStream {
             let part = sorted.slice(first, end - first)?;
             if let Some(group) = self.groups[slot as usize].as_mut() {
                 group.last_update = now;
-                for (i, acc) in group.accumulators.iter_mut().enumerate() {
-                    match part.filter(i) {
-                        Some(mask) => {
-                            let args = part.args[i]
-                                .iter()
-                                .map(|a| Ok(filter(a, mask)?))
-                                .collect::<Result<Vec<_>>>()?;
-                            acc.update_batch(&args)?;
-                        }
-                        None => acc.update_batch(&part.args[i])?,
-                    }
-                }
+                update_accumulators(&mut group.accumulators, &part)?;
             }
             first = end;
         }

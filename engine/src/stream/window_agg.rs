@@ -21,16 +21,16 @@ use arrow::record_batch::RecordBatch;
 use datafusion::common::internal_err;
 use datafusion::error::Result;
 use datafusion::execution::TaskContext;
-use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
-use datafusion::physical_plan::execution_plan::EmissionType;
+use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties, RecordBatchStream,
+    DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, RecordBatchStream,
     SendableRecordBatchStream,
 };
 use futures::{FutureExt, Stream, StreamExt};
 
 use super::aggregates::{AggregateSpec, GroupedState, Inputs};
 use super::session::Sessions;
+use super::streaming_properties;
 use super::watermark::{WATERMARK_MAX, WATERMARK_MIN, Watermarks, collect_sources};
 use super::window::WindowSpec;
 use crate::metrics::Counters;
@@ -64,18 +64,11 @@ pub struct WindowAggregateExec {
 
 impl WindowAggregateExec {
     pub fn new(input: Arc<dyn ExecutionPlan>, shared: Arc<WindowAggregate>) -> Self {
-        let properties = PlanProperties::new(
-            EquivalenceProperties::new(shared.schema.clone()),
-            Partitioning::UnknownPartitioning(
-                input.properties().output_partitioning().partition_count(),
-            ),
-            EmissionType::Incremental,
-            input.properties().boundedness,
-        );
+        let properties = streaming_properties(shared.schema.clone(), &input);
         WindowAggregateExec {
             input,
             shared,
-            properties: Arc::new(properties),
+            properties,
         }
     }
 }

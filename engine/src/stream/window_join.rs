@@ -18,19 +18,18 @@ use arrow::compute::take_record_batch;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion::common::JoinType;
-use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::error::Result;
 use datafusion::execution::TaskContext;
-use datafusion::physical_expr::EquivalenceProperties;
-use datafusion::physical_plan::execution_plan::EmissionType;
 use datafusion::physical_plan::joins::HashJoinExec;
 use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties, RecordBatchStream,
+    DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, RecordBatchStream,
     SendableRecordBatchStream,
 };
 use futures::{Stream, StreamExt};
 
+use super::streaming_properties;
 use super::window_origin::{WindowPart, window_keys, window_origin};
+use super::window_run::{WindowRun, memory_input, rebuilt};
 
 /// The plan node.
 #[derive(Debug)]
@@ -98,12 +97,7 @@ impl WindowJoinExec {
             None => joined,
         };
         let schema = join.schema();
-        let properties = PlanProperties::new(
-            EquivalenceProperties::new(schema),
-            Partitioning::UnknownPartitioning(1),
-            EmissionType::Incremental,
-            left.properties().boundedness,
-        );
+        let properties = streaming_properties(schema, &left);
         Some(WindowJoinExec {
             left,
             right,
@@ -112,7 +106,7 @@ impl WindowJoinExec {
             left_key,
             right_key,
             output_columns,
-            properties: Arc::new(properties),
+            properties,
         })
     }
 
@@ -186,8 +180,7 @@ impl ExecutionPlan for WindowJoinExec {
             join: self.join.clone(),
             schema: self.schema(),
             context,
-            running: None,
-            window_output: Vec::new(),
+            run: WindowRun::default(),
             ready: VecDeque::new(),
         }))
     }
@@ -246,9 +239,8 @@ struct WindowJoinStream {
     schema: SchemaRef,
     context: Arc<TaskContext>,
     /// The join of one window, being drained.
-    running: Option<SendableRecordBatchStream>,
-    /// Output of the window being run, sent as one batch when it is complete.
-    window_output: Vec<RecordBatch>,
+    /// The window being run.
+    run: WindowRun,
     /// Windows ready to join: both sides are past them.
     ready: VecDeque<(Vec<RecordBatch>, Vec<RecordBatch>)>,
 }
@@ -274,20 +266,10 @@ impl WindowJoinStream {
 
     fn start_join(&mut self, left: Vec<RecordBatch>, right: Vec<RecordBatch>) -> Result<()> {
         let children = self.join.children();
-        let memory = |batches: Vec<RecordBatch>, schema: SchemaRef| {
-            MemorySourceConfig::try_new_exec(&[batches], schema, None)
-                .map(|e| e as Arc<dyn ExecutionPlan>)
-        };
-        let left = memory(left, children[0].schema())?;
-        let right = memory(right, children[1].schema())?;
-        // Reset: a hash join caches its build side across executions.
-        let plan = self
-            .join
-            .clone()
-            .with_new_children(vec![left, right])?
-            .reset_state()?;
-        self.running = Some(plan.execute(0, self.context.clone())?);
-        Ok(())
+        let left = memory_input(left, children[0].schema())?;
+        let right = memory_input(right, children[1].schema())?;
+        let plan = rebuilt(&self.join, vec![left, right])?;
+        self.run.start(plan, self.context.clone())
     }
 }
 
@@ -299,26 +281,11 @@ impl Stream for WindowJoinStream {
             // Drain the window being joined.
             // One window's result goes out as one batch: operators above rely on a
             // batch holding whole windows.
-            if let Some(running) = self.running.as_mut() {
-                match running.poll_next_unpin(cx) {
-                    Poll::Ready(Some(Ok(batch))) => {
-                        if batch.num_rows() > 0 {
-                            self.window_output.push(batch);
-                        }
-                        continue;
-                    }
-                    Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
-                    Poll::Ready(None) => {
-                        self.running = None;
-                        let parts = std::mem::take(&mut self.window_output);
-                        if !parts.is_empty() {
-                            let whole = arrow::compute::concat_batches(&self.schema, &parts)
-                                .map_err(Into::into);
-                            return Poll::Ready(Some(whole));
-                        }
-                    }
-                    Poll::Pending => return Poll::Pending,
-                }
+            let schema = self.schema.clone();
+            match self.run.poll(cx, &schema) {
+                Poll::Ready(Some(whole)) => return Poll::Ready(Some(whole)),
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => {}
             }
             if let Some((left, right)) = self.ready.pop_front() {
                 if let Err(e) = self.start_join(left, right) {
