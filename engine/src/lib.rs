@@ -40,6 +40,9 @@ pub struct Engine {
     jobs: Arc<runtime::Jobs>,
     mviews: mview::MaterializedViews,
     shutdown: CancellationToken,
+    /// pg_catalog / information_schema, built on first use.
+    introspection:
+        std::sync::OnceLock<std::result::Result<exec::introspection::Introspection, String>>,
 }
 
 impl Engine {
@@ -52,6 +55,7 @@ impl Engine {
             jobs: Arc::default(),
             mviews: mview::MaterializedViews::default(),
             shutdown: CancellationToken::new(),
+            introspection: std::sync::OnceLock::new(),
         }
     }
 }

@@ -85,6 +85,14 @@ impl Session {
         Ok(())
     }
 
+    /// Every setting by name, as `current_setting()` and `SHOW ALL` see them.
+    pub fn settings(&self) -> BTreeMap<String, String> {
+        let mut all = self.vars.clone();
+        all.insert("batch_size".into(), self.batch_size.to_string());
+        all.insert("parallelism".into(), self.parallelism.to_string());
+        all
+    }
+
     /// The value of `SHOW name`.
     pub fn get(&self, name: &str) -> Result<String> {
         let name = name.to_ascii_lowercase();

@@ -497,14 +497,20 @@ impl Engine {
 
     async fn describe(&self, name: &str) -> Result<Outcome> {
         if self.catalog.view(name).await.is_ok() {
-            let schema = self
-                .plan(&Session::default(), &parse_view_query(name)?)
-                .await?
-                .schema();
-            return describe_rows(&schema);
+            return describe_rows(&self.view_schema(name).await?);
         }
         let table = self.resolve_table(name).await?;
         describe_rows(&table.schema)
+    }
+}
+
+impl Engine {
+    /// A view's columns, as the planner derives them.
+    pub(crate) async fn view_schema(&self, name: &str) -> Result<SchemaRef> {
+        Ok(self
+            .plan(&Session::default(), &parse_view_query(name)?)
+            .await?
+            .schema())
     }
 }
 

@@ -19,6 +19,7 @@ use crate::Engine;
 use crate::ddl::ResolvedTable;
 use crate::error::{EngineError, Result};
 use crate::exec::filter::use_streaming_filters;
+use crate::exec::introspection::{CatalogUse, catalog_use, is_catalog_reference};
 use crate::exec::sink::SinkTable;
 use crate::exec::source::ConnectorPartition;
 use crate::metrics::Counters;
@@ -100,6 +101,10 @@ impl Engine {
     /// Plan a query, `INSERT` or `EXPLAIN` against the catalog's tables.
     pub async fn plan(&self, session: &Session, statement: &Statement) -> Result<Planned> {
         let ctx = session_context(session);
+        if catalog_use(statement) == CatalogUse::Reads {
+            self.refresh_introspection().await?;
+        }
+        self.introspection()?.install(&ctx, session.settings())?;
         let mut statement = statement.clone();
         postgres_column_names(&mut statement);
         let statement = &statement;
@@ -162,6 +167,9 @@ impl Engine {
     ) -> Result<Registered> {
         let mut registered = Registered::default();
         for reference in ctx.state().resolve_table_references(statement)? {
+            if is_catalog_reference(&reference) {
+                continue;
+            }
             self.register_relation(
                 ctx,
                 session,
@@ -417,6 +425,10 @@ impl Engine {
         statement: &Statement,
     ) -> Result<(Vec<Option<arrow::datatypes::DataType>>, SchemaRef)> {
         let ctx = session_context(session);
+        if catalog_use(statement) == CatalogUse::Reads {
+            self.refresh_introspection().await?;
+        }
+        self.introspection()?.install(&ctx, session.settings())?;
         let mut statement = statement.clone();
         postgres_column_names(&mut statement);
         let df_statement = DfStatement::Statement(Box::new(statement));

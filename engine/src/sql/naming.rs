@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 
 use datafusion::sql::sqlparser::ast::{
-    Expr, Query, SelectItem, SetExpr, Statement, TableFactor, TableWithJoins,
+    Expr, Ident, Query, SelectItem, SetExpr, Statement, TableFactor, TableWithJoins,
 };
 
 /// Apply PostgreSQL column naming to every SELECT in `statement`.
@@ -56,35 +56,29 @@ fn set_expr_names(body: &mut SetExpr) {
                 })
                 .collect();
             let mut seen: HashSet<String> = taken.into_iter().collect();
-            let compound_last: Vec<Option<String>> = select
+            let implicit_names: Vec<Option<String>> = select
                 .projection
                 .iter()
                 .map(|item| match item {
-                    SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts))
-                        if parts.len() >= 2 =>
-                    {
-                        parts.last().map(|p| p.value.to_ascii_lowercase())
-                    }
+                    SelectItem::UnnamedExpr(expr) => implicit_name(expr),
                     _ => None,
                 })
                 .collect();
-            // Only alias when every compound name is unique in the list.
+            // Only alias when every implicit name is unique in the list.
             let mut unique = true;
-            for name in compound_last.iter().flatten() {
+            for name in implicit_names.iter().flatten() {
                 if !seen.insert(name.clone()) {
                     unique = false;
                 }
             }
             if unique {
                 for item in &mut select.projection {
-                    if let SelectItem::UnnamedExpr(expr @ Expr::CompoundIdentifier(_)) = item
-                        && let Expr::CompoundIdentifier(parts) = &*expr
-                        && parts.len() >= 2
-                        && let Some(last) = parts.last().cloned()
+                    if let SelectItem::UnnamedExpr(expr) = item
+                        && let Some(name) = implicit_name(expr)
                     {
                         *item = SelectItem::ExprWithAlias {
                             expr: expr.clone(),
-                            alias: last,
+                            alias: Ident::new(name),
                         };
                     }
                 }
@@ -96,6 +90,24 @@ fn set_expr_names(body: &mut SetExpr) {
             set_expr_names(right);
         }
         _ => {}
+    }
+}
+
+/// The name PostgreSQL gives an unaliased select item that DataFusion would name
+/// differently: the last part of a compound reference, or a function call's name
+/// (`count(*)` is `count`, `current_setting('x')` is `current_setting`).
+fn implicit_name(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::CompoundIdentifier(parts) if parts.len() >= 2 => {
+            parts.last().map(|p| p.value.to_ascii_lowercase())
+        }
+        Expr::Function(function) => function
+            .name
+            .0
+            .last()
+            .and_then(|part| part.as_ident())
+            .map(|ident| ident.value.to_ascii_lowercase()),
+        _ => None,
     }
 }
 

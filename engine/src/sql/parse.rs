@@ -14,6 +14,7 @@ use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
 use crate::error::{EngineError, Result};
+use crate::exec::introspection::{CatalogUse, catalog_use, rewrite_catalog_query};
 
 /// What to do with a pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -294,6 +295,13 @@ fn parse_one(
             "COPY ... FROM STDIN is not supported; Laminar supports COPY (<query>) TO STDOUT and COPY <table> TO STDOUT".into(),
         ));
     }
+    // Catalog queries are rewritten from their own text (see `rewrite_catalog_query`).
+    let query_text = matches!(word(0), "SELECT" | "WITH" | "(").then(|| {
+        tokens
+            .iter()
+            .map(|t| t.token.to_string())
+            .collect::<String>()
+    });
     // Kept for a second attempt at CREATE TABLE (see below).
     let create_tokens = (word(0) == "CREATE").then(|| tokens.clone());
     let mut parser = Parser::new(dialect).with_tokens_with_locations(tokens);
@@ -382,7 +390,16 @@ fn parse_one(
             LaminarStatement::ShowProfiles
         }
         _ => match (parser.parse_statement(), create_tokens) {
-            (Ok(statement), _) => LaminarStatement::Sql(Box::new(statement)),
+            (Ok(statement), _) => {
+                let statement = match (&query_text, catalog_use(&statement)) {
+                    (Some(text), CatalogUse::Reads | CatalogUse::NoTables) => {
+                        // A rule that cannot handle it leaves the statement as parsed.
+                        rewrite_catalog_query(text).unwrap_or(statement)
+                    }
+                    _ => statement,
+                };
+                LaminarStatement::Sql(Box::new(statement))
+            }
             // The PostgreSQL dialect has no STRUCT<...> column type; the generic dialect does.
             (Err(first), Some(tokens)) => {
                 let mut generic =
