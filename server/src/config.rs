@@ -27,6 +27,34 @@ pub struct Args {
     /// Bearer token required by the REST API (set via env to keep it out of `ps`)
     #[arg(long, env = "LAMINAR_API_TOKEN", hide_env_values = true)]
     pub api_token: Option<String>,
+    /// PEM certificate (chain) for TLS on pgwire and REST; needs --tls-key
+    #[arg(long, env = "LAMINAR_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert
+    #[arg(long, env = "LAMINAR_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Require SCRAM-SHA-256 password authentication on pgwire for this user (with
+    /// LAMINAR_PG_PASSWORD); more users go in laminar.toml as [[users]]
+    #[arg(long, env = "LAMINAR_PG_USER")]
+    pub pg_user: Option<String>,
+    /// Password of --pg-user (set via env to keep it out of `ps`)
+    #[arg(long, env = "LAMINAR_PG_PASSWORD", hide_env_values = true)]
+    pub pg_password: Option<String>,
+}
+
+/// A pgwire user who logs in with a password (SCRAM-SHA-256).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    pub name: String,
+    pub password: String,
+}
+
+/// Certificate and key files for TLS.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// `laminar.toml`.
@@ -37,6 +65,10 @@ struct FileConfig {
     http_addr: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
     api_token: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    #[serde(default)]
+    users: Vec<User>,
 }
 
 /// The resolved server configuration.
@@ -46,6 +78,10 @@ pub struct Config {
     pub http_addr: SocketAddr,
     pub data_dir: PathBuf,
     pub api_token: Option<String>,
+    /// TLS for pgwire (SSLRequest) and REST (HTTPS), when configured.
+    pub tls: Option<TlsFiles>,
+    /// With any user, pgwire clients must log in with a password (SCRAM-SHA-256).
+    pub users: Vec<User>,
 }
 
 impl Default for Config {
@@ -55,6 +91,8 @@ impl Default for Config {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8000)),
             data_dir: PathBuf::from("laminar-data"),
             api_token: None,
+            tls: None,
+            users: Vec::new(),
         }
     }
 }
@@ -74,6 +112,29 @@ impl Config {
             }
         };
         let defaults = Config::default();
+        let tls = match (
+            args.tls_cert.or(file.tls_cert),
+            args.tls_key.or(file.tls_key),
+        ) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            (Some(_), None) => bail!("--tls-cert needs --tls-key (the certificate's private key)"),
+            (None, Some(_)) => bail!("--tls-key needs --tls-cert (the certificate for that key)"),
+        };
+        let mut users = file.users;
+        match (args.pg_user, args.pg_password) {
+            (Some(name), Some(password)) => {
+                users.retain(|u| u.name != name);
+                users.push(User { name, password });
+            }
+            (None, None) => {}
+            (Some(_), None) => {
+                bail!("--pg-user needs a password: set LAMINAR_PG_PASSWORD (or --pg-password)")
+            }
+            (None, Some(_)) => {
+                bail!("LAMINAR_PG_PASSWORD needs a user name: set LAMINAR_PG_USER (or --pg-user)")
+            }
+        }
         let config = Config {
             pg_addr: args.pg_addr.or(file.pg_addr).unwrap_or(defaults.pg_addr),
             http_addr: args
@@ -82,6 +143,8 @@ impl Config {
                 .unwrap_or(defaults.http_addr),
             data_dir: args.data_dir.or(file.data_dir).unwrap_or(defaults.data_dir),
             api_token: args.api_token.or(file.api_token).filter(|t| !t.is_empty()),
+            tls,
+            users,
         };
         config.check()?;
         Ok(config)
@@ -96,13 +159,22 @@ impl Config {
                 self.http_addr
             );
         }
-        if !self.pg_addr.ip().is_loopback() {
+        if !self.pg_addr.ip().is_loopback() && self.users.is_empty() {
             bail!(
-                "refusing to accept Postgres clients on {} without authentication: pgwire password \
-                 authentication is not available yet, so --pg-addr must be a loopback address \
-                 (e.g. 127.0.0.1:6875)",
+                "refusing to accept Postgres clients on {} without authentication: set \
+                 LAMINAR_PG_USER and LAMINAR_PG_PASSWORD (or [[users]] name/password entries in \
+                 laminar.toml) so clients log in with SCRAM-SHA-256, and consider --tls-cert/--tls-key; \
+                 or bind to 127.0.0.1",
                 self.pg_addr
             );
+        }
+        for user in &self.users {
+            if user.name.is_empty() || user.password.is_empty() {
+                bail!(
+                    "every pgwire user needs a non-empty name and password (user '{}')",
+                    user.name
+                );
+            }
         }
         Ok(())
     }
@@ -165,5 +237,31 @@ mod tests {
             ..config
         };
         config.check().unwrap();
+    }
+
+    #[test]
+    fn public_pgwire_needs_users() {
+        let config = Config {
+            pg_addr: "0.0.0.0:6875".parse().unwrap(),
+            ..Config::default()
+        };
+        let err = config.check().unwrap_err().to_string();
+        assert!(err.contains("LAMINAR_PG_PASSWORD"), "{err}");
+        let config = Config {
+            users: vec![User {
+                name: "alice".into(),
+                password: "pw".into(),
+            }],
+            ..config
+        };
+        config.check().unwrap();
+    }
+
+    #[test]
+    fn tls_needs_cert_and_key() {
+        let err = Config::resolve(args(&["--tls-cert", "/tmp/c.pem"])).unwrap_err();
+        assert!(err.to_string().contains("--tls-key"), "{err}");
+        let err = Config::resolve(args(&["--pg-user", "alice"])).unwrap_err();
+        assert!(err.to_string().contains("LAMINAR_PG_PASSWORD"), "{err}");
     }
 }

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod pg;
 pub mod rest;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -51,17 +52,26 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
 
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
-    tasks.spawn(pg::serve(pg_listener, engine.clone(), shutdown.clone()));
+    let security = pg::Security {
+        tls: config.tls.as_ref().map(tls::pgwire_acceptor).transpose()?,
+        users: (!config.users.is_empty()).then(|| Arc::new(pg::auth::Users::new(&config.users))),
+    };
+    tasks.spawn(pg::serve(
+        pg_listener,
+        engine.clone(),
+        security,
+        shutdown.clone(),
+    ));
     let app = rest::router(engine.clone(), config.api_token.clone());
-    let http_shutdown = shutdown.clone();
-    tasks.spawn(async move {
-        let served = axum::serve(http_listener, app)
-            .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "REST server failed");
+    match &config.tls {
+        Some(files) => {
+            let listener = tls::TlsListener::new(http_listener, files)?;
+            tasks.spawn(serve_rest(listener, app, shutdown.clone()));
         }
-    });
+        None => {
+            tasks.spawn(serve_rest(http_listener, app, shutdown.clone()));
+        }
+    }
     tracing::info!(%pg_addr, %http_addr, data_dir = %config.data_dir.display(), "laminar is ready");
     Ok(Server {
         pg_addr,
@@ -70,6 +80,20 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         shutdown,
         tasks,
     })
+}
+
+/// Serve the REST API on `listener` (plain TCP or TLS) until `shutdown` fires.
+async fn serve_rest<L>(listener: L, app: axum::Router, shutdown: CancellationToken)
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await;
+    if let Err(e) = served {
+        tracing::error!(error = %e, "REST server failed");
+    }
 }
 
 impl Server {

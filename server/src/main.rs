@@ -11,9 +11,18 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let config = Config::resolve(Args::parse())?;
+    let user = config
+        .users
+        .first()
+        .map_or_else(|| "laminar".to_string(), |u| u.name.clone());
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let server = server::start(config).await?;
     println!(
-        "Laminar is ready: psql -h {} -p {} -U laminar -d laminar   (REST: http://{}/v1)",
+        "Laminar is ready: psql -h {} -p {} -U {user} -d laminar   (REST: {scheme}://{}/v1)",
         server.pg_addr.ip(),
         server.pg_addr.port(),
         server.http_addr

@@ -93,7 +93,7 @@ async fn run_file(path: &Path) -> Result<(), String> {
         pg_addr: "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?,
         http_addr: "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?,
         data_dir: data_dir.clone(),
-        api_token: None,
+        ..server::Config::default()
     };
     let server = server::start(config).await.map_err(|e| format!("{e:#}"))?;
     let port = server.pg_addr.port();

@@ -10,7 +10,7 @@ use engine::sql::parse::{LaminarStatement, parse_sql};
 use engine::sqlparser::ast::{CloseCursor, FetchDirection, Statement, Value as SqlValue};
 use engine::{Engine, EngineError, Outcome};
 use futures::{Sink, SinkExt, StreamExt, stream};
-use pgwire::api::auth::noop::NoopStartupHandler;
+use pgwire::api::auth::DefaultServerParameterProvider;
 use pgwire::api::cancel::DefaultCancelHandler;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
@@ -19,7 +19,7 @@ use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::PortalStore;
 use pgwire::api::{
     ClientInfo, ClientPortalStore, ConnectionHandle, ConnectionManager, PgWireConnectionState,
-    PgWireServerHandlers, Type,
+    PgWireServerHandlers, RandomPidSecretKeyGenerator, Type,
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
@@ -29,6 +29,7 @@ use pgwire::messages::response::{
 use pgwire::messages::simplequery::Query;
 use tokio::sync::Mutex;
 
+use super::auth::{Startup, Users, server_parameters};
 use super::conn::{ConnState, conn_state};
 use super::copy::{CopyOut, copy_out};
 use super::cursor::{Cursor, FetchError};
@@ -40,19 +41,32 @@ use pgwire::messages::copy::{CopyData, CopyDone, CopyOutResponse};
 pub struct Handlers {
     query: Arc<QueryHandler>,
     cancel: Arc<DefaultCancelHandler>,
+    manager: Arc<ConnectionManager>,
+    users: Option<Arc<Users>>,
+    parameters: Arc<DefaultServerParameterProvider>,
+    pids: Arc<RandomPidSecretKeyGenerator>,
 }
 
 impl Handlers {
-    pub fn new(engine: Arc<Engine>, manager: Arc<ConnectionManager>) -> Self {
+    /// With `users`, clients log in with a password (SCRAM-SHA-256); without, any client
+    /// on the (loopback) address is trusted.
+    pub fn new(
+        engine: Arc<Engine>,
+        manager: Arc<ConnectionManager>,
+        users: Option<Arc<Users>>,
+    ) -> Self {
         Handlers {
             query: Arc::new(QueryHandler {
                 parser: Arc::new(LaminarParser {
                     engine: engine.clone(),
                 }),
                 engine,
-                manager: manager.clone(),
             }),
-            cancel: Arc::new(DefaultCancelHandler::new(manager)),
+            cancel: Arc::new(DefaultCancelHandler::new(manager.clone())),
+            manager,
+            users,
+            parameters: server_parameters(),
+            pids: Arc::default(),
         }
     }
 }
@@ -67,7 +81,12 @@ impl PgWireServerHandlers for Handlers {
     }
 
     fn startup_handler(&self) -> Arc<impl pgwire::api::auth::StartupHandler> {
-        self.query.clone()
+        Arc::new(Startup::new(
+            self.users.as_ref(),
+            self.manager.clone(),
+            self.parameters.clone(),
+            self.pids.clone(),
+        ))
     }
 
     fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
@@ -78,15 +97,7 @@ impl PgWireServerHandlers for Handlers {
 /// Runs statements for pgwire connections.
 pub(crate) struct QueryHandler {
     engine: Arc<Engine>,
-    manager: Arc<ConnectionManager>,
     parser: Arc<LaminarParser>,
-}
-
-#[async_trait]
-impl NoopStartupHandler for QueryHandler {
-    fn connection_manager(&self) -> Option<Arc<ConnectionManager>> {
-        Some(self.manager.clone())
-    }
 }
 
 /// Resolves when the client sends a CancelRequest for the current statement.

@@ -4,6 +4,7 @@
 //! continuous queries are written to the socket batch by batch (flushed after each), and a
 //! client's CancelRequest stops the whole stream, not just the planning step.
 
+pub mod auth;
 mod conn;
 mod copy;
 mod cursor;
@@ -15,17 +16,29 @@ use std::sync::Arc;
 
 use engine::Engine;
 use pgwire::api::ConnectionManager;
-use pgwire::tokio::process_socket;
+use pgwire::tokio::{TlsAcceptor, process_socket};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub use handler::Handlers;
 
+/// How pgwire clients connect: TLS (on SSLRequest) and password logins, when configured.
+#[derive(Default)]
+pub struct Security {
+    pub tls: Option<TlsAcceptor>,
+    pub users: Option<Arc<auth::Users>>,
+}
+
 /// Accept pgwire connections until `shutdown` fires.
-pub async fn serve(listener: TcpListener, engine: Arc<Engine>, shutdown: CancellationToken) {
+pub async fn serve(
+    listener: TcpListener,
+    engine: Arc<Engine>,
+    security: Security,
+    shutdown: CancellationToken,
+) {
     let manager = Arc::new(ConnectionManager::new());
-    let handlers = Arc::new(Handlers::new(engine, manager));
+    let handlers = Arc::new(Handlers::new(engine, manager, security.users));
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -33,8 +46,9 @@ pub async fn serve(listener: TcpListener, engine: Arc<Engine>, shutdown: Cancell
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
                     let handlers = handlers.clone();
+                    let tls = security.tls.clone();
                     connections.spawn(async move {
-                        if let Err(e) = process_socket(socket, None, handlers).await {
+                        if let Err(e) = process_socket(socket, tls, handlers).await {
                             tracing::debug!(%peer, error = %e, "pgwire connection ended with an error");
                         }
                     });

@@ -4,4 +4,5 @@
 mod pg;
 mod rest;
 mod restart;
+mod security;
 mod support;

@@ -130,7 +130,7 @@ async fn an_unopenable_catalog_is_a_clear_error() {
         pg_addr: "127.0.0.1:0".parse().unwrap(),
         http_addr: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.0.clone(),
-        api_token: None,
+        ..server::Config::default()
     })
     .await
     .err()

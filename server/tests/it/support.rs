@@ -27,6 +27,7 @@ pub(crate) async fn start_in(dir: &DataDir, token: Option<&str>) -> Server {
         http_addr: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.0.clone(),
         api_token: token.map(str::to_string),
+        ..Config::default()
     })
     .await
     .unwrap()
