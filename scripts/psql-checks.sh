@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Drive the real `laminar` binary with the real psql and curl, as a new user would:
 # --help, quick start statements, FETCH_COUNT streaming, Ctrl-C cancel (SQLSTATE 57014),
-# COPY TO STDOUT / \copy,
+# COPY TO STDOUT / \copy, the \d family, \x, \timing, tab completion, TLS and passwords,
 # pipelines surviving a restart, REST with a bearer token.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -93,5 +93,81 @@ code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HTTP_PORT/v1/co
 curl -sf -H "Authorization: Bearer $LAMINAR_API_TOKEN" "http://127.0.0.1:$HTTP_PORT/v1/connection_tables" \
     | grep -q '"name":"endless"' || fail "REST does not list the SQL table"
 
+# psql's describe commands read pg_catalog.
+"${PSQL[@]}" -q -c "CREATE VIEW evens AS SELECT counter FROM endless WHERE counter % 2 = 0" >/dev/null
+out=$("${PSQL[@]}" -c '\d')
+echo "$out" | grep -Eq "public \| endless +\| table" || fail "\\d does not list table endless: $out"
+echo "$out" | grep -Eq "public \| evens +\| view" || fail "\\d does not list view evens: $out"
+out=$("${PSQL[@]}" -c '\dt')
+echo "$out" | grep -q "endless" && ! echo "$out" | grep -q "evens" || fail "\\dt: $out"
+out=$("${PSQL[@]}" -c '\dv')
+echo "$out" | grep -q "evens" && ! echo "$out" | grep -q "endless" || fail "\\dv: $out"
+out=$("${PSQL[@]}" -c '\d endless')
+echo "$out" | grep -Eq "counter +\| bigint" || fail "\\d endless: $out"
+out=$("${PSQL[@]}" -c '\d+ endless')
+echo "$out" | grep -Eq "counter +\| bigint .*\| plain" || fail "\\d+ endless: $out"
+out=$("${PSQL[@]}" -c '\l')
+echo "$out" | grep -Eq "^ laminar +\|" || fail "\\l: $out"
+out=$("${PSQL[@]}" -c '\dn')
+echo "$out" | grep -Eq "^ public +\|" || fail "\\dn: $out"
+"${PSQL[@]}" -c '\df' >/dev/null || fail "\\df failed"
+out=$("${PSQL[@]}" -c '\x' -c 'SELECT counter, counter * 2 AS twice FROM five WHERE counter = 3')
+echo "$out" | grep -Eq "^twice +\| 6" || fail "\\x: $out"
+out=$("${PSQL[@]}" -c '\timing on' -c 'SELECT 1')
+echo "$out" | grep -q "^Time: " || fail "\\timing: $out"
+# Tab completion runs catalog queries: completing a table name shows it.
+out=$(python3 - "$PG_PORT" <<'PY'
+import os, pty, select, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.environ["TERM"] = "dumb"
+    os.execvp("psql", ["psql", "-X", "-h", "127.0.0.1", "-p", sys.argv[1], "-U", "laminar", "-d", "laminar"])
+out = b""
+def drain(seconds):
+    global out
+    end = time.time() + seconds
+    while time.time() < end:
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            try:
+                out += os.read(fd, 4096)
+            except OSError:
+                return
+drain(1.5)
+os.write(fd, b"SELECT * FROM endl\t")
+drain(1.5)
+os.write(fd, b"\x03\\q\n")
+drain(0.5)
+print(out.decode(errors="replace"))
+PY
+)
+echo "$out" | grep -q "SELECT \* FROM endless" || fail "tab completion did not complete 'endless': $out"
+
 stop_server
+
+# Security: TLS and SCRAM-SHA-256 passwords (test certificate from server/tests/fixtures).
+TLS_DIR=server/tests/fixtures/tls
+LAMINAR_PG_USER=alice LAMINAR_PG_PASSWORD=s3cret "$BIN" --pg-addr "127.0.0.1:$PG_PORT" \
+    --http-addr "127.0.0.1:$HTTP_PORT" --data-dir "$WORK/data-tls" \
+    --tls-cert "$TLS_DIR/cert.pem" --tls-key "$TLS_DIR/key.pem" >>"$WORK/server.log" 2>&1 &
+SERVER_PID=$!
+for _ in $(seq 1 100); do
+    curl -sf --cacert "$TLS_DIR/ca.pem" "https://127.0.0.1:$HTTP_PORT/v1/ping" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+curl -sf --cacert "$TLS_DIR/ca.pem" "https://127.0.0.1:$HTTP_PORT/v1/ping" >/dev/null || fail "REST over https"
+conn="host=127.0.0.1 port=$PG_PORT user=alice dbname=laminar"
+out=$(PGPASSWORD=s3cret psql -X "$conn sslmode=verify-full sslrootcert=$TLS_DIR/ca.pem" -c '\conninfo')
+echo "$out" | grep -q "SSL connection" || fail "sslmode=verify-full: $out"
+out=$(PGPASSWORD=wrong psql -X "$conn sslmode=require" -c 'SELECT 1' 2>&1 || true)
+echo "$out" | grep -q 'Password authentication failed for user "alice"' || fail "wrong password: $out"
+stop_server
+start_server
+out=$(psql -X "host=127.0.0.1 port=$PG_PORT user=laminar dbname=laminar sslmode=require" -c 'SELECT 1' 2>&1 || true)
+echo "$out" | grep -q "server does not support SSL" || fail "sslmode=require without TLS: $out"
+stop_server
+# Beyond loopback, pgwire needs users.
+out=$("$BIN" --pg-addr "0.0.0.0:$PG_PORT" --http-addr "127.0.0.1:$HTTP_PORT" --data-dir "$WORK/data" 2>&1 || true)
+echo "$out" | grep -q "LAMINAR_PG_PASSWORD" || fail "public pgwire without users: $out"
+
 echo "psql-checks: ok"
