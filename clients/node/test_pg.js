@@ -107,7 +107,7 @@ const TYPES = [
   ["ARRAY['a\"b', 'c,d', '', NULL, 'NULL']", ['a"b', 'c,d', '', null, 'NULL'], 1009],
   ["ARRAY[DATE '2024-01-02']", [d('2024-01-02T00:00:00Z')], 1182],
   ["ARRAY[TIMESTAMP '2024-01-02 03:04:05']", [d('2024-01-02T03:04:05Z')], 1115],
-  ['ARRAY[12.34::numeric(10,2)]', ['12.34'], 1231],
+  ['ARRAY[12.34::numeric(10,2)]', [12.34], 1231], // pg parses numeric[] elements as numbers
   ["ARRAY[X'01']", [buf('01')], 1001],
   ["arrow_cast(65535, 'UInt16')", 65535, 23],
   ["arrow_cast(4294967295, 'UInt32')", '4294967295', 20],
@@ -121,15 +121,15 @@ const TIME_TYPES = [
   ["TIME '23:59:59.999999'", /^23:59:59\.999999$/],
 ];
 
-// Binary results (Bind with result format 1): only the types whose binary decoders in
-// pg-types are correct. pg-types mis-decodes binary float4, timestamps and NaN/Infinity and
-// has no binary decoder for date, time, interval, bytea (psycopg and asyncpg read the same
-// bytes correctly), so those are checked in text format only.
+// Binary results (Bind with result format 1). pg 8.23 turns every DataRow field into a UTF-8
+// string before its binary parser sees it, so bytes >= 0x80 are replaced (negative numbers,
+// floats such as 1.5, dates, timestamps); pg-types also lacks binary decoders for date, time,
+// interval and bytea. Only values whose binary encoding survives that are checked here;
+// psycopg, asyncpg and pgJDBC check every type in binary.
 const BINARY_TYPES = [
   ['1::int2', 1, 21],
-  ['(-32768)::int2', -32768, 21],
-  ['2147483647::int4', 2147483647, 23],
-  ['(-9223372036854775807 - 1)::int8', '-9223372036854775808', 20],
+  ['2::int4', 2, 23],
+  ['3::int8', '3', 20],
   ['2.5::float8', 2.5, 701],
   ["'héllo, 日本'::text", 'héllo, 日本', 25],
   ['true', true, 16],
@@ -137,8 +137,8 @@ const BINARY_TYPES = [
   ['NULL::int4', null, 23],
   ['12.34::numeric(10,2)', 12.34, 1700],
   ['ARRAY[1::int4, 2::int4]', [1, 2], 1007],
-  ['ARRAY[1::int8, NULL]', [1, null], 1016],
-  ["ARRAY['a\"b', 'c,d', '', NULL, 'NULL']", ['a"b', 'c,d', '', null, 'NULL'], 1009],
+  ['ARRAY[1::int8, 2::int8]', [1, 2], 1016],
+  ["ARRAY['a\"b', 'c,d', '']", ['a"b', 'c,d', ''], 1009], // a NULL element's length is -1: 0xff bytes
 ];
 
 let client;
@@ -170,11 +170,8 @@ const steps = [
     equal(r.fields.map((f) => [f.name, f.dataTypeID]), [['counter', 20]], 'fields');
     equal([r.command, r.rowCount], ['SELECT', 5], 'command and row count');
     // Several statements in one simple query: one result each.
-    const results = await client.query('SELECT 1 AS a; SELECT 2 AS b');
-    equal(results.map((x) => x.rows), [[{ a: 1 }], [{ b: 2 }]].map((rs) => rs.map((o) => {
-      const k = Object.keys(o)[0];
-      return { [k]: String(o[k]) };
-    })), 'two result sets');
+    const results = await client.query("SELECT 1 AS a; SELECT 'two' AS b");
+    equal(results.map((x) => x.rows), [[{ a: '1' }], [{ b: 'two' }]], 'two result sets');
   }],
 
   ['parameterised queries', async () => {
@@ -219,21 +216,25 @@ const steps = [
     equal(r.rows[0], [...TYPES.map((t) => t[1]), 7], 'one wide row (extended protocol, text)');
     for (const [expr, value, oid] of BINARY_TYPES) {
       // queryMode 'extended' makes pg use Parse/Bind/Execute even without parameters.
-      r = await client.query({ text: `SELECT ${expr} AS v`, rowMode: 'array', binary: true, queryMode: 'extended' });
+      // (Not with rowMode 'array': pg 8.23 hands binary values to the parsers as strings there.)
+      r = await client.query({ text: `SELECT ${expr} AS v`, binary: true, queryMode: 'extended' });
       equal(r.fields[0].format, 'binary', `SELECT ${expr}: result format`);
       equal(r.fields[0].dataTypeID, oid, `SELECT ${expr} (binary): type OID`);
-      equal(r.rows[0][0], value, `SELECT ${expr} (binary)`);
+      equal(r.rows[0].v, value, `SELECT ${expr} (binary)`);
     }
   }],
 
   ['NULLs', async () => {
+    // (A NULL array element is not checked in binary: see BINARY_TYPES.)
     for (const binary of [false, true]) {
       const r = await client.query({
-        text: 'SELECT NULL::int8 AS a, 1::int4 AS b, NULL::text AS c, NULL::date AS d, ARRAY[NULL::int4] AS e, upper($1) AS f',
-        values: [null], rowMode: 'array', binary,
+        text: 'SELECT NULL::int8 AS a, 1::int4 AS b, NULL::text AS c, NULL::date AS d, upper($1) AS f',
+        values: [null], binary,
       });
-      equal(r.rows[0], [null, 1, null, null, [null], null], `NULLs (binary=${binary})`);
+      equal(r.rows[0], { a: null, b: 1, c: null, d: null, f: null }, `NULLs (binary=${binary})`);
     }
+    const r = await client.query('SELECT ARRAY[NULL::int4, 1::int4] AS e');
+    equal(r.rows[0], { e: [null, 1] }, 'NULL array element');
   }],
 
   ['errors carry SQLSTATEs', async () => {

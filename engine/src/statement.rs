@@ -351,8 +351,21 @@ impl Engine {
                     .map(|i| i.value.clone())
                     .collect::<Vec<_>>()
                     .join(" ");
+                if name.eq_ignore_ascii_case("all") {
+                    let (names, values): (Vec<_>, Vec<_>) = session.settings().into_iter().unzip();
+                    let descriptions = vec![String::new(); names.len()];
+                    return Ok(rows(batch(vec![
+                        text("name", names),
+                        text("setting", values),
+                        text("description", descriptions),
+                    ])?));
+                }
+                let name = match name.to_ascii_lowercase().as_str() {
+                    "transaction isolation level" => "transaction_isolation".to_string(),
+                    other => other.to_string(),
+                };
                 let value = session.get(&name)?;
-                let column: &'static str = Box::leak(name.to_ascii_lowercase().into_boxed_str());
+                let column: &'static str = Box::leak(name.into_boxed_str());
                 Ok(rows(batch(vec![text(column, [value])])?))
             }
             Statement::StartTransaction { .. } => Ok(Outcome::Command("BEGIN".into())),

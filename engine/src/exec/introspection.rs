@@ -13,7 +13,6 @@ use std::sync::{Arc, LazyLock, RwLock};
 use arrow::array::{ArrayRef, StringArray};
 use arrow::datatypes::{DataType, SchemaRef};
 use async_trait::async_trait;
-use datafusion::catalog::information_schema::InformationSchemaProvider;
 use datafusion::catalog::{SchemaProvider, Session as DfSession, TableFunctionImpl};
 use datafusion::common::ScalarValue;
 use datafusion::datasource::{TableProvider, TableType};
@@ -31,6 +30,7 @@ use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 
 use crate::error::{EngineError, Result};
+use crate::exec::information_schema::PostgresInformationSchema;
 
 /// The database name clients see (`current_database()`, `pg_database`, `\l`).
 pub const DATABASE: &str = "laminar";
@@ -240,7 +240,7 @@ impl Introspection {
                 "pg_catalog schema was not registered".to_string(),
             ))
         })?;
-        let information_schema: Arc<dyn SchemaProvider> = Arc::new(InformationSchemaProvider::new(
+        let information_schema: Arc<dyn SchemaProvider> = Arc::new(PostgresInformationSchema::new(
             ctx.state().catalog_list().clone(),
         ));
         let state = ctx.state();

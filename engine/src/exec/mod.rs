@@ -6,6 +6,7 @@ pub mod dlq;
 pub mod filter;
 pub mod flink_functions;
 pub mod functions;
+pub mod information_schema;
 pub mod introspection;
 pub mod planner;
 pub mod sink;

@@ -6,7 +6,7 @@
 //! `CREATE VIEW bid AS SELECT bid.auction, ... FROM datagen`). Compound references are given
 //! that alias explicitly, unless it would repeat a name already in the select list.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use datafusion::sql::sqlparser::ast::{
     Expr, Ident, Query, SelectItem, SetExpr, Statement, TableFactor, TableWithJoins,
@@ -55,7 +55,6 @@ fn set_expr_names(body: &mut SetExpr) {
                     _ => None,
                 })
                 .collect();
-            let mut seen: HashSet<String> = taken.into_iter().collect();
             let implicit_names: Vec<Option<String>> = select
                 .projection
                 .iter()
@@ -64,23 +63,23 @@ fn set_expr_names(body: &mut SetExpr) {
                     _ => None,
                 })
                 .collect();
-            // Only alias when every implicit name is unique in the list.
-            let mut unique = true;
-            for name in implicit_names.iter().flatten() {
-                if !seen.insert(name.clone()) {
-                    unique = false;
-                }
+            // A name given twice stays as DataFusion has it (its projections need unique
+            // names; PostgreSQL would repeat the name).
+            let mut uses: HashMap<&str, usize> = HashMap::new();
+            for name in taken.iter().chain(implicit_names.iter().flatten()) {
+                *uses.entry(name.as_str()).or_default() += 1;
             }
-            if unique {
-                for item in &mut select.projection {
-                    if let SelectItem::UnnamedExpr(expr) = item
-                        && let Some(name) = implicit_name(expr)
-                    {
-                        *item = SelectItem::ExprWithAlias {
-                            expr: expr.clone(),
-                            alias: Ident::new(name),
-                        };
-                    }
+            let unique: Vec<Option<String>> = implicit_names
+                .iter()
+                .map(|name| name.clone().filter(|n| uses.get(n.as_str()) == Some(&1)))
+                .collect();
+            for (item, name) in select.projection.iter_mut().zip(unique) {
+                if let (SelectItem::UnnamedExpr(expr), Some(name)) = (&*item, name) {
+                    *item = SelectItem::ExprWithAlias {
+                        expr: expr.clone(),
+                        // Quoted: `?column?` is no plain identifier, and the name is final.
+                        alias: Ident::with_quote('"', name),
+                    };
                 }
             }
         }
@@ -94,20 +93,29 @@ fn set_expr_names(body: &mut SetExpr) {
 }
 
 /// The name PostgreSQL gives an unaliased select item that DataFusion would name
-/// differently: the last part of a compound reference, or a function call's name
-/// (`count(*)` is `count`, `current_setting('x')` is `current_setting`).
+/// differently: the last part of a compound reference, a function call's name (`count(*)`
+/// is `count`), a cast column's name (`x::text` is `x`), and `?column?` for other
+/// expressions (`1 + 1`).
 fn implicit_name(expr: &Expr) -> Option<String> {
     match expr {
+        Expr::Identifier(_) => None,
         Expr::CompoundIdentifier(parts) if parts.len() >= 2 => {
             parts.last().map(|p| p.value.to_ascii_lowercase())
         }
+        Expr::CompoundIdentifier(_) => None,
         Expr::Function(function) => function
             .name
             .0
             .last()
             .and_then(|part| part.as_ident())
             .map(|ident| ident.value.to_ascii_lowercase()),
-        _ => None,
+        Expr::Cast { expr, .. } | Expr::Nested(expr) => match expr.as_ref() {
+            Expr::Identifier(ident) => Some(ident.value.to_ascii_lowercase()),
+            inner => implicit_name(inner),
+        },
+        // Struct fields (`window.start`) and the like keep DataFusion's names.
+        Expr::CompoundFieldAccess { .. } => None,
+        _ => Some("?column?".to_string()),
     }
 }
 
@@ -145,7 +153,7 @@ mod tests {
     fn compound_references_take_their_last_name() {
         assert_eq!(
             named("SELECT bid.auction, nx.bid.price FROM nx"),
-            "SELECT bid.auction AS auction, nx.bid.price AS price FROM nx"
+            "SELECT bid.auction AS \"auction\", nx.bid.price AS \"price\" FROM nx"
         );
         // Duplicates stay as they are (DataFusion keeps them apart by qualifier).
         assert_eq!(
@@ -154,7 +162,20 @@ mod tests {
         );
         assert_eq!(
             named("SELECT * FROM (SELECT t.x FROM t) AS s"),
-            "SELECT * FROM (SELECT t.x AS x FROM t) AS s"
+            "SELECT * FROM (SELECT t.x AS \"x\" FROM t) AS s"
+        );
+    }
+
+    #[test]
+    fn expressions_take_postgres_names() {
+        assert_eq!(
+            named("SELECT count(*), x::text, 1 + 1, y FROM t"),
+            "SELECT count(*) AS \"count\", x::TEXT AS \"x\", 1 + 1 AS \"?column?\", y FROM t"
+        );
+        // A repeated name is left to DataFusion; the others are still named.
+        assert_eq!(
+            named("SELECT 1, 2, max(a) FROM t"),
+            "SELECT 1, 2, max(a) AS \"max\" FROM t"
         );
     }
 }
