@@ -8,6 +8,7 @@ import datetime as dt
 import math
 import os
 import sys
+import threading
 import time
 import traceback
 from decimal import Decimal
@@ -55,6 +56,33 @@ def sqlstate_of(run, expected, what):
         equal(state, expected, f"{what}: SQLSTATE")
         return e
     raise CheckFailed(f"{what}: expected an error with SQLSTATE {expected}, got none")
+
+
+class Canceller:
+    """Calls `cancel()` after `delay` s, then every `delay` s until stopped.
+
+    Repeating covers a slow start (a cancel that arrives before the query runs does nothing).
+    Use as a context manager around the call that must fail with 57014; leaving it stops the
+    thread before the next statement runs.
+    """
+
+    def __init__(self, cancel, delay=0.5):
+        self.cancel, self.delay = cancel, delay
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self.done.wait(self.delay):
+            self.cancel()
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.thread.join()
+        return False
 
 
 def run_steps(client, steps):

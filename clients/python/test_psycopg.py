@@ -4,15 +4,14 @@ Run: LAMINAR_HOST=127.0.0.1 LAMINAR_PORT=6875 python test_psycopg.py
 """
 
 import datetime as dt
-import threading
 import time
 from decimal import Decimal
 
 import psycopg
 from psycopg import errors
 
-from support import (DATABASE, HOST, PASSWORD, PORT, TEXT_ONLY_TYPES, TYPES, USER, check,
-                     equal, run_steps, sqlstate_of)
+from support import (DATABASE, HOST, PASSWORD, PORT, TEXT_ONLY_TYPES, TYPES, USER, Canceller,
+                     check, equal, run_steps, sqlstate_of)
 
 TICKS = "psycopg_ticks"
 ENDLESS = "psycopg_endless"
@@ -151,12 +150,10 @@ def step_stream_and_stop():
 
 
 def step_cancel():
-    fired = threading.Timer(0.5, conn.cancel_safe)
-    fired.start()
     started = time.monotonic()
-    e = sqlstate_of(lambda: conn.execute(f"SELECT counter FROM {ENDLESS}").fetchall(), "57014",
-                    "cancelled query")
-    fired.join()
+    with Canceller(conn.cancel_safe):
+        e = sqlstate_of(lambda: conn.execute(f"SELECT counter FROM {ENDLESS}").fetchall(), "57014",
+                        "cancelled query")
     check(isinstance(e, errors.QueryCanceled), f"exception class {type(e).__name__}")
     check(time.monotonic() - started < 10, "cancel took too long")
     equal(conn.execute("SELECT 1").fetchone(), (1,), "connection after cancel")

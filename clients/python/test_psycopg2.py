@@ -8,14 +8,13 @@ Run: LAMINAR_HOST=127.0.0.1 LAMINAR_PORT=6875 python test_psycopg2.py
 
 import datetime as dt
 import io
-import threading
 import time
 
 import psycopg2
 import psycopg2.errors
 
-from support import (DATABASE, HOST, PASSWORD, PORT, TEXT_ONLY_TYPES, TYPES, USER, check,
-                     equal, run_steps, sqlstate_of)
+from support import (DATABASE, HOST, PASSWORD, PORT, TEXT_ONLY_TYPES, TYPES, USER, Canceller,
+                     check, equal, run_steps, sqlstate_of)
 
 TICKS = "psycopg2_ticks"
 ENDLESS = "psycopg2_endless"
@@ -144,11 +143,9 @@ def step_named_cursor():
 
 
 def step_cancel():
-    fired = threading.Timer(0.5, conn.cancel)
-    fired.start()
     started = time.monotonic()
-    e = sqlstate_of(lambda: query(f"SELECT counter FROM {ENDLESS}"), "57014", "cancelled query")
-    fired.join()
+    with Canceller(conn.cancel):
+        e = sqlstate_of(lambda: query(f"SELECT counter FROM {ENDLESS}"), "57014", "cancelled query")
     check(isinstance(e, psycopg2.errors.QueryCanceled), f"exception class {type(e).__name__}")
     check(time.monotonic() - started < 10, "cancel took too long")
     equal(query("SELECT 1").fetchone(), (1,), "connection after cancel")

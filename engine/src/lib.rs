@@ -20,6 +20,7 @@ pub mod session;
 pub mod sql;
 pub mod statement;
 pub mod stream;
+pub mod subscribe;
 
 use std::sync::Arc;
 

@@ -21,8 +21,11 @@ use crate::rows::{Column, batch, text};
 use crate::runtime::PipelineStatus;
 use crate::session::Session;
 use crate::sql::options::with_options;
-use crate::sql::parse::{LaminarStatement, PipelineAction, SubscribeTarget, normalize_name};
+use crate::sql::parse::{
+    LaminarStatement, PipelineAction, Subscribe, SubscribeTarget, normalize_name,
+};
 use crate::stream::updating::{is_changelog, with_op_column};
+use crate::subscribe::{PROGRESS_INTERVAL, with_progress};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::StreamExt;
 
@@ -214,7 +217,7 @@ impl Engine {
                     text("description", all.iter().map(|m| m.description.to_string())),
                 ])?))
             }
-            LaminarStatement::Subscribe(target) => self.subscribe(session, target).await,
+            LaminarStatement::Subscribe(subscribe) => self.subscribe(session, subscribe).await,
             LaminarStatement::DeclareSubscribe { .. }
             | LaminarStatement::FetchWithTimeout { .. } => Err(EngineError::Unsupported(
                 "DECLARE ... CURSOR is handled by the client connection".into(),
@@ -224,8 +227,8 @@ impl Engine {
     }
 
     /// `SUBSCRIBE`: a never-ending stream of changes with an `_op` column.
-    pub async fn subscribe(&self, session: &Session, target: SubscribeTarget) -> Result<Outcome> {
-        let stream = match target {
+    pub async fn subscribe(&self, session: &Session, subscribe: Subscribe) -> Result<Outcome> {
+        let stream = match subscribe.target {
             SubscribeTarget::View(name) => self.subscribe_view(&name)?,
             SubscribeTarget::Query(query) => {
                 let planned = self.plan(session, &query).await?;
@@ -236,6 +239,11 @@ impl Engine {
                     as_inserts(stream)
                 }
             }
+        };
+        let stream = if subscribe.progress {
+            with_progress(stream, PROGRESS_INTERVAL)?
+        } else {
+            stream
         };
         Ok(Outcome::Stream(QueryStream {
             schema: stream.schema(),

@@ -10,7 +10,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::information_schema::InformationSchemaProvider;
 use datafusion::catalog::{CatalogProviderList, SchemaProvider};
-use datafusion::datasource::{MemTable, TableProvider};
+use datafusion::datasource::{MemTable, TableProvider, TableType};
 use datafusion::error::Result;
 
 /// DataFusion's information_schema with a PostgreSQL `columns` table.
@@ -55,6 +55,53 @@ impl PostgresInformationSchema {
     }
 }
 
+impl PostgresInformationSchema {
+    /// Views only (DataFusion lists every table there).
+    async fn views(&self) -> Result<Arc<dyn TableProvider>> {
+        let (mut catalogs, mut schemas, mut names) = (Vec::new(), Vec::new(), Vec::new());
+        for catalog_name in self.catalogs.catalog_names() {
+            let Some(catalog) = self.catalogs.catalog(&catalog_name) else {
+                continue;
+            };
+            for schema_name in catalog.schema_names() {
+                let Some(schema) = catalog.schema(&schema_name) else {
+                    continue;
+                };
+                let mut tables = schema.table_names();
+                tables.sort();
+                for table_name in tables {
+                    if schema.table_type(&table_name).await? == Some(TableType::View) {
+                        catalogs.push(catalog_name.clone());
+                        schemas.push(schema_name.clone());
+                        names.push(table_name);
+                    }
+                }
+            }
+        }
+        let text = |name: &str, nullable| Field::new(name, DataType::Utf8, nullable);
+        let schema = Arc::new(Schema::new(vec![
+            text("table_catalog", false),
+            text("table_schema", false),
+            text("table_name", false),
+            text("view_definition", true),
+        ]));
+        let n = names.len();
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(catalogs)),
+                Arc::new(StringArray::from(schemas)),
+                Arc::new(StringArray::from(names)),
+                Arc::new(StringArray::new_null(n)),
+            ],
+        )?;
+        Ok(Arc::new(MemTable::try_new(
+            batch.schema(),
+            vec![vec![batch]],
+        )?))
+    }
+}
+
 #[async_trait]
 impl SchemaProvider for PostgresInformationSchema {
     fn as_any(&self) -> &dyn Any {
@@ -68,6 +115,9 @@ impl SchemaProvider for PostgresInformationSchema {
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
         if name.eq_ignore_ascii_case("columns") {
             return self.columns().await.map(Some);
+        }
+        if name.eq_ignore_ascii_case("views") {
+            return self.views().await.map(Some);
         }
         self.datafusion.table(name).await
     }

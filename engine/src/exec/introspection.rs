@@ -286,6 +286,16 @@ impl Introspection {
         for function in &self.functions {
             ctx.register_udf(function.clone());
         }
+        let user = settings
+            .get("session_authorization")
+            .cloned()
+            .unwrap_or_else(|| DATABASE.to_string());
+        for name in ["session_user", "current_user"] {
+            ctx.register_udf(ConstantFunction::udf(
+                name,
+                ScalarValue::Utf8(Some(user.clone())),
+            ));
+        }
         ctx.register_udf(current_setting_udf(settings));
         for (name, function) in &self.table_functions {
             ctx.register_udtf(name, function.clone());

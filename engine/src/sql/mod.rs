@@ -6,4 +6,4 @@ pub mod options;
 pub mod parse;
 pub mod watermark;
 
-pub use parse::{LaminarStatement, PipelineAction, SubscribeTarget, parse_sql};
+pub use parse::{LaminarStatement, PipelineAction, Subscribe, SubscribeTarget, parse_sql};

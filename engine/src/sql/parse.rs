@@ -56,8 +56,8 @@ pub enum LaminarStatement {
     ShowJobs,
     /// `SHOW CONNECTORS`.
     ShowConnectors,
-    /// `SUBSCRIBE [TO] <materialized view>` or `SUBSCRIBE [TO] (<query>)`.
-    Subscribe(SubscribeTarget),
+    /// `SUBSCRIBE [TO] <materialized view> | (<query>) [WITH (PROGRESS)]`.
+    Subscribe(Subscribe),
     /// `FETCH ... WITH (timeout = '1s')`: return what arrives within the timeout
     /// (Materialize's spelling; a `FETCH` without options is sqlparser's).
     FetchWithTimeout {
@@ -69,8 +69,17 @@ pub enum LaminarStatement {
     DeclareSubscribe {
         name: String,
         hold: bool,
-        target: SubscribeTarget,
+        subscribe: Subscribe,
     },
+}
+
+/// A `SUBSCRIBE`: what it streams and how.
+#[derive(Debug, Clone)]
+pub struct Subscribe {
+    pub target: SubscribeTarget,
+    /// `WITH (PROGRESS)`: timestamp every row and send progress rows while idle
+    /// (Materialize's spelling).
+    pub progress: bool,
 }
 
 /// What `SUBSCRIBE` streams.
@@ -209,13 +218,49 @@ fn declare_subscribe(
         }
     };
     match parse_one(dialect, tokens[words[for_at + 1].0..].to_vec())? {
-        LaminarStatement::Subscribe(target) => Ok(Some(LaminarStatement::DeclareSubscribe {
+        LaminarStatement::Subscribe(subscribe) => Ok(Some(LaminarStatement::DeclareSubscribe {
             name,
             hold,
-            target,
+            subscribe,
         })),
         _ => Ok(None),
     }
+}
+
+/// `SUBSCRIBE`'s options: `WITH (PROGRESS [= true | false])`.
+fn subscribe_progress(parser: &mut Parser<'_>) -> Result<bool> {
+    if !parser.parse_keyword(Keyword::WITH) {
+        return Ok(false);
+    }
+    parser.expect_token(&Token::LParen).map_err(syntax)?;
+    let mut progress;
+    loop {
+        let option = parser.parse_identifier().map_err(syntax)?;
+        if !option.value.eq_ignore_ascii_case("progress") {
+            return Err(EngineError::InvalidParameter(format!(
+                "unknown SUBSCRIBE option '{}': valid options are PROGRESS",
+                option.value
+            )));
+        }
+        progress = if parser.consume_token(&Token::Eq) {
+            match parser.next_token().token {
+                Token::Word(w) if w.value.eq_ignore_ascii_case("true") => true,
+                Token::Word(w) if w.value.eq_ignore_ascii_case("false") => false,
+                other => {
+                    return Err(EngineError::InvalidParameter(format!(
+                        "invalid value '{other}' for SUBSCRIBE option PROGRESS: expected true or false"
+                    )));
+                }
+            }
+        } else {
+            true
+        };
+        if !parser.consume_token(&Token::Comma) {
+            break;
+        }
+    }
+    parser.expect_token(&Token::RParen).map_err(syntax)?;
+    Ok(progress)
 }
 
 /// `FETCH ... WITH (timeout = '<duration>')`, or `None` without a `WITH`.
@@ -370,16 +415,16 @@ fn parse_one(
         ("SUBSCRIBE", _, _) => {
             skip(&mut parser, 1);
             let _ = parser.parse_keyword(Keyword::TO);
-            if parser.consume_token(&Token::LParen) {
+            let target = if parser.consume_token(&Token::LParen) {
                 let query = parser.parse_query().map_err(syntax)?;
                 parser.expect_token(&Token::RParen).map_err(syntax)?;
-                LaminarStatement::Subscribe(SubscribeTarget::Query(Box::new(Statement::Query(
-                    query,
-                ))))
+                SubscribeTarget::Query(Box::new(Statement::Query(query)))
             } else {
                 let name = object_name(&parser.parse_object_name(false).map_err(syntax)?);
-                LaminarStatement::Subscribe(SubscribeTarget::View(name))
-            }
+                SubscribeTarget::View(name)
+            };
+            let progress = subscribe_progress(&mut parser)?;
+            LaminarStatement::Subscribe(Subscribe { target, progress })
         }
         ("SHOW", "CONNECTORS", _) => {
             skip(&mut parser, 2);

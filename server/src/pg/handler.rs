@@ -386,8 +386,13 @@ impl QueryHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        if let LaminarStatement::DeclareSubscribe { name, hold, target } = statement {
-            self.open_cursor(conn, name, hold, LaminarStatement::Subscribe(target))
+        if let LaminarStatement::DeclareSubscribe {
+            name,
+            hold,
+            subscribe,
+        } = statement
+        {
+            self.open_cursor(conn, name, hold, LaminarStatement::Subscribe(subscribe))
                 .await?;
             client
                 .send(complete("DECLARE CURSOR"))

@@ -218,3 +218,54 @@ async fn cursors_declared_over_the_extended_protocol() {
     client.batch_execute("CLOSE c1; COMMIT;").await.unwrap();
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn subscribe_with_progress_marks_idle_time() {
+    let dir = DataDir::new("subscribe-progress");
+    let server = start_in(&dir, None).await;
+    let client = connect(&server).await;
+    client
+        .batch_execute(
+            "CREATE TABLE three WITH (connector = 'impulse', event_rate = '100', message_count = '3');
+             CREATE MATERIALIZED VIEW total AS SELECT count(*) AS n FROM three;
+             BEGIN;
+             DECLARE c CURSOR FOR SUBSCRIBE total WITH (PROGRESS);",
+        )
+        .await
+        .unwrap();
+    // Rows are (_timestamp, _progressed, n, _op).
+    let rows = client
+        .simple_query("FETCH ALL FROM c WITH (timeout = '2500ms')")
+        .await
+        .unwrap();
+    let rows: Vec<(String, Option<String>)> = rows
+        .iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => {
+                Some((r.get(1).unwrap().to_string(), r.get(2).map(str::to_string)))
+            }
+            _ => None,
+        })
+        .collect();
+    let data: Vec<&Option<String>> = rows
+        .iter()
+        .filter(|(progressed, _)| progressed == "f")
+        .map(|(_, n)| n)
+        .collect();
+    assert_eq!(data.last(), Some(&&Some("3".to_string())), "{rows:?}");
+    let progress: Vec<&Option<String>> = rows
+        .iter()
+        .filter(|(progressed, _)| progressed == "t")
+        .map(|(_, n)| n)
+        .collect();
+    // Nothing changes after the count reaches 3: about one progress row a second.
+    assert!(!progress.is_empty(), "{rows:?}");
+    assert!(progress.iter().all(|n| n.is_none()), "{rows:?}");
+
+    let err = client
+        .simple_query("SUBSCRIBE total WITH (snapshot = false)")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&err), "22023");
+    server.shutdown().await;
+}

@@ -10,7 +10,11 @@ use tokio_postgres::NoTls;
 use crate::support::DataDir;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    // At run time: a test binary reused from a build in another checkout must not read that
+    // checkout's files.
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
         .join("tests/fixtures/tls")
         .join(name)
 }
