@@ -15,3 +15,4 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
 bash scripts/psql-checks.sh
+bash scripts/drivers.sh

@@ -85,6 +85,29 @@ impl Session {
         Ok(())
     }
 
+    /// `RESET name` / `RESET ALL` (`None`): back to the server default. Settings without
+    /// one (application_name, the login user) keep their start-up value.
+    pub fn reset(&mut self, name: Option<&str>) {
+        let defaults = Session::default();
+        let name = name.map(str::to_ascii_lowercase);
+        let all = name.is_none();
+        let is = |n: &str| all || name.as_deref() == Some(n);
+        if is("batch_size") {
+            self.batch_size = defaults.batch_size;
+        }
+        if is("parallelism") {
+            self.parallelism = defaults.parallelism;
+        }
+        if is("updating_ttl") {
+            self.updating_ttl = defaults.updating_ttl;
+        }
+        for (key, value) in defaults.vars {
+            if is(&key) {
+                self.vars.insert(key, value);
+            }
+        }
+    }
+
     /// Every setting by name, as `current_setting()` and `SHOW ALL` see them.
     pub fn settings(&self) -> BTreeMap<String, String> {
         let mut all = self.vars.clone();

@@ -10,7 +10,7 @@ use datafusion::physical_plan::{
     ExecutionPlanProperties, SendableRecordBatchStream, execute_stream,
 };
 use datafusion::sql::sqlparser::ast::{
-    ColumnOption, CreateTable, CreateTableOptions, CreateView, Expr, ObjectType, Set,
+    ColumnOption, CreateTable, CreateTableOptions, CreateView, Expr, ObjectType, Reset, Set,
     ShowStatementOptions, Statement,
 };
 
@@ -376,6 +376,26 @@ impl Engine {
                 let column: &'static str = Box::leak(name.into_boxed_str());
                 Ok(rows(batch(vec![text(column, [value])])?))
             }
+            Statement::Reset(reset) => {
+                match reset.reset {
+                    Reset::ALL => session.reset(None),
+                    Reset::ConfigurationParameter(name) => session.reset(Some(&name.to_string())),
+                }
+                Ok(Outcome::Command("RESET".into()))
+            }
+            // Connection poolers and drivers (asyncpg, psycopg) clean up sessions with these;
+            // Laminar has no SQL-level prepared statements or notifications to drop.
+            Statement::Discard { .. } => {
+                session.reset(None);
+                Ok(Outcome::Command("DISCARD ALL".into()))
+            }
+            Statement::Deallocate { name, .. } if name.value.eq_ignore_ascii_case("all") => {
+                Ok(Outcome::Command("DEALLOCATE ALL".into()))
+            }
+            Statement::Deallocate { name, .. } => Err(EngineError::Unsupported(format!(
+                "DEALLOCATE {name}: SQL PREPARE and EXECUTE are not supported (use the extended protocol's prepared statements); DEALLOCATE ALL is accepted"
+            ))),
+            Statement::UNLISTEN { .. } => Ok(Outcome::Command("UNLISTEN".into())),
             Statement::StartTransaction { .. } => Ok(Outcome::Command("BEGIN".into())),
             Statement::Commit { .. } => Ok(Outcome::Command("COMMIT".into())),
             Statement::Rollback { .. } => Ok(Outcome::Command("ROLLBACK".into())),

@@ -397,7 +397,22 @@ fn laminar_catalog_functions() -> Vec<ScalarUDF> {
         ConstantFunction::udf("obj_description", no_text.clone()),
         ConstantFunction::udf("col_description", no_text.clone()),
         ConstantFunction::udf("shobj_description", no_text),
+        // asyncpg's pool resets sessions with it; Laminar has no advisory locks.
+        ConstantFunction::udf("pg_advisory_unlock_all", ScalarValue::Null),
+        set_config_udf(),
     ]
+}
+
+/// `set_config(name, value, is_local)` as drivers call it while introspecting: answers
+/// `value`. (A function cannot change the session; `SET` does.)
+fn set_config_udf() -> ScalarUDF {
+    create_udf(
+        "set_config",
+        vec![DataType::Utf8, DataType::Utf8, DataType::Boolean],
+        DataType::Utf8,
+        Volatility::Volatile,
+        Arc::new(|args: &[ColumnarValue]| Ok(args[1].clone())),
+    )
 }
 
 /// `current_setting(name)` over one session's settings.

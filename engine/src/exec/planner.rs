@@ -74,6 +74,8 @@ fn session_context(session: &Session) -> SessionContext {
         .with_information_schema(false);
     let options = config.options_mut();
     options.sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
+    // TIMESTAMPTZ and now() carry a zone (UTC), so clients see timestamptz, not timestamp.
+    options.execution.time_zone = Some("+00:00".to_string());
     options.execution.coalesce_batches = false;
     // The sanity check that refuses blocking operators over unbounded input runs after
     // Laminar has swapped in its streaming operators (see `Engine::plan`).
@@ -399,6 +401,31 @@ impl Engine {
 }
 
 /// Put `$n` values into a plan; a plan with parameters but no values cannot run.
+/// Parameters that appear cast (`$1::date`), with the type they are cast to.
+fn cast_parameter_types(
+    plan: &datafusion::logical_expr::LogicalPlan,
+) -> std::collections::HashMap<String, arrow::datatypes::DataType> {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::logical_expr::{Cast, Expr, TryCast};
+    let mut found = std::collections::HashMap::new();
+    let _ = plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|expr| {
+            expr.apply(|e| {
+                if let Expr::Cast(Cast { expr, data_type })
+                | Expr::TryCast(TryCast { expr, data_type }) = e
+                    && let Expr::Placeholder(placeholder) = expr.as_ref()
+                {
+                    found
+                        .entry(placeholder.id.clone())
+                        .or_insert_with(|| data_type.clone());
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })
+    });
+    found
+}
+
 fn bind_parameters(
     logical: datafusion::logical_expr::LogicalPlan,
     params: &[datafusion::common::ScalarValue],
@@ -436,7 +463,13 @@ impl Engine {
         self.register_statement_tables(&ctx, session, &df_statement, None, &counters)
             .await?;
         let logical = ctx.state().statement_to_plan(df_statement).await?;
-        let types = logical.get_parameter_types()?;
+        let mut types = logical.get_parameter_types()?;
+        // `$1::int4` constrains nothing for DataFusion; PostgreSQL takes the cast's type.
+        for (id, data_type) in cast_parameter_types(&logical) {
+            if let Some(slot @ None) = types.get_mut(&id) {
+                *slot = Some(data_type);
+            }
+        }
         let mut ordered: Vec<(usize, Option<arrow::datatypes::DataType>)> = types
             .into_iter()
             .map(|(id, t)| {

@@ -27,17 +27,16 @@ const STARTUP_SETTINGS: [(&str, &str); 5] = [
 
 /// The connection's state, created on first use.
 pub(crate) fn conn_state<C: ClientInfo>(client: &C) -> Arc<Mutex<ConnState>> {
-    let shared: Arc<Arc<Mutex<ConnState>>> =
-        client.session_extensions().get_or_insert_with(|| {
-            let mut state = ConnState::default();
-            for (parameter, setting) in STARTUP_SETTINGS {
-                if let Some(value) = client.metadata().get(parameter) {
-                    // Start-up values are free text; only Laminar's own settings could
-                    // refuse one, and none of these is.
-                    let _ = state.session.set(setting, value);
-                }
+    let shared: Arc<Arc<Mutex<ConnState>>> = client.session_extensions().get_or_insert_with(|| {
+        let mut state = ConnState::default();
+        for (parameter, setting) in STARTUP_SETTINGS {
+            if let Some(value) = client.metadata().get(parameter) {
+                // Start-up values are free text; only Laminar's own settings could
+                // refuse one, and none of these is.
+                let _ = state.session.set(setting, value);
             }
-            Arc::new(Mutex::new(state))
-        });
+        }
+        Arc::new(Mutex::new(state))
+    });
     (*shared).clone()
 }

@@ -353,15 +353,19 @@ impl QueryHandler {
         while let Some(batch) = query.stream.next().await {
             let batch = batch.map_err(EngineError::from)?;
             let mut data = bytes::BytesMut::with_capacity(batch.num_rows() * 32);
+            // One CopyData per row, as PostgreSQL sends them (psycopg's copy.rows() reads a
+            // row per message); lines share one buffer. A flush per batch: a COPY of a
+            // stream delivers as it goes.
             for row in encode(&fields, batch) {
                 copy.format.line(&row?, &mut data);
+                let line = data.split().freeze();
+                client
+                    .feed(PgWireBackendMessage::CopyData(CopyData::new(line)))
+                    .await
+                    .map_err(PgWireError::from)?;
                 rows += 1;
             }
-            // One message (and flush) per batch: a COPY of a stream delivers as it goes.
-            client
-                .send(PgWireBackendMessage::CopyData(CopyData::new(data.freeze())))
-                .await
-                .map_err(PgWireError::from)?;
+            client.flush().await.map_err(PgWireError::from)?;
         }
         client
             .feed(PgWireBackendMessage::CopyDone(CopyDone::new()))
