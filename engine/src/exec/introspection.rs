@@ -31,6 +31,7 @@ use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 
 use crate::error::{EngineError, Result};
 use crate::exec::information_schema::PostgresInformationSchema;
+use crate::exec::pg_catalog::PgCatalog;
 
 /// The database name clients see (`current_database()`, `pg_database`, `\l`).
 pub const DATABASE: &str = "laminar";
@@ -194,6 +195,7 @@ pub struct CatalogObject {
     pub name: String,
     pub schema: SchemaRef,
     pub view: bool,
+    pub materialized: bool,
 }
 
 /// Whether a resolved table reference names a system catalog table.
@@ -281,7 +283,14 @@ impl Introspection {
                 "default catalog '{catalog_name}' is missing"
             )))
         })?;
-        catalog.register_schema("pg_catalog", self.pg_catalog.clone())?;
+        catalog.register_schema(
+            "pg_catalog",
+            Arc::new(PgCatalog::new(
+                self.pg_catalog.clone(),
+                self.user_tables.clone(),
+                settings.clone(),
+            )),
+        )?;
         catalog.register_schema("information_schema", self.information_schema.clone())?;
         for function in &self.functions {
             ctx.register_udf(function.clone());
@@ -305,6 +314,15 @@ impl Introspection {
 
     /// Replace the user tables the catalogs describe.
     pub fn refresh(&self, objects: Vec<CatalogObject>) {
+        let materialized: HashSet<String> = objects
+            .iter()
+            .filter(|o| o.materialized)
+            .map(|o| o.name.clone())
+            .collect();
+        match self.user_tables.materialized.write() {
+            Ok(mut guard) => *guard = materialized,
+            Err(poisoned) => *poisoned.into_inner() = materialized,
+        }
         let tables = objects
             .into_iter()
             .map(|o| {
@@ -437,11 +455,25 @@ fn current_setting_udf(settings: BTreeMap<String, String>) -> ScalarUDF {
 /// The `public` schema as the catalogs see it: names, columns and kinds of Laminar's
 /// tables and views (never their data).
 #[derive(Debug, Default)]
-struct UserTables {
+pub(crate) struct UserTables {
     tables: RwLock<BTreeMap<String, Arc<dyn TableProvider>>>,
+    materialized: RwLock<HashSet<String>>,
 }
 
 impl UserTables {
+    /// The columns of a table or view.
+    pub(crate) fn schema_of(&self, name: &str) -> Option<SchemaRef> {
+        self.read().get(name).map(|t| t.schema())
+    }
+
+    /// Whether `name` is a materialized view.
+    pub(crate) fn is_materialized(&self, name: &str) -> bool {
+        match self.materialized.read() {
+            Ok(guard) => guard.contains(name),
+            Err(poisoned) => poisoned.into_inner().contains(name),
+        }
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<dyn TableProvider>>> {
         match self.tables.read() {
             Ok(guard) => guard,
@@ -573,6 +605,7 @@ impl crate::Engine {
                     name: table.name,
                     schema: resolved.schema,
                     view: false,
+                    materialized: false,
                 });
             }
         }
@@ -588,6 +621,7 @@ impl crate::Engine {
                     name: view.name,
                     schema,
                     view: true,
+                    materialized: view.materialized,
                 });
             }
         }
