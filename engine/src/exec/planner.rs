@@ -24,6 +24,7 @@ use crate::exec::sink::SinkTable;
 use crate::exec::source::ConnectorPartition;
 use crate::metrics::Counters;
 use crate::session::Session;
+use crate::sql::literals::postgres_literals;
 use crate::sql::naming::postgres_column_names;
 use crate::sql::parse::{LaminarStatement, normalize_name, parse_sql};
 use crate::stream::event_time::{EventTimes, bind_window_time, check_window_placement};
@@ -109,6 +110,7 @@ impl Engine {
         self.introspection()?.install(&ctx, session.settings())?;
         let mut statement = statement.clone();
         postgres_column_names(&mut statement);
+        postgres_literals(&mut statement);
         let statement = &statement;
         let df_statement = DfStatement::Statement(Box::new(statement.clone()));
         let insert_target = match statement {
@@ -217,6 +219,7 @@ impl Engine {
                 Ok(view) => {
                     let mut statement = view_statement(&view.query)?;
                     postgres_column_names(&mut statement);
+                    postgres_literals(&mut statement);
                     let df_statement = DfStatement::Statement(Box::new(statement));
                     for reference in ctx.state().resolve_table_references(&df_statement)? {
                         self.register_relation(
@@ -458,6 +461,7 @@ impl Engine {
         self.introspection()?.install(&ctx, session.settings())?;
         let mut statement = statement.clone();
         postgres_column_names(&mut statement);
+        postgres_literals(&mut statement);
         let df_statement = DfStatement::Statement(Box::new(statement));
         let counters = Arc::new(Counters::default());
         self.register_statement_tables(&ctx, session, &df_statement, None, &counters)
