@@ -30,6 +30,7 @@ impl Default for Session {
         let mut vars = BTreeMap::new();
         for (k, v) in [
             ("server_version", "15.0 (Laminar)"),
+            ("server_version_num", "150000"),
             ("server_encoding", "UTF8"),
             ("client_encoding", "UTF8"),
             ("datestyle", "ISO, MDY"),

@@ -10,7 +10,7 @@ use std::any::Any;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, LazyLock, RwLock};
 
-use arrow::array::{ArrayRef, StringArray};
+use arrow::array::{ArrayRef, ListBuilder, StringArray, StringBuilder};
 use arrow::datatypes::{DataType, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::{SchemaProvider, Session as DfSession, TableFunctionImpl};
@@ -176,6 +176,19 @@ fn apply_tool_fixes(sql: &str) -> String {
                 collapsed.push(c);
             }
         }
+    }
+    // `x::regtype::text` names a type (pgcli's completions); the compatibility rules would
+    // drop the regtype cast and leave the number.
+    static REGTYPE_TEXT: LazyLock<Option<regex::Regex>> = LazyLock::new(|| {
+        regex::Regex::new(
+            r"([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?)::(?:pg_catalog\.)?regtype::(?:pg_catalog\.)?text\b",
+        )
+        .ok()
+    });
+    if let Some(regtype_text) = REGTYPE_TEXT.as_ref() {
+        collapsed = regtype_text
+            .replace_all(&collapsed, "pg_catalog.format_type($1, NULL)")
+            .into_owned();
     }
     for fix in TOOL_FIXES {
         match fix {
@@ -415,10 +428,44 @@ fn laminar_catalog_functions() -> Vec<ScalarUDF> {
         ConstantFunction::udf("obj_description", no_text.clone()),
         ConstantFunction::udf("col_description", no_text.clone()),
         ConstantFunction::udf("shobj_description", no_text),
+        // No column defaults, check constraints or partition bounds: NULL, not ''.
+        ConstantFunction::udf("pg_get_expr", no_text_null()),
+        current_schemas_udf(),
         // asyncpg's pool resets sessions with it; Laminar has no advisory locks.
         ConstantFunction::udf("pg_advisory_unlock_all", ScalarValue::Null),
         set_config_udf(),
     ]
+}
+
+fn no_text_null() -> ScalarValue {
+    ScalarValue::Utf8(None)
+}
+
+/// `current_schemas(include_implicit)`: the search path, pg_catalog first when implicit
+/// schemas are included (as PostgreSQL orders it).
+fn current_schemas_udf() -> ScalarUDF {
+    create_udf(
+        "current_schemas",
+        vec![DataType::Boolean],
+        DataType::List(Arc::new(arrow::datatypes::Field::new_list_field(
+            DataType::Utf8,
+            true,
+        ))),
+        Volatility::Stable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let flags = datafusion::common::cast::as_boolean_array(&arrays[0])?;
+            let mut lists = ListBuilder::new(StringBuilder::new());
+            for implicit in flags.iter() {
+                if implicit.unwrap_or(false) {
+                    lists.values().append_value("pg_catalog");
+                }
+                lists.values().append_value("public");
+                lists.append(true);
+            }
+            Ok(ColumnarValue::Array(Arc::new(lists.finish()) as ArrayRef))
+        }),
+    )
 }
 
 /// `set_config(name, value, is_local)` as drivers call it while introspecting: answers

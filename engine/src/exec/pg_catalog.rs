@@ -34,6 +34,9 @@ const FIXED_NAMESPACE_OIDS: [(&str, i32); 3] = [
     ("information_schema", 13_183),
 ];
 
+/// The OID of the role that owns everything.
+const BOOTSTRAP_SUPERUSER: i32 = 10;
+
 /// Limits drivers read from pg_settings (pgJDBC: max_index_keys).
 const FIXED_SETTINGS: [(&str, &str); 4] = [
     ("max_index_keys", "32"),
@@ -113,6 +116,9 @@ impl PgCatalog {
             })
             .collect();
         let batch = replace(&raw, "relnamespace", Arc::new(namespaces))?;
+        // Owned by the bootstrap superuser (10), as pg_namespace and pg_database say.
+        let owners = Int32Array::from(vec![BOOTSTRAP_SUPERUSER; raw.num_rows()]);
+        let batch = replace(&batch, "relowner", Arc::new(owners))?;
         replace(&batch, "relkind", Arc::new(kinds))
     }
 

@@ -629,6 +629,43 @@ fn portal_params(portal: &Portal<Arc<Prepared>>) -> PgWireResult<Vec<engine::Sca
                 Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => {
                     ScalarValue::Utf8(portal.parameter::<String>(i, &pg_type)?)
                 }
+                // Dates and times in either format (asyncpg and JDBC send them binary).
+                Type::DATE => ScalarValue::Date32(
+                    portal
+                        .parameter::<chrono::NaiveDate>(i, &pg_type)?
+                        .map(|d| (d - chrono::DateTime::UNIX_EPOCH.date_naive()).num_days())
+                        .map(|days| i32::try_from(days).unwrap_or(i32::MAX)),
+                ),
+                Type::TIMESTAMP => ScalarValue::TimestampMicrosecond(
+                    portal
+                        .parameter::<chrono::NaiveDateTime>(i, &pg_type)?
+                        .map(|t| t.and_utc().timestamp_micros()),
+                    None,
+                ),
+                Type::TIMESTAMPTZ => ScalarValue::TimestampMicrosecond(
+                    portal
+                        .parameter::<chrono::DateTime<chrono::FixedOffset>>(i, &pg_type)?
+                        .map(|t| t.timestamp_micros()),
+                    Some("+00:00".into()),
+                ),
+                Type::TIME => ScalarValue::Time64Microsecond(
+                    portal
+                        .parameter::<chrono::NaiveTime>(i, &pg_type)?
+                        .map(|t| {
+                            use chrono::Timelike;
+                            i64::from(t.num_seconds_from_midnight()) * 1_000_000
+                                + i64::from(t.nanosecond() / 1_000)
+                        }),
+                ),
+                Type::NUMERIC => match portal.parameter::<rust_decimal::Decimal>(i, &pg_type)? {
+                    Some(d) => ScalarValue::Decimal128(
+                        Some(d.mantissa()),
+                        38,
+                        i8::try_from(d.scale()).unwrap_or(i8::MAX),
+                    ),
+                    None => ScalarValue::Decimal128(None, 38, 0),
+                },
+                Type::BYTEA => ScalarValue::Binary(portal.parameter::<Vec<u8>>(i, &pg_type)?),
                 other => {
                     // Other types arrive as text here; the cast below gives them their type.
                     if portal.parameter_format.is_binary(i) {
