@@ -5,6 +5,10 @@
 # and binary where the driver can), checks NULLs and SQLSTATEs, streams an endless query, stops
 # or cancels it, and uses the connection again.
 #
+# A second, short phase restarts the server with TLS (the test certificate in
+# server/tests/fixtures/tls) and a password user, and has each client log in over verified TLS
+# with the password (SELECT 1) and once with a wrong password (SQLSTATE 28P01).
+#
 # Installs what the clients need if it is missing: a Python venv with the pinned drivers
 # (${LAMINAR_CLIENTS_VENV:-$HOME/.cache/laminar-clients/venv}), the pinned npm packages in
 # clients/node, and with apt: python3-venv, nodejs/npm, a JDK and the pgJDBC jar.
@@ -22,6 +26,7 @@ NPM_CACHE=${LAMINAR_CLIENTS_NPM_CACHE:-$HOME/.cache/laminar-clients/npm}
 JDBC_JAR=${LAMINAR_JDBC_JAR:-/usr/share/java/postgresql.jar}
 PG_PORT=${DRIVERS_PG_PORT:-16975}
 HTTP_PORT=${DRIVERS_HTTP_PORT:-18100}
+TLS_DIR=server/tests/fixtures/tls
 WORK=$(mktemp -d)
 SERVER_PID=""
 
@@ -94,7 +99,7 @@ install_node() {
 }
 
 install_jdbc() {
-    # The single-file source launcher needs a JDK (javac's module), not only a JRE.
+    # DriverTest.java is compiled with javac: a JDK, not only a JRE.
     command -v javac >/dev/null 2>&1 || apt_install default-jdk-headless
     [ -f "$JDBC_JAR" ] || apt_install libpostgresql-jdbc-java
     [ -f "$JDBC_JAR" ] || fail "no pgJDBC jar at $JDBC_JAR"
@@ -103,6 +108,12 @@ install_jdbc() {
 if wants_python; then timed "Python venv + psycopg, psycopg2, asyncpg" install_python; fi
 if wants node; then timed "node + pg, pg-cursor" install_node; fi
 if wants jdbc; then timed "JDK + pgJDBC" install_jdbc; fi
+
+if wants jdbc; then
+    # Compiled once: both phases run it.
+    timed "DriverTest.java compiled" javac -nowarn -cp "$JDBC_JAR" -d "$WORK/jdbc" clients/jdbc/DriverTest.java \
+        || fail "javac clients/jdbc/DriverTest.java failed"
+fi
 
 # ---- the server ----
 
@@ -115,54 +126,88 @@ else
 fi
 [ -x "$BIN" ] || fail "no laminar binary at $BIN"
 
-"$BIN" --pg-addr "127.0.0.1:$PG_PORT" --http-addr "127.0.0.1:$HTTP_PORT" --data-dir "$WORK/data" >>"$WORK/server.log" 2>&1 &
-SERVER_PID=$!
-started=""
-for _ in $(seq 1 100); do
-    if curl -sf "http://127.0.0.1:$HTTP_PORT/v1/ping" >/dev/null 2>&1; then started=1; break; fi
-    kill -0 "$SERVER_PID" 2>/dev/null || break
-    sleep 0.1
-done
-[ -n "$started" ] || fail "server did not start"
+SERVER_ENV=()        # extra environment of the server: VAR=value ...
+PING=(curl -sf "http://127.0.0.1:$HTTP_PORT/v1/ping")
+
+SERVER_STARTS=0
+start_server() {  # start_server [laminar flags...]: start it, wait until REST answers $PING
+    SERVER_STARTS=$((SERVER_STARTS + 1))
+    env "${SERVER_ENV[@]}" "$BIN" --pg-addr "127.0.0.1:$PG_PORT" --http-addr "127.0.0.1:$HTTP_PORT" \
+        --data-dir "$WORK/data$SERVER_STARTS" "$@" >>"$WORK/server.log" 2>&1 &
+    SERVER_PID=$!
+    local started=""
+    for _ in $(seq 1 100); do
+        if "${PING[@]}" >/dev/null 2>&1; then started=1; break; fi
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    [ -n "$started" ] || fail "server did not start ($*)"
+}
+
+stop_server() {
+    kill -INT "$SERVER_PID"
+    for _ in $(seq 1 100); do
+        kill -0 "$SERVER_PID" 2>/dev/null || { SERVER_PID=""; return 0; }
+        sleep 0.1
+    done
+    fail "server did not stop on SIGINT"
+}
+
+start_server
 
 # ---- the clients ----
 
-export LAMINAR_HOST=127.0.0.1 LAMINAR_PORT=$PG_PORT LAMINAR_USER=${LAMINAR_USER:-laminar}
+# Phase 1 has no TLS and no users (a password, if set, is not asked for).
+export LAMINAR_HOST=127.0.0.1 LAMINAR_PORT=$PG_PORT LAMINAR_USER=${LAMINAR_USER:-laminar} LAMINAR_SSLROOTCERT=
 
-run_client() {  # each client gets 5 minutes at most
-    case "$1" in
-        psycopg) (cd clients/python && timeout 300 "$VENV/bin/python" test_psycopg.py) ;;
-        psycopg2) (cd clients/python && timeout 300 "$VENV/bin/python" test_psycopg2.py) ;;
-        asyncpg) (cd clients/python && timeout 300 "$VENV/bin/python" test_asyncpg.py) ;;
-        node) (cd clients/node && timeout 300 node test_pg.js) ;;
-        jdbc) (cd clients/jdbc && timeout 300 java -cp "$JDBC_JAR" DriverTest.java) ;;
+run_client() {  # run_client NAME [ARGS...]: each client gets 5 minutes at most
+    local name=$1
+    shift
+    case "$name" in
+        psycopg) (cd clients/python && timeout 300 "$VENV/bin/python" test_psycopg.py "$@") ;;
+        psycopg2) (cd clients/python && timeout 300 "$VENV/bin/python" test_psycopg2.py "$@") ;;
+        asyncpg) (cd clients/python && timeout 300 "$VENV/bin/python" test_asyncpg.py "$@") ;;
+        node) (cd clients/node && timeout 300 node test_pg.js "$@") ;;
+        jdbc) (cd clients/jdbc && timeout 300 java -cp "$WORK/jdbc:$JDBC_JAR" DriverTest "$@") ;;
     esac
 }
 
+RUNS=0
 FAILED=()
-for client in "${CLIENTS[@]}"; do
-    started=$SECONDS
-    if run_client "$client" >"$WORK/$client.log" 2>&1; then
-        cat "$WORK/$client.log"
-        log "$client passed ($((SECONDS - started))s)"
-    else
-        cat "$WORK/$client.log"
-        log "$client FAILED ($((SECONDS - started))s)"
-        FAILED+=("$client")
-    fi
-    kill -0 "$SERVER_PID" 2>/dev/null || fail "the server died while $client ran"
-done
+run_clients() {  # run_clients SUFFIX [ARGS...]: every chosen client against the running server
+    local suffix=$1 client started
+    shift
+    for client in "${CLIENTS[@]}"; do
+        started=$SECONDS
+        RUNS=$((RUNS + 1))
+        if run_client "$client" "$@" >"$WORK/$client.log" 2>&1; then
+            cat "$WORK/$client.log"
+            log "$client$suffix passed ($((SECONDS - started))s)"
+        else
+            cat "$WORK/$client.log"
+            log "$client$suffix FAILED ($((SECONDS - started))s)"
+            FAILED+=("$client$suffix")
+        fi
+        kill -0 "$SERVER_PID" 2>/dev/null || fail "the server died while $client$suffix ran"
+    done
+}
 
-kill -INT "$SERVER_PID"
-for _ in $(seq 1 100); do
-    kill -0 "$SERVER_PID" 2>/dev/null || { SERVER_PID=""; break; }
-    sleep 0.1
-done
-[ -z "$SERVER_PID" ] || fail "server did not stop on SIGINT"
+run_clients ""
+stop_server
 
-passed=$((${#CLIENTS[@]} - ${#FAILED[@]}))
+# ---- phase 2: TLS and a password user ----
+
+# REST is https now: readiness is checked against the test CA.
+SERVER_ENV=(LAMINAR_PG_USER=drivers LAMINAR_PG_PASSWORD=drivers-secret)
+PING=(curl -sf --cacert "$TLS_DIR/ca.pem" "https://127.0.0.1:$HTTP_PORT/v1/ping")
+start_server --tls-cert "$TLS_DIR/cert.pem" --tls-key "$TLS_DIR/key.pem"
+export LAMINAR_USER=drivers LAMINAR_PASSWORD=drivers-secret LAMINAR_SSLROOTCERT="$PWD/$TLS_DIR/ca.pem"
+run_clients " (TLS + password)" tls-login
+stop_server
+
+passed=$((RUNS - ${#FAILED[@]}))
 if [ ${#FAILED[@]} -gt 0 ]; then
     echo "drivers: $passed passed, ${#FAILED[@]} failed"
-    fail "failed clients: ${FAILED[*]}"
+    fail "failed: ${FAILED[*]}"
 fi
 echo "drivers: $passed passed, 0 failed"

@@ -2,6 +2,9 @@
 //
 // Run (single-file source launch, no build):
 //   LAMINAR_HOST=127.0.0.1 LAMINAR_PORT=6875 java -cp /usr/share/java/postgresql.jar DriverTest.java
+//   java -cp /usr/share/java/postgresql.jar DriverTest.java tls-login   # only: TLS + password login
+// LAMINAR_USER, LAMINAR_PASSWORD are read; LAMINAR_SSLROOTCERT (a CA certificate, PEM) makes
+// every connection use TLS and verify the server's certificate and name.
 
 import java.io.StringWriter;
 import java.math.BigDecimal;
@@ -9,6 +12,7 @@ import java.sql.Array;
 import java.sql.Connection;
 import java.sql.DatabaseMetaData;
 import java.sql.DriverManager;
+import java.sql.ParameterMetaData;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.ResultSetMetaData;
@@ -40,6 +44,7 @@ public class DriverTest {
     static final String PORT = env("LAMINAR_PORT", "6875");
     static final String USER = env("LAMINAR_USER", "laminar");
     static final String PASSWORD = System.getenv("LAMINAR_PASSWORD");
+    static final String SSLROOTCERT = System.getenv("LAMINAR_SSLROOTCERT");
 
     static final String TICKS = "jdbc_ticks";
     static final String ENDLESS = "jdbc_endless";
@@ -98,6 +103,11 @@ public class DriverTest {
         p.setProperty("user", USER);
         if (PASSWORD != null && !PASSWORD.isEmpty()) p.setProperty("password", PASSWORD);
         p.setProperty("connectTimeout", "10");
+        if (SSLROOTCERT != null && !SSLROOTCERT.isEmpty()) {
+            p.setProperty("ssl", "true");
+            p.setProperty("sslmode", "verify-full"); // TLS required, certificate and host name checked
+            p.setProperty("sslrootcert", SSLROOTCERT);
+        }
         for (int i = 0; i < settings.length; i += 2) p.setProperty(settings[i], settings[i + 1]);
         return DriverManager.getConnection("jdbc:postgresql://" + HOST + ":" + PORT + "/laminar", p);
     }
@@ -140,6 +150,14 @@ public class DriverTest {
         String version = (String) query(conn, "SELECT version()").get(0).get(0);
         check(version.contains("Laminar"), "version() does not mention Laminar: " + version);
         check(conn.isValid(5), "isValid");
+        // The login user, and the application_name pgJDBC sends at start-up.
+        equal(query(conn, "SELECT current_user AS u"), List.of(List.of(USER)), "current_user");
+        equal(query(conn, "SHOW application_name"), List.of(List.of("PostgreSQL JDBC Driver")),
+                "SHOW application_name (pgJDBC's default)");
+        try (Connection c = connect("ApplicationName", "laminar jdbc test")) {
+            equal(query(c, "SELECT current_setting('application_name')"), List.of(List.of("laminar jdbc test")),
+                    "application_name from ApplicationName");
+        }
     }
 
     static void setupStep() throws Exception {
@@ -192,6 +210,22 @@ public class DriverTest {
                 equal(rs.getString(2), "HÉLLO", "string parameter");
             }
         }
+        // A cast gives the parameter its type (ParameterMetaData), an untyped one is text.
+        try (PreparedStatement ps = conn.prepareStatement("SELECT ?::date AS d, ?::int4 + 1 AS n, ?::timestamptz AS t")) {
+            ps.setObject(1, LocalDate.of(2024, 1, 2));
+            ps.setInt(2, 41);
+            ps.setObject(3, OffsetDateTime.of(2024, 1, 2, 3, 4, 5, 0, ZoneOffset.ofHours(2)));
+            ParameterMetaData pmd = ps.getParameterMetaData();
+            equal(List.of(pmd.getParameterTypeName(1), pmd.getParameterTypeName(2), pmd.getParameterTypeName(3)),
+                    List.of("date", "int4", "timestamptz"), "parameter types");
+            try (ResultSet rs = ps.executeQuery()) {
+                check(rs.next(), "one row");
+                equal(rs.getObject(1, LocalDate.class), LocalDate.of(2024, 1, 2), "date parameter");
+                equal(rs.getInt(2), 42, "int4 parameter");
+                equal(rs.getObject(3, OffsetDateTime.class), OffsetDateTime.of(2024, 1, 2, 1, 4, 5, 0, ZoneOffset.UTC),
+                        "timestamptz parameter (in UTC)");
+            }
+        }
         try (PreparedStatement ps = conn.prepareStatement("SELECT counter FROM " + TICKS + " WHERE counter > ?")) {
             ps.setNull(1, Types.BIGINT);
             try (ResultSet rs = ps.executeQuery()) {
@@ -226,6 +260,52 @@ public class DriverTest {
                 }
             }
             check(ps.unwrap(PGStatement.class).isUseServerPrepare(), "statement is server-prepared");
+            // DEALLOCATE ALL and DISCARD ALL drop the server's prepared statements; pgJDBC
+            // notices and prepares the statement again.
+            for (String reset : new String[] {"DEALLOCATE ALL", "DISCARD ALL"}) {
+                try (Statement st = c.createStatement()) {
+                    st.execute(reset);
+                }
+                ps.setLong(1, 2);
+                try (ResultSet rs = ps.executeQuery()) {
+                    equal(longs(rs), List.of(3L, 4L), "prepared statement after " + reset);
+                }
+            }
+        }
+    }
+
+    static void columnNamesStep() throws Exception {
+        // Unaliased expressions take PostgreSQL's names, with text and binary results.
+        List<String> expected = List.of("count", "counter", "?column?", "upper", "now", "?column?");
+        for (String threshold : new String[] {"0", "-1"}) {
+            try (Connection c = connect("prepareThreshold", threshold);
+                 PreparedStatement ps = c.prepareStatement("SELECT count(*), counter::text, counter + 1, upper('a'), now() "
+                         + "FROM " + TICKS + " WHERE counter = ? GROUP BY counter");
+                 PreparedStatement untyped = c.prepareStatement("SELECT NULL")) {
+                ps.setLong(1, 1);
+                try (ResultSet rs = ps.executeQuery(); ResultSet nulls = untyped.executeQuery()) {
+                    ResultSetMetaData md = rs.getMetaData();
+                    List<String> labels = new ArrayList<>();
+                    List<String> names = new ArrayList<>();
+                    for (int i = 1; i <= md.getColumnCount(); i++) {
+                        labels.add(md.getColumnLabel(i));
+                        names.add(md.getColumnName(i));
+                    }
+                    labels.add(nulls.getMetaData().getColumnLabel(1));
+                    names.add(nulls.getMetaData().getColumnName(1));
+                    equal(labels, expected, "column labels (prepareThreshold=" + threshold + ")");
+                    equal(names, expected, "column names (prepareThreshold=" + threshold + ")");
+                    equal(md.getColumnTypeName(2), "text", "type of counter::text");
+                    equal(md.getColumnTypeName(5), "timestamptz", "type of now()");
+                    equal(nulls.getMetaData().getColumnTypeName(1), "text", "type of SELECT NULL");
+                    check(rs.next(), "a row");
+                    equal(rs.getLong("count"), 1L, "count");
+                    equal(rs.getString("counter"), "1", "counter");
+                    OffsetDateTime now = rs.getObject("now", OffsetDateTime.class);
+                    equal(now.getOffset(), ZoneOffset.UTC, "offset of now()");
+                    check(Math.abs(now.toEpochSecond() - System.currentTimeMillis() / 1000) < 60, "now() is " + now);
+                }
+            }
         }
     }
 
@@ -245,12 +325,13 @@ public class DriverTest {
         {"false", false},
         {"NULL::int4", null},
         {"NULL::text", null},
+        {"NULL", null}, // untyped: text
         {"DATE '2024-01-02'", LocalDate.of(2024, 1, 2)},
         {"DATE '1900-03-04'", LocalDate.of(1900, 3, 4)},
         {"TIMESTAMP '2024-01-02 03:04:05.123456'", LocalDateTime.of(2024, 1, 2, 3, 4, 5, 123456000)},
         {"TIMESTAMP '1969-07-20 20:17:40.000001'", LocalDateTime.of(1969, 7, 20, 20, 17, 40, 1000)},
-        {"arrow_cast(TIMESTAMP '2024-01-02 03:04:05', 'Timestamp(Nanosecond, Some(\"+00:00\"))')",
-            OffsetDateTime.of(2024, 1, 2, 3, 4, 5, 0, ZoneOffset.UTC)},
+        {"'2024-01-02 03:04:05'::timestamptz", OffsetDateTime.of(2024, 1, 2, 3, 4, 5, 0, ZoneOffset.UTC)},
+        {"TIMESTAMPTZ '2024-01-02 03:04:05.123456+02'", OffsetDateTime.of(2024, 1, 2, 1, 4, 5, 123456000, ZoneOffset.UTC)},
         {"TIME '03:04:05.5'", LocalTime.of(3, 4, 5, 500000000)},
         {"TIME '23:59:59.999999'", LocalTime.of(23, 59, 59, 999999000)},
         {"12.34::numeric(10,2)", new BigDecimal("12.34")},
@@ -264,14 +345,13 @@ public class DriverTest {
         {"ARRAY[true, false]", new Boolean[] {true, false}},
         {"ARRAY['a\"b', 'c,d', '', NULL, 'NULL']", new String[] {"a\"b", "c,d", "", null, "NULL"}},
         {"ARRAY[12.34::numeric(10,2)]", new BigDecimal[] {new BigDecimal("12.34")}},
+        // TINYINT and UInt8 are int2 (2 bytes in binary), UInt16 int4, UInt32 int8, UInt64 numeric.
+        {"1::tinyint", 1},
+        {"(-128)::tinyint", -128},
+        {"arrow_cast(255, 'UInt8')", 255},
         {"arrow_cast(65535, 'UInt16')", 65535},
         {"arrow_cast(4294967295, 'UInt32')", 4294967295L},
         {"arrow_cast(18446744073709551615, 'UInt64')", new BigDecimal("18446744073709551615")},
-    };
-
-    // Binary encoding broken today (see the report): checked with text results only.
-    static final Object[][] TEXT_ONLY_TYPES = {
-        {"1::tinyint", 1},
     };
 
     static Object read(ResultSet rs, int i, Object expected) throws SQLException {
@@ -288,8 +368,7 @@ public class DriverTest {
         // prepareThreshold=0: never server-prepared, text results. -1: always, binary results.
         for (String threshold : new String[] {"0", "-1"}) {
             boolean binary = threshold.equals("-1");
-            List<Object[]> cases = new ArrayList<>(Arrays.asList(TYPES));
-            if (!binary) cases.addAll(Arrays.asList(TEXT_ONLY_TYPES));
+            List<Object[]> cases = Arrays.asList(TYPES);
             try (Connection c = connect("prepareThreshold", threshold)) {
                 for (Object[] cs : cases) {
                     String what = "SELECT " + cs[0] + (binary ? " (binary)" : " (text)");
@@ -530,14 +609,33 @@ public class DriverTest {
         conn.close();
     }
 
+    static void tlsLoginStep() throws Exception {
+        check(SSLROOTCERT != null && !SSLROOTCERT.isEmpty(), "LAMINAR_SSLROOTCERT is not set");
+        // sslmode=verify-full: the connection fails unless it is TLS with a verified certificate.
+        try (Connection c = connect()) {
+            equal(query(c, "SELECT 1, current_user"), List.of(List.of(1L, USER)), "SELECT 1, current_user");
+        }
+    }
+
+    static void wrongPasswordStep() throws Exception {
+        SQLException e = sqlstateOf(() -> connect("password", (PASSWORD == null ? "" : PASSWORD) + "-wrong").close(),
+                "28P01", "wrong password");
+        check(e.getMessage().toLowerCase().contains("password authentication failed"), "message: " + e.getMessage());
+    }
+
     public static void main(String[] args) {
-        Object[][] steps = {
+        Object[][] loginSteps = {
+            {"TLS and password login", (SqlRunnable) DriverTest::tlsLoginStep},
+            {"wrong password refused", (SqlRunnable) DriverTest::wrongPasswordStep},
+        };
+        Object[][] allSteps = {
             {"connect", (SqlRunnable) DriverTest::connectStep},
             {"create tables", (SqlRunnable) DriverTest::setupStep},
             {"simple query, ResultSetMetaData", (SqlRunnable) DriverTest::simpleQueryStep},
             {"parameterised queries", (SqlRunnable) DriverTest::parametersStep},
             {"prepared statement reused (binary)", (SqlRunnable) DriverTest::preparedStatementStep},
             {"every type, text and binary", (SqlRunnable) DriverTest::typesStep},
+            {"PostgreSQL column names (ResultSetMetaData)", (SqlRunnable) DriverTest::columnNamesStep},
             {"NULLs", (SqlRunnable) DriverTest::nullsStep},
             {"errors carry SQLSTATEs", (SqlRunnable) DriverTest::errorsStep},
             {"fetch size streams, close early", (SqlRunnable) DriverTest::streamStep},
@@ -547,6 +645,7 @@ public class DriverTest {
             {"DatabaseMetaData", (SqlRunnable) DriverTest::metadataStep},
             {"drop tables", (SqlRunnable) DriverTest::cleanupStep},
         };
+        Object[][] steps = args.length > 0 && args[0].equals("tls-login") ? loginSteps : allSteps;
         for (Object[] step : steps) {
             long started = System.nanoTime();
             try {

@@ -1,11 +1,16 @@
 // node-postgres (pg) and pg-cursor against a live Laminar server.
 //
 // Run: npm ci && LAMINAR_HOST=127.0.0.1 LAMINAR_PORT=6875 node test_pg.js
+//      node test_pg.js tls-login   # only: log in over TLS with a password
+// LAMINAR_USER, LAMINAR_PASSWORD are read; LAMINAR_SSLROOTCERT (a CA certificate, PEM) makes
+// every connection use TLS and verify the server's certificate and name.
 'use strict';
 
 // DATE and TIMESTAMP values become JS Dates in the process's time zone: fix it.
 process.env.TZ = 'UTC';
 
+const fs = require('fs');
+const tls = require('tls');
 const { Client } = require('pg');
 const Cursor = require('pg-cursor');
 
@@ -16,6 +21,7 @@ const config = {
   password: process.env.LAMINAR_PASSWORD || undefined,
   database: 'laminar',
   connectionTimeoutMillis: 10000,
+  ssl: process.env.LAMINAR_SSLROOTCERT ? { ca: fs.readFileSync(process.env.LAMINAR_SSLROOTCERT, 'utf8') } : false,
 };
 
 const TICKS = 'node_ticks';
@@ -88,12 +94,13 @@ const TYPES = [
   ['false', false, 16],
   ['NULL::int4', null, 23],
   ['NULL::text', null, 25],
+  ['NULL', null, 25], // untyped: text
   ["DATE '2024-01-02'", d('2024-01-02T00:00:00Z'), 1082],
   ["DATE '1900-03-04'", d('1900-03-04T00:00:00Z'), 1082],
   ["TIMESTAMP '2024-01-02 03:04:05.123456'", d('2024-01-02T03:04:05.123Z'), 1114],
   ["TIMESTAMP '1969-07-20 20:17:40'", d('1969-07-20T20:17:40Z'), 1114],
-  ["arrow_cast(TIMESTAMP '2024-01-02 03:04:05', 'Timestamp(Nanosecond, Some(\"+00:00\"))')",
-    d('2024-01-02T03:04:05Z'), 1184],
+  ["'2024-01-02 03:04:05'::timestamptz", d('2024-01-02T03:04:05Z'), 1184],
+  ["TIMESTAMPTZ '2024-01-02 03:04:05.123+02'", d('2024-01-02T01:04:05.123Z'), 1184],
   ["INTERVAL '1 day 2 hours 3 seconds'", { days: 1, hours: 2, seconds: 3 }, 1186],
   ["INTERVAL '-1 day'", { days: -1 }, 1186],
   ['12.34::numeric(10,2)', '12.34', 1700],
@@ -112,7 +119,9 @@ const TYPES = [
   ["arrow_cast(65535, 'UInt16')", 65535, 23],
   ["arrow_cast(4294967295, 'UInt32')", '4294967295', 20],
   ["arrow_cast(18446744073709551615, 'UInt64')", '18446744073709551615', 1700],
-  ['1::tinyint', 1, 21], // text only: its binary encoding is broken (see the report)
+  ['1::tinyint', 1, 21],
+  ['(-128)::tinyint', -128, 21],
+  ["arrow_cast(255, 'UInt8')", 255, 21],
 ];
 
 // TIME comes back as text; PostgreSQL omits trailing fractional zeros, so allow either.
@@ -128,6 +137,8 @@ const TIME_TYPES = [
 // psycopg, asyncpg and pgJDBC check every type in binary.
 const BINARY_TYPES = [
   ['1::int2', 1, 21],
+  ['5::tinyint', 5, 21], // as int2: 2 bytes
+  ["arrow_cast(7, 'UInt8')", 7, 21],
   ['2::int4', 2, 23],
   ['3::int8', '3', 20],
   ['2.5::float8', 2.5, 701],
@@ -143,17 +154,48 @@ const BINARY_TYPES = [
 
 let client;
 
-async function connect() {
-  const c = new Client(config);
+async function connect(settings = {}) {
+  const c = new Client({ ...config, ...settings });
   await c.connect();
   return c;
 }
+
+async function withClient(settings, use) {
+  const c = await connect(settings);
+  try {
+    return await use(c);
+  } finally {
+    await c.end();
+  }
+}
+
+const loginSteps = [
+  ['TLS and password login', async () => {
+    check(config.ssl, 'LAMINAR_SSLROOTCERT is not set');
+    await withClient({}, async (c) => {
+      check(c.connection.stream instanceof tls.TLSSocket, 'the connection does not use TLS');
+      const r = await c.query('SELECT 1 AS one, current_user AS u');
+      equal(r.rows, [{ one: '1', u: config.user }], 'SELECT 1, current_user');
+    });
+  }],
+
+  ['wrong password refused', async () => {
+    const e = await sqlstateOf(connect({ password: `${config.password || ''}-wrong` }), '28P01', 'wrong password');
+    check(/password authentication failed/i.test(e.message), `message: ${e.message}`);
+  }],
+];
 
 const steps = [
   ['connect', async () => {
     client = await connect();
     const { rows } = await client.query('SELECT version() AS v');
     check(rows[0].v.includes('Laminar'), `version() does not mention Laminar: ${rows[0].v}`);
+    equal((await client.query('SELECT current_user AS u')).rows, [{ u: config.user }], 'current_user');
+    // node-postgres sends application_name only when it is configured.
+    await withClient({ application_name: 'laminar node test' }, async (c) => {
+      equal((await c.query('SHOW application_name')).rows, [{ application_name: 'laminar node test' }],
+        'SHOW application_name');
+    });
   }],
 
   ['create tables', async () => {
@@ -185,6 +227,21 @@ const steps = [
     equal(r.rows, [['HÉLLO', d('2024-01-02T00:00:00Z')]], 'text parameters');
     r = await client.query(`SELECT counter FROM ${TICKS} WHERE counter > $1`, [null]);
     equal(r.rows, [], 'NULL parameter');
+    // An untyped parameter makes a text column; a cast types it.
+    r = await client.query('SELECT $1 AS u, $2::int4 AS n', ['x', '21']);
+    equal(r.fields.map((f) => f.dataTypeID), [25, 23], 'column types');
+    equal(r.rows, [{ u: 'x', n: 21 }], 'untyped and cast parameters');
+  }],
+
+  ['PostgreSQL column names', async () => {
+    const sql = `SELECT count(*), counter::text, counter + 1, upper('a'), now() FROM ${TICKS} GROUP BY counter`;
+    const expected = ['count', 'counter', '?column?', 'upper', 'now'];
+    equal((await client.query(sql)).fields.map((f) => f.name), expected, 'names (simple protocol)');
+    equal((await client.query(`${sql} HAVING counter > $1`, [1])).fields.map((f) => f.name), expected,
+      'names (extended protocol)');
+    const r = await client.query('SELECT now(), 1 + 1');
+    equal(r.fields.map((f) => [f.name, f.dataTypeID]), [['now', 1184], ['?column?', 20]], 'now() and 1 + 1');
+    check(Math.abs(r.rows[0].now - Date.now()) < 60000, `now() is ${show(r.rows[0].now)}`);
   }],
 
   ['prepared statement reused', async () => {
@@ -292,7 +349,8 @@ const steps = [
 ];
 
 (async () => {
-  for (const [name, step] of steps) {
+  const run = process.argv[2] === 'tls-login' ? loginSteps : steps;
+  for (const [name, step] of run) {
     const started = Date.now();
     try {
       await step();
@@ -302,5 +360,5 @@ const steps = [
     }
     console.log(`node-pg: ok   ${name} (${((Date.now() - started) / 1000).toFixed(2)}s)`);
   }
-  console.log(`node-pg: ${steps.length} passed, 0 failed`);
+  console.log(`node-pg: ${run.length} passed, 0 failed`);
 })();

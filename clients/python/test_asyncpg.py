@@ -4,22 +4,26 @@ asyncpg uses the extended protocol for every query with arguments, and binary fo
 results and parameters.
 
 Run: LAMINAR_HOST=127.0.0.1 LAMINAR_PORT=6875 python test_asyncpg.py
+     python test_asyncpg.py tls-login   # only: log in over TLS with a password (see support.py)
 """
 
 import asyncio
+import datetime as dt
+import ssl
 import struct
+import sys
 import time
 
 import asyncpg
 
-from support import (DATABASE, HOST, PASSWORD, PORT, TYPES, USER, check, equal, run_steps,
-                     sqlstate_of)
+from support import (DATABASE, HOST, PASSWORD, PORT, SSLROOTCERT, TYPES, USER, check, equal,
+                     run_steps, sqlstate_of, wrong_password)
 
 TICKS = "asyncpg_ticks"
 ENDLESS = "asyncpg_endless"
 
-# Arrays other than text[] need asyncpg's type introspection, which fails on Laminar today
-# (set_config() and the oid[] parameter type are missing: see the report).
+# Arrays other than text[] need asyncpg's type introspection, whose query casts its parameter
+# to oid[], which Laminar does not have ("Unsupported SQL type oid": see docs/clients.md).
 ASYNCPG_TYPES = [t for t in TYPES if not t[0].startswith("ARRAY[") or t[2] == 1009]
 
 loop = asyncio.new_event_loop()
@@ -34,9 +38,15 @@ def rows(records):
     return [tuple(r) for r in records]
 
 
-async def connect():
-    return await asyncpg.connect(host=HOST, port=PORT, user=USER, password=PASSWORD,
-                                 database=DATABASE, timeout=10)
+def tls():
+    # With a CA, asyncpg requires TLS and verifies the certificate and the host name.
+    return ssl.create_default_context(cafile=SSLROOTCERT) if SSLROOTCERT else False
+
+
+async def connect(**settings):
+    settings = {"password": PASSWORD, **settings}
+    return await asyncpg.connect(host=HOST, port=PORT, user=USER, database=DATABASE, timeout=10,
+                                 ssl=tls(), **settings)
 
 
 async def cancel_request(c):
@@ -53,6 +63,15 @@ def step_connect():
     conn = run(connect())
     version = run(conn.fetchval("SELECT version()"))
     check("Laminar" in version, f"version() does not mention Laminar: {version!r}")
+    equal(run(conn.fetchval("SELECT current_user")), USER, "current_user")
+
+    async def application_name():
+        c = await connect(server_settings={"application_name": "laminar asyncpg test"})
+        try:
+            return await c.fetchval("SHOW application_name")
+        finally:
+            await c.close()
+    equal(run(application_name()), "laminar asyncpg test", "SHOW application_name")
 
 
 def step_setup():
@@ -79,6 +98,22 @@ def step_parameters():
         "AND counter < $4 * 2.0", 3, True, "ab", 2.25))), [(3,), (4,)],
         "int, bool, text, float parameters")
     equal(run(conn.fetchval("SELECT upper($1)", "héllo")), "HÉLLO", "text parameter")
+    # A cast gives the parameter its type, so asyncpg encodes the value as that type.
+    equal(run(conn.fetchval("SELECT $1::int4 + 1", 41)), 42, "$1::int4 parameter")
+    equal(run(conn.fetchval("SELECT $1::int2 * 2", 21)), 42, "$1::int2 parameter")
+    equal(run(conn.fetchval("SELECT $1::float8 / 2", 5.0)), 2.5, "$1::float8 parameter")
+    equal(run(conn.fetchval("SELECT NOT $1::bool", False)), True, "$1::bool parameter")
+    stmt = run(conn.prepare("SELECT $1::int4 + 1 AS a, $2::date AS b, $3::timestamptz AS c, "
+                            "$4::numeric(10,2) AS d, $5 AS e"))
+    equal([t.name for t in stmt.get_parameters()], ["int4", "date", "timestamptz", "numeric",
+                                                    "text"], "parameter types from casts")
+    equal([a.type.name for a in stmt.get_attributes()][1:],
+          ["date", "timestamptz", "numeric", "text"], "column types")
+    # `WHERE $1` and `LIMIT $1` alone are described as text today (docs/clients.md); cast them.
+    equal(rows(run(conn.fetch(f"SELECT counter FROM {TICKS} WHERE $1::bool LIMIT $2::int8",
+                              True, 2))), [(0,), (1,)], "WHERE $1::bool LIMIT $2::int8")
+    # (Binding a date, timestamp, numeric, ... value fails: asyncpg sends parameters in binary
+    # format, which Laminar reads for bool, integers, floats and text only; docs/clients.md.)
     equal(rows(run(conn.fetch(f"SELECT counter FROM {TICKS} WHERE counter > $1", None))), [],
           "NULL parameter")
 
@@ -101,6 +136,39 @@ def step_types():
     exprs = ", ".join(f"{e} AS c{i}" for i, (e, _, _) in enumerate(ASYNCPG_TYPES))
     equal(list(run(conn.fetchrow(f"SELECT {exprs}, upper($1) AS p", "x"))),
           [v for _, v, _ in ASYNCPG_TYPES] + ["X"], "one wide row")
+
+
+def step_column_names():
+    stmt = run(conn.prepare(f"SELECT count(*), counter::text, counter + 1, upper('a'), now() "
+                            f"FROM {TICKS} GROUP BY counter"))
+    equal([a.name for a in stmt.get_attributes()], ["count", "counter", "?column?", "upper", "now"],
+          "names of unaliased columns")
+    record = run(conn.fetchrow("SELECT now(), NULL"))
+    equal(list(record.keys()), ["now", "?column?"], "record keys")
+    equal(record["now"].utcoffset(), dt.timedelta(0), "now() is UTC")
+    equal(record["?column?"], None, "SELECT NULL")
+
+
+def step_pool():
+    # A pool resets each connection it gets back (RESET ALL, UNLISTEN *, CLOSE ALL,
+    # pg_advisory_unlock_all() ...), then hands it out again.
+    async def cycle():
+        async with asyncpg.create_pool(host=HOST, port=PORT, user=USER, password=PASSWORD,
+                                       database=DATABASE, ssl=tls(), min_size=1, max_size=2,
+                                       timeout=10) as pool:
+            pids = set()
+            for i in range(4):
+                async with pool.acquire() as c:
+                    pids.add(c.get_server_pid())
+                    equal(await c.fetchval("SELECT $1::int4 + 1", i), i + 1, f"acquire {i + 1}")
+                    await c.execute("SET batch_size = 7")
+                async with pool.acquire() as c:
+                    equal(await c.fetchval("SHOW batch_size"), "1024",
+                          "a setting after the connection went back to the pool")
+            equal(len(pids), 1, "the pool reused one connection")
+            a, b = await asyncio.gather(pool.fetchval("SELECT 1"), pool.fetchval("SELECT 2"))
+            equal((a, b), (1, 2), "two connections at once")
+    run(cycle())
 
 
 def step_nulls():
@@ -180,7 +248,42 @@ def step_cleanup():
     run(conn.close())
 
 
+def step_tls_login():
+    async def login():
+        c = await connect()
+        try:
+            equal(await c.fetchval("SELECT 1"), 1, "SELECT 1")
+            equal(await c.fetchval("SELECT current_user"), USER, "current_user")
+        finally:
+            await c.close()
+    check(SSLROOTCERT, "LAMINAR_SSLROOTCERT is not set")
+    run(login())
+
+
+# asyncio errors reported by the loop itself, not raised (see step_wrong_password).
+loop_errors = []
+loop.set_exception_handler(lambda _loop, context: loop_errors.append(context.get("exception")))
+
+
+def step_wrong_password():
+    e = sqlstate_of(lambda: run(connect(password=wrong_password())), "28P01", "wrong password")
+    check(isinstance(e, asyncpg.InvalidPasswordError), f"exception class {type(e).__name__}")
+    check(f'user "{USER}"' in str(e), f"message: {e}")
+    # Laminar (pgwire) follows the FATAL error with a ReadyForQuery that asyncpg does not
+    # expect; its protocol logs an InternalClientError. Known problem: docs/clients.md.
+    run(asyncio.sleep(0.1))
+    for error in loop_errors:
+        cause = error.__context__ or error if error else None
+        print(f"asyncpg: note: after the failed login asyncpg logged {cause!r} "
+              "(a ReadyForQuery after the FATAL error: known problem in docs/clients.md)")
+    loop_errors.clear()
+
+
 if __name__ == "__main__":
+    if sys.argv[1:] == ["tls-login"]:
+        run_steps("asyncpg", [("TLS and password login", step_tls_login),
+                              ("wrong password refused", step_wrong_password)])
+        sys.exit(0)
     run_steps("asyncpg", [
         ("connect", step_connect),
         ("create tables", step_setup),
@@ -189,6 +292,8 @@ if __name__ == "__main__":
         ("prepared statement reused", step_prepared_statement),
         ("every type (binary)", step_types),
         ("NULLs", step_nulls),
+        ("PostgreSQL column names", step_column_names),
+        ("pool: acquire, release, acquire", step_pool),
         ("errors carry SQLSTATEs", step_errors),
         ("cursor streams, close early", step_stream_and_stop),
         ("cancel a running query", step_cancel),

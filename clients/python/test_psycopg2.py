@@ -4,25 +4,28 @@ psycopg2 sends every statement over the simple query protocol, with parameters i
 the client, and reads results in text format only.
 
 Run: LAMINAR_HOST=127.0.0.1 LAMINAR_PORT=6875 python test_psycopg2.py
+     python test_psycopg2.py tls-login   # only: log in over TLS with a password (see support.py)
 """
 
 import datetime as dt
 import io
+import sys
 import time
 
 import psycopg2
 import psycopg2.errors
 
-from support import (DATABASE, HOST, PASSWORD, PORT, TEXT_ONLY_TYPES, TYPES, USER, Canceller,
-                     check, equal, run_steps, sqlstate_of)
+from support import (DATABASE, HOST, PASSWORD, PORT, TYPES, USER, Canceller, check,
+                     check_login_refused, equal, libpq_tls, run_steps, sqlstate_of, wrong_password)
 
 TICKS = "psycopg2_ticks"
 ENDLESS = "psycopg2_endless"
 
 
-def connect():
-    c = psycopg2.connect(host=HOST, port=PORT, user=USER, password=PASSWORD, dbname=DATABASE,
-                         connect_timeout=10)
+def connect(**settings):
+    settings = {"password": PASSWORD, **libpq_tls(), **settings}
+    c = psycopg2.connect(host=HOST, port=PORT, user=USER, dbname=DATABASE, connect_timeout=10,
+                         **settings)
     c.autocommit = True
     return c
 
@@ -51,6 +54,12 @@ def step_connect():
     version = query("SELECT version()").fetchone()[0]
     check("Laminar" in version, f"version() does not mention Laminar: {version!r}")
     equal(conn.encoding, "UTF8", "client encoding")
+    equal(query("SELECT current_user AS u").fetchone(), (USER,), "current_user")
+    with connect(application_name="laminar psycopg2 test") as c:
+        cur = c.cursor()
+        cur.execute("SHOW application_name")
+        equal(cur.fetchone(), ("laminar psycopg2 test",), "SHOW application_name")
+    c.close()
 
 
 def step_setup():
@@ -83,7 +92,7 @@ def step_parameters():
 
 def step_repeated_query():
     # psycopg2 has no protocol-level prepared statements; one cursor runs the same statement
-    # with new values. (SQL PREPARE / EXECUTE is not supported by Laminar: see the report.)
+    # with new values. (SQL PREPARE / EXECUTE is not supported by Laminar: docs/clients.md.)
     cur = conn.cursor()
     for value, rows in {0: [1, 2, 3, 4], 3: [4], 4: [], -1: [0, 1, 2, 3, 4]}.items():
         cur.execute(f"SELECT counter FROM {TICKS} WHERE counter > %s", (value,))
@@ -91,11 +100,11 @@ def step_repeated_query():
 
 
 def step_types():
-    for expr, value, oid in TYPES + TEXT_ONLY_TYPES:
+    for expr, value, oid in TYPES:
         cur = query(f"SELECT {expr} AS v")
         equal(cur.description[0].type_code, oid, f"SELECT {expr}: type OID")
         equal(plain(cur.fetchone()[0]), value, f"SELECT {expr}")
-    cases = TYPES + TEXT_ONLY_TYPES
+    cases = TYPES
     exprs = ", ".join(f"{e} AS c{i}" for i, (e, _, _) in enumerate(cases))
     equal([plain(v) for v in query(f"SELECT {exprs}").fetchone()], [v for _, v, _ in cases],
           "one wide row")
@@ -105,6 +114,13 @@ def step_nulls():
     equal(query("SELECT NULL::int8 AS a, 1::int8 AS b, NULL::text AS c, NULL::date AS d, "
                 "ARRAY[NULL::int4] AS e, %s AS f", (None,)).fetchone(),
           (None, 1, None, None, [None], None), "NULLs")
+
+
+def step_column_names():
+    cur = query(f"SELECT count(*), counter::text, counter + 1, upper('a'), now() FROM {TICKS} "
+                "GROUP BY counter")
+    equal([d.name for d in cur.description], ["count", "counter", "?column?", "upper", "now"],
+          "names of unaliased columns")
 
 
 def step_errors():
@@ -164,7 +180,30 @@ def step_cleanup():
     conn.close()
 
 
+def step_tls_login():
+    c = connect()
+    try:
+        check(c.info.ssl_in_use, "the connection does not use TLS")
+        cur = c.cursor()
+        cur.execute("SELECT 1, current_user")
+        equal(cur.fetchone(), (1, USER), "SELECT 1, current_user")
+    finally:
+        c.close()
+
+
+def step_wrong_password():
+    try:
+        connect(password=wrong_password()).close()
+        raise AssertionError("logged in with a wrong password")
+    except psycopg2.OperationalError as e:
+        check_login_refused(e, "wrong password")
+
+
 if __name__ == "__main__":
+    if sys.argv[1:] == ["tls-login"]:
+        run_steps("psycopg2", [("TLS and password login", step_tls_login),
+                               ("wrong password refused", step_wrong_password)])
+        sys.exit(0)
     run_steps("psycopg2", [
         ("connect", step_connect),
         ("create tables", step_setup),
@@ -173,6 +212,7 @@ if __name__ == "__main__":
         ("same query, new values", step_repeated_query),
         ("every type (text)", step_types),
         ("NULLs", step_nulls),
+        ("PostgreSQL column names", step_column_names),
         ("errors carry SQLSTATEs", step_errors),
         ("named cursor streams, close early", step_named_cursor),
         ("cancel a running query", step_cancel),

@@ -63,6 +63,12 @@ pub enum EngineError {
     /// The client cancelled the statement.
     #[error("canceling statement due to user request")]
     Canceled,
+    /// FETCH or CLOSE of a cursor that is not open.
+    #[error("cursor \"{0}\" does not exist")]
+    UnknownCursor(String),
+    /// DECLARE of a name already open.
+    #[error("cursor \"{0}\" already exists")]
+    DuplicateCursor(String),
 }
 
 impl EngineError {
@@ -100,6 +106,8 @@ impl EngineError {
             EngineError::InvalidParameter(_) => INVALID_PARAMETER_VALUE,
             EngineError::Grouping(_) => GROUPING_ERROR,
             EngineError::Canceled => QUERY_CANCELED,
+            EngineError::UnknownCursor(_) => INVALID_CURSOR_NAME,
+            EngineError::DuplicateCursor(_) => DUPLICATE_CURSOR,
         }
     }
 
@@ -112,7 +120,9 @@ impl EngineError {
             | EngineError::InvalidParameter(_)
             | EngineError::WrongObjectType(_)
             | EngineError::Unsupported(_)
-            | EngineError::Grouping(_) => "VALIDATION_ERROR",
+            | EngineError::Grouping(_)
+            | EngineError::UnknownCursor(_)
+            | EngineError::DuplicateCursor(_) => "VALIDATION_ERROR",
             EngineError::Catalog(CatalogError::NotFound { .. }) => "NOT_FOUND",
             EngineError::Catalog(CatalogError::Duplicate { .. }) => "ALREADY_EXISTS",
             EngineError::Catalog(CatalogError::InUse { .. }) => "CONFLICT",

@@ -39,6 +39,7 @@ impl Default for Session {
             ("standard_conforming_strings", "on"),
             ("transaction_isolation", "read committed"),
             ("search_path", "public"),
+            ("application_name", ""),
             ("updating_ttl", "1 day"),
         ] {
             vars.insert(k.to_string(), v.to_string());

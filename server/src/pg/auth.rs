@@ -119,8 +119,9 @@ impl StartupHandler for Startup {
         match self {
             Startup::Password(sasl) => {
                 sasl.on_startup(client, message).await.map_err(|e| match e {
-                    // libpq leaves the SCRAM user name empty: name the login's user.
-                    PgWireError::InvalidPassword(name) if name.is_empty() => {
+                    // libpq leaves the SCRAM user name empty and pgJDBC sends "*": name
+                    // the login's user.
+                    PgWireError::InvalidPassword(name) if name.is_empty() || name == "*" => {
                         PgWireError::InvalidPassword(
                             client
                                 .metadata()

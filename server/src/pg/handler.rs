@@ -23,6 +23,7 @@ use pgwire::api::{
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
+use pgwire::messages::extendedquery::{Describe, TARGET_TYPE_BYTE_PORTAL};
 use pgwire::messages::response::{
     CommandComplete, EmptyQueryResponse, ReadyForQuery, TransactionStatus,
 };
@@ -154,7 +155,7 @@ fn ident_name(ident: &engine::sqlparser::ast::Ident) -> String {
 }
 
 fn cursor_missing(name: &str) -> EngineError {
-    EngineError::InvalidParameter(format!("cursor \"{name}\" does not exist"))
+    EngineError::UnknownCursor(name.to_string())
 }
 
 /// Errors of the statement being run, as pgwire errors (SQLSTATE kept).
@@ -181,6 +182,50 @@ impl From<FetchError> for RunError {
             FetchError::Wire(w) => RunError::Wire(w),
             FetchError::Engine(e) => RunError::Engine(e),
         }
+    }
+}
+
+/// The rows a `FETCH` takes from its cursor, encoded as `format` asks (the simple protocol
+/// and psql want text; a driver's FETCH over the extended protocol may want binary).
+async fn fetch_rows(
+    conn: &mut ConnState,
+    fetch: &Statement,
+    timeout: Option<std::time::Duration>,
+    format: &Format,
+) -> Result<(Arc<Vec<FieldInfo>>, Vec<pgwire::messages::data::DataRow>), RunError> {
+    let Statement::Fetch {
+        name, direction, ..
+    } = fetch
+    else {
+        return Err(EngineError::Syntax("expected FETCH".into()).into());
+    };
+    let count = fetch_count(direction)?;
+    let name = ident_name(name);
+    let cursor = conn
+        .cursors
+        .get_mut(&name)
+        .ok_or_else(|| cursor_missing(&name))?;
+    if count.is_none() && timeout.is_none() && !cursor.bounded() {
+        return Err(EngineError::Unsupported(
+            "FETCH ALL on a continuous query would never end; use FETCH <n>, or FETCH ALL ... WITH (timeout = '1s')".into(),
+        )
+        .into());
+    }
+    let fields = pg_fields(&cursor.schema(), format)?;
+    let rows = cursor.fetch(count, timeout, &fields).await?;
+    Ok((fields, rows))
+}
+
+/// The cursor a `FETCH` (with or without a timeout) reads, if `statement` is one.
+fn fetch_target(statement: &LaminarStatement) -> Option<(&Statement, Option<std::time::Duration>)> {
+    match statement {
+        LaminarStatement::Sql(sql) if matches!(sql.as_ref(), Statement::Fetch { .. }) => {
+            Some((sql.as_ref(), None))
+        }
+        LaminarStatement::FetchWithTimeout { fetch, timeout } => {
+            Some((fetch.as_ref(), Some(*timeout)))
+        }
+        _ => None,
     }
 }
 
@@ -245,9 +290,7 @@ impl QueryHandler {
         statement: LaminarStatement,
     ) -> Result<(), EngineError> {
         if conn.cursors.contains_key(&name) {
-            return Err(EngineError::InvalidParameter(format!(
-                "cursor \"{name}\" already exists"
-            )));
+            return Err(EngineError::DuplicateCursor(name));
         }
         let Outcome::Stream(stream) = self.engine.execute(&mut conn.session, statement).await?
         else {
@@ -274,31 +317,13 @@ impl QueryHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let Statement::Fetch {
-            name, direction, ..
-        } = fetch
-        else {
-            return Err(EngineError::Syntax("expected FETCH".into()).into());
-        };
-        let count = fetch_count(direction)?;
-        let name = ident_name(name);
-        let cursor = conn
-            .cursors
-            .get_mut(&name)
-            .ok_or_else(|| cursor_missing(&name))?;
-        if count.is_none() && timeout.is_none() && !cursor.bounded() {
-            return Err(EngineError::Unsupported(
-                "FETCH ALL on a continuous query would never end; use FETCH <n>, or FETCH ALL ... WITH (timeout = '1s')".into(),
-            )
-            .into());
-        }
+        let (fields, rows) = fetch_rows(conn, fetch, timeout, &Format::UnifiedText).await?;
         client
             .send(PgWireBackendMessage::RowDescription(row_description(
-                &cursor.fields,
+                &fields,
             )))
             .await
             .map_err(PgWireError::from)?;
-        let rows = cursor.fetch(count, timeout).await?;
         let n = rows.len();
         for row in rows {
             client
@@ -426,18 +451,24 @@ impl QueryHandler {
                 Statement::Fetch { .. } => {
                     return self.fetch(client, conn, sql, None).await;
                 }
+                // DISCARD ALL also closes the session's cursors; the engine resets settings.
+                Statement::Discard { .. } => conn.cursors.clear(),
                 Statement::Close { cursor } => {
-                    match cursor {
-                        CloseCursor::All => conn.cursors.clear(),
+                    let tag = match cursor {
+                        CloseCursor::All => {
+                            conn.cursors.clear();
+                            "CLOSE CURSOR ALL"
+                        }
                         CloseCursor::Specific { name } => {
                             let name = ident_name(name);
                             conn.cursors
                                 .remove(&name)
                                 .ok_or_else(|| cursor_missing(&name))?;
+                            "CLOSE CURSOR"
                         }
-                    }
+                    };
                     client
-                        .send(complete("CLOSE CURSOR"))
+                        .send(complete(tag))
                         .await
                         .map_err(PgWireError::from)?;
                     return Ok(());
@@ -741,10 +772,18 @@ impl QueryParser for LaminarParser {
             Some(statement) => {
                 let conn = conn_state(client);
                 let mut conn = conn.lock().await;
-                self.engine
-                    .output_schema(&mut conn.session, statement)
-                    .await
-                    .map_err(to_pg)?
+                match fetch_target(statement) {
+                    // A FETCH returns its cursor's columns.
+                    Some((Statement::Fetch { name, .. }, _)) => conn
+                        .cursors
+                        .get(&ident_name(name))
+                        .map(|cursor| cursor.schema()),
+                    _ => self
+                        .engine
+                        .output_schema(&mut conn.session, statement)
+                        .await
+                        .map_err(to_pg)?,
+                }
             }
             None => None,
         };
@@ -784,6 +823,35 @@ impl ExtendedQueryHandler for QueryHandler {
         self.parser.clone()
     }
 
+    async fn on_describe<C>(&self, client: &mut C, message: Describe) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        // A DECLAREd cursor is a portal too: psycopg's named cursors describe it by name.
+        if message.target_type == TARGET_TYPE_BYTE_PORTAL
+            && let Some(name) = message.name.as_deref()
+            && client.portal_store().get_portal(name).is_none()
+        {
+            let conn = conn_state(client);
+            let description = conn
+                .lock()
+                .await
+                .cursors
+                .get(name)
+                .map(|cursor| row_description(&cursor.fields));
+            if let Some(description) = description {
+                client
+                    .send(PgWireBackendMessage::RowDescription(description))
+                    .await?;
+                return Ok(());
+            }
+        }
+        self._on_describe(client, message).await
+    }
+
     async fn do_query<C>(
         &self,
         client: &mut C,
@@ -809,6 +877,18 @@ impl ExtendedQueryHandler for QueryHandler {
         {
             self.declare_cursor(&mut conn, stmts).await.map_err(to_pg)?;
             return Ok(Response::Execution(Tag::new("DECLARE CURSOR")));
+        }
+        if let Some((fetch, timeout)) = fetch_target(&statement) {
+            let (fields, rows) =
+                match fetch_rows(&mut conn, fetch, timeout, &portal.result_column_format).await {
+                    Ok(fetched) => fetched,
+                    Err(RunError::Engine(e)) => return Err(to_pg(e)),
+                    Err(RunError::Wire(e)) => return Err(e),
+                };
+            let n = rows.len();
+            let mut response = QueryResponse::new(fields, stream::iter(rows.into_iter().map(Ok)));
+            response.set_command_tag(&format!("FETCH {n}"));
+            return Ok(Response::Query(response));
         }
         // The values hold for this execution only.
         conn.session.params = params;

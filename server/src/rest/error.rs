@@ -64,6 +64,8 @@ impl From<EngineError> for ApiError {
             | EngineError::Unsupported(_)
             | EngineError::InvalidParameter(_)
             | EngineError::Grouping(_)
+            | EngineError::UnknownCursor(_)
+            | EngineError::DuplicateCursor(_)
             | EngineError::Canceled => StatusCode::BAD_REQUEST,
         };
         let mut details = json!({ "sqlstate": e.sqlstate() });
