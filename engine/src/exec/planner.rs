@@ -404,14 +404,29 @@ impl Engine {
 }
 
 /// Put `$n` values into a plan; a plan with parameters but no values cannot run.
-/// Parameters that appear cast (`$1::date`), with the type they are cast to.
-fn cast_parameter_types(
+/// Types PostgreSQL gives parameters DataFusion leaves open: the type a parameter is cast
+/// to (`$1::date`), boolean for a bare `WHERE $1`, bigint for `LIMIT $1` / `OFFSET $1`.
+fn context_parameter_types(
     plan: &datafusion::logical_expr::LogicalPlan,
 ) -> std::collections::HashMap<String, arrow::datatypes::DataType> {
+    use arrow::datatypes::DataType;
     use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-    use datafusion::logical_expr::{Cast, Expr, TryCast};
+    use datafusion::logical_expr::{Cast, Expr, LogicalPlan, TryCast};
     let mut found = std::collections::HashMap::new();
     let _ = plan.apply_with_subqueries(|node| {
+        let mut bare = |expr: Option<&Expr>, data_type: DataType| {
+            if let Some(Expr::Placeholder(placeholder)) = expr {
+                found.entry(placeholder.id.clone()).or_insert(data_type);
+            }
+        };
+        match node {
+            LogicalPlan::Filter(filter) => bare(Some(&filter.predicate), DataType::Boolean),
+            LogicalPlan::Limit(limit) => {
+                bare(limit.fetch.as_deref(), DataType::Int64);
+                bare(limit.skip.as_deref(), DataType::Int64);
+            }
+            _ => {}
+        }
         node.apply_expressions(|expr| {
             expr.apply(|e| {
                 if let Expr::Cast(Cast { expr, data_type })
@@ -468,8 +483,8 @@ impl Engine {
             .await?;
         let logical = ctx.state().statement_to_plan(df_statement).await?;
         let mut types = logical.get_parameter_types()?;
-        // `$1::int4` constrains nothing for DataFusion; PostgreSQL takes the cast's type.
-        for (id, data_type) in cast_parameter_types(&logical) {
+        // Where DataFusion leaves a type open, PostgreSQL's rules decide (see below).
+        for (id, data_type) in context_parameter_types(&logical) {
             if let Some(slot @ None) = types.get_mut(&id) {
                 *slot = Some(data_type);
             }

@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, Schema};
+use arrow::array::{AsArray, StringArray};
+use arrow::datatypes::{DataType, Float32Type, Float64Type, Schema};
 use arrow::record_batch::RecordBatch;
 use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
 use pgwire::api::portal::Format;
-use pgwire::api::results::FieldInfo;
+use pgwire::api::results::{FieldFormat, FieldInfo};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::data::{DataRow, FieldDescription, RowDescription};
 
@@ -80,12 +81,67 @@ pub(crate) fn row_description(fields: &[FieldInfo]) -> RowDescription {
     RowDescription::new(fields.iter().map(FieldDescription::from).collect())
 }
 
+/// Infinite floats in text format as PostgreSQL writes them (`Infinity`, not `inf`,
+/// which pgJDBC and node-postgres cannot parse). Only columns holding one change.
+fn postgres_float_text(fields: &[FieldInfo], batch: RecordBatch) -> PgWireResult<RecordBatch> {
+    fn text(v: f64) -> String {
+        match v {
+            f64::INFINITY => "Infinity".to_string(),
+            f64::NEG_INFINITY => "-Infinity".to_string(),
+            v => v.to_string(),
+        }
+    }
+    let mut columns = batch.columns().to_vec();
+    let mut changed = false;
+    for (i, column) in batch.columns().iter().enumerate() {
+        let text_format = fields
+            .get(i)
+            .is_some_and(|f| f.format() == FieldFormat::Text);
+        let values: Option<Vec<Option<f64>>> = match column.data_type() {
+            DataType::Float64 if text_format => {
+                Some(column.as_primitive::<Float64Type>().iter().collect())
+            }
+            DataType::Float32 if text_format => Some(
+                column
+                    .as_primitive::<Float32Type>()
+                    .iter()
+                    .map(|v| v.map(f64::from))
+                    .collect(),
+            ),
+            _ => None,
+        };
+        if let Some(values) = values
+            && values.iter().flatten().any(|v| v.is_infinite())
+        {
+            let strings: StringArray = values.into_iter().map(|v| v.map(text)).collect();
+            columns[i] = Arc::new(strings);
+            changed = true;
+        }
+    }
+    if !changed {
+        return Ok(batch);
+    }
+    // Text format writes a string column's characters; the column keeps its float8 type
+    // in RowDescription.
+    let schema = Arc::new(Schema::new(
+        batch
+            .schema()
+            .fields()
+            .iter()
+            .zip(&columns)
+            .map(|(f, c)| f.as_ref().clone().with_data_type(c.data_type().clone()))
+            .collect::<Vec<_>>(),
+    ));
+    RecordBatch::try_new(schema, columns).map_err(|e| PgWireError::ApiError(Box::new(e)))
+}
+
 /// Encode every row of `batch`.
 pub(crate) fn encode(
     fields: &Arc<Vec<FieldInfo>>,
     batch: RecordBatch,
 ) -> impl Iterator<Item = PgWireResult<DataRow>> + use<> {
-    let (batch, error) = match wire_batch(batch) {
+    let batch = wire_batch(batch).and_then(|b| postgres_float_text(fields, b));
+    let (batch, error) = match batch {
         Ok(batch) => (Some(batch), None),
         Err(e) => (None, Some(Err(e))),
     };
