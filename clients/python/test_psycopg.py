@@ -37,6 +37,11 @@ def step_connect():
     equal(conn.execute("SHOW client_encoding").fetchone()[0], "UTF8", "client_encoding")
     # The login user and the application_name sent at start-up.
     equal(conn.execute("SELECT current_user AS u").fetchone(), (USER,), "current_user")
+    # psycopg sends no application_name unless it is set: PostgreSQL's default is ''.
+    equal(conn.execute("SHOW application_name").fetchone(), ("",),
+          "SHOW application_name (none sent)")
+    equal(conn.execute("SELECT current_setting('application_name')").fetchone(), ("",),
+          "current_setting('application_name') (none sent)")
     with connect(application_name="laminar psycopg test") as c:
         equal(c.execute("SHOW application_name").fetchone(), ("laminar psycopg test",),
               "SHOW application_name")
@@ -103,6 +108,29 @@ def step_parameters():
           (dt.date(2024, 1, 2), Decimal("12.34")), "date and numeric parameters as text")
     equal(conn.execute("SELECT %t::timestamp", (dt.datetime(2024, 1, 2, 3, 4, 5, 6),)).fetchone(),
           (dt.datetime(2024, 1, 2, 3, 4, 5, 6),), "timestamp parameter as text")
+    # The same types in binary format (%b), and in text format (%t) once more.
+    values = (dt.date(2024, 1, 2), dt.datetime(2024, 1, 2, 3, 4, 5, 123456), b"\x01\x02\xff\x00",
+              dt.datetime(2024, 1, 2, 3, 4, 5, 6, tzinfo=dt.timezone(dt.timedelta(hours=2))),
+              dt.time(3, 4, 5, 500000), Decimal("12.5"), Decimal("-1234.56"))
+    for p in ("b", "t"):
+        what = f"%{p} parameters"
+        cur = conn.execute(f"SELECT %{p}::date AS d, %{p}::timestamp AS t, %{p}::bytea AS b, "
+                           f"%{p}::timestamptz AS tz, %{p}::time AS tm, %{p}::numeric AS n, "
+                           f"%{p}::numeric(10,2) AS n2", values)
+        equal([c.type_code for c in cur.description], [1082, 1114, 17, 1184, 1083, 1700, 1700],
+              f"{what}: column types")
+        d, t, b, tz, tm, n, n2 = cur.fetchone()
+        equal((d, t, b, tm), values[:3] + values[4:5], f"{what}: date, timestamp, bytea, time")
+        # timestamptz comes back in UTC (the session's TimeZone).
+        equal(tz, dt.datetime(2024, 1, 2, 1, 4, 5, 6, tzinfo=UTC), f"{what}: timestamptz")
+        equal(tz.utcoffset(), dt.timedelta(0), f"{what}: timestamptz offset")
+        # Unconstrained numeric comes back with a larger scale (12.5000000000): equal value.
+        check(isinstance(n, Decimal) and n == Decimal("12.5"), f"{what}: numeric: got {n!r}")
+        equal(n2, Decimal("-1234.56"), f"{what}: numeric(10,2)")
+    # Binary parameters filter rows too.
+    equal(conn.execute(f"SELECT counter FROM {TICKS} WHERE timestamp > %b AND counter < %b",
+                       (dt.datetime(2000, 1, 1), 2)).fetchall(), [(0,), (1,)],
+          "binary timestamp parameter in WHERE")
 
 
 def step_prepared_statement():
@@ -184,17 +212,32 @@ def step_session_statements():
     equal(conn.execute("SHOW batch_size").fetchone(), ("7",), "SET batch_size")
     conn.execute("RESET ALL")
     equal(conn.execute("SHOW batch_size").fetchone(), ("1024",), "batch_size after RESET ALL")
-    # CLOSE ALL closes the open cursors.
+    # CLOSE ALL closes the open cursors; FETCH from a cursor that does not exist is 34000,
+    # DECLARE of a name already open 42P03, as in PostgreSQL.
     with connect(autocommit=False) as c:
         c.execute(f"DECLARE c1 NO SCROLL CURSOR FOR SELECT counter FROM {TICKS}")
-        check(c.execute("CLOSE ALL").statusmessage.startswith("CLOSE CURSOR"), "CLOSE ALL tag")
-        # (PostgreSQL's SQLSTATE here is 34000; Laminar answers 22023: see docs/clients.md.)
-        try:
-            c.execute("FETCH 1 FROM c1")
-            raise AssertionError("FETCH from a cursor closed by CLOSE ALL succeeded")
-        except psycopg.Error as e:
-            check('cursor "c1" does not exist' in str(e), f"FETCH after CLOSE ALL: {e}")
+        e = sqlstate_of(lambda: c.execute(f"DECLARE c1 CURSOR FOR SELECT counter FROM {TICKS}"),
+                        "42P03", "DECLARE of an open cursor's name")
+        check(isinstance(e, errors.DuplicateCursor), f"exception class {type(e).__name__}")
+        check('cursor "c1" already exists' in str(e), f"message: {e}")
         c.rollback()
+        c.execute(f"DECLARE c1 NO SCROLL CURSOR FOR SELECT counter FROM {TICKS}")
+        equal(c.execute("FETCH 2 FROM c1").fetchall(), [(0,), (1,)], "FETCH before CLOSE ALL")
+        equal(c.execute("CLOSE ALL").statusmessage, "CLOSE CURSOR ALL", "CLOSE ALL: command tag")
+        e = sqlstate_of(lambda: c.execute("FETCH 1 FROM c1"), "34000", "FETCH after CLOSE ALL")
+        check(isinstance(e, errors.InvalidCursorName), f"exception class {type(e).__name__}")
+        check('cursor "c1" does not exist' in str(e), f"message: {e}")
+        c.rollback()
+        sqlstate_of(lambda: c.execute("FETCH 1 FROM never_declared"), "34000",
+                    "FETCH from a cursor never declared")
+        c.rollback()
+    # DISCARD ALL closes the cursors too, WITH HOLD ones included.
+    with connect() as c:
+        c.execute(f"DECLARE h CURSOR WITH HOLD FOR SELECT counter FROM {TICKS}")
+        equal(c.execute("FETCH 2 FROM h").fetchall(), [(0,), (1,)], "FETCH from a WITH HOLD cursor")
+        equal(c.execute("DISCARD ALL").statusmessage, "DISCARD ALL", "DISCARD ALL: command tag")
+        sqlstate_of(lambda: c.execute("FETCH 1 FROM h"), "34000", "FETCH after DISCARD ALL")
+        equal(c.execute("SELECT 1").fetchone(), (1,), "connection after DISCARD ALL")
 
 
 def step_auto_prepared_then_drop():
@@ -265,6 +308,60 @@ def step_sql_cursor():
         equal(c.execute("SELECT 1").fetchone(), (1,), "connection after CLOSE")
 
 
+def step_named_cursor():
+    # A named cursor is DECLARE over the extended protocol, Describe of the cursor's portal,
+    # then FETCH FORWARD n (text, or binary with binary=True).
+    started = time.monotonic()
+    with conn.transaction():
+        cur = conn.cursor(name="nc")
+        cur.execute(f"SELECT counter FROM {ENDLESS}")
+        equal([(d.name, d.type_code) for d in cur.description], [("counter", 20)], "description")
+        equal(cur.fetchmany(3), [(0,), (1,), (2,)], "fetchmany(3)")
+        equal(cur.fetchmany(2), [(3,), (4,)], "fetchmany(2)")
+        equal(cur.fetchone(), (5,), "fetchone()")
+        equal(cur.pgresult.fformat(0), 0, "text result")
+        cur.close()
+    with conn.transaction():
+        cur = conn.cursor(name="nb", binary=True)
+        cur.execute(f"SELECT counter, counter * 1.5::float8 AS f FROM {ENDLESS}")
+        equal([(d.name, d.type_code) for d in cur.description], [("counter", 20), ("f", 701)],
+              "description (binary)")
+        equal(cur.fetchmany(3), [(0, 0.0), (1, 1.5), (2, 3.0)], "fetchmany(3) (binary)")
+        equal([cur.pgresult.fformat(i) for i in range(2)], [1, 1], "binary result")
+        equal(cur.fetchmany(2), [(3, 4.5), (4, 6.0)], "fetchmany(2) (binary)")
+        cur.itersize = 2  # iteration fetches itersize rows at a time (100 by default)
+        got = []
+        for row in cur:
+            got.append(row)
+            if len(got) == 2:
+                break
+        equal(got, [(5, 7.5), (6, 9.0)], "iterated rows (binary)")
+        cur.close()
+    check(time.monotonic() - started < 10, "named cursors took too long")
+    # Every type in one row, and a bounded query read to its end (FETCH FORWARD ALL).
+    exprs = ", ".join(f"{e} AS c{i}" for i, (e, _, _) in enumerate(TYPES))
+    for binary in (False, True):
+        with conn.transaction():
+            cur = conn.cursor(name=f"types_{binary}", binary=binary)
+            cur.execute(f"SELECT {exprs}")
+            equal([d.type_code for d in cur.description], [oid for _, _, oid in TYPES],
+                  f"named cursor (binary={binary}): type OIDs")
+            equal(list(cur.fetchone()), [v for _, v, _ in TYPES],
+                  f"named cursor (binary={binary}): every type")
+            cur.close()
+            cur = conn.cursor(name=f"all_{binary}", binary=binary)
+            cur.execute(f"SELECT counter FROM {TICKS}")
+            equal(cur.fetchall(), [(0,), (1,), (2,), (3,), (4,)],
+                  f"named cursor fetchall() (binary={binary})")
+            cur.close()
+    # WITH HOLD: usable outside a transaction (this connection is in autocommit).
+    cur = conn.cursor(name="nh", withhold=True)
+    cur.execute(f"SELECT counter FROM {ENDLESS}")
+    equal(cur.fetchmany(2), [(0,), (1,)], "WITH HOLD named cursor")
+    cur.close()
+    equal(conn.execute("SELECT 1").fetchone(), (1,), "connection after named cursors")
+
+
 def step_copy_out():
     with conn.cursor() as cur:
         # One CopyData message per row (and one for the header), as PostgreSQL sends them.
@@ -318,12 +415,14 @@ if __name__ == "__main__":
         ("every type, text and binary", step_types),
         ("NULLs", step_nulls),
         ("PostgreSQL column names", step_column_names),
-        ("DEALLOCATE/RESET/DISCARD ALL, UNLISTEN, CLOSE ALL", step_session_statements),
+        ("DEALLOCATE/RESET/DISCARD ALL, UNLISTEN, CLOSE ALL, cursor errors",
+         step_session_statements),
         ("auto-prepared statements, then DROP", step_auto_prepared_then_drop),
         ("errors carry SQLSTATEs", step_errors),
         ("stream rows, stop early", step_stream_and_stop),
         ("cancel a running query", step_cancel),
         ("DECLARE / FETCH / CLOSE", step_sql_cursor),
+        ("named (server-side) cursors, text and binary", step_named_cursor),
         ("COPY TO STDOUT", step_copy_out),
         ("drop tables", step_cleanup),
     ])

@@ -31,9 +31,38 @@ fn query_names(query: &mut Query) {
     if let Some(with) = query.with.as_mut() {
         for cte in &mut with.cte_tables {
             query_names(&mut cte.query);
+            let names: Vec<Ident> = cte.alias.columns.iter().map(|c| c.name.clone()).collect();
+            cte_column_names(&mut cte.query.body, &names);
         }
     }
     set_expr_names(&mut query.body);
+}
+
+/// `WITH t(a, b) AS (SELECT x, 0 ...)`: name the columns of the CTE's first SELECT `a`,
+/// `b` too. DataFusion applies the list to the CTE's result but a recursive CTE's
+/// recursive part sees the first SELECT's own names (asyncpg's type lookup reads
+/// `tt.depth`).
+fn cte_column_names(body: &mut SetExpr, names: &[Ident]) {
+    match body {
+        SetExpr::Select(select) if select.projection.len() == names.len() => {
+            for (item, name) in select.projection.iter_mut().zip(names) {
+                let expr = match item {
+                    SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } => {
+                        expr.clone()
+                    }
+                    // A wildcard's columns are not known here.
+                    _ => return,
+                };
+                *item = SelectItem::ExprWithAlias {
+                    expr,
+                    alias: name.clone(),
+                };
+            }
+        }
+        SetExpr::SetOperation { left, .. } => cte_column_names(left, names),
+        SetExpr::Query(query) => cte_column_names(&mut query.body, names),
+        _ => {}
+    }
 }
 
 fn set_expr_names(body: &mut SetExpr) {

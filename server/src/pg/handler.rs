@@ -641,6 +641,29 @@ fn param_pg_type(declared: Option<&Type>, inferred: Option<&arrow::datatypes::Da
     }
 }
 
+/// An array parameter as a list value; `element` makes one element (and, given `None`,
+/// the element type of an empty or NULL array).
+fn list<T>(
+    values: Option<Vec<Option<T>>>,
+    element: impl Fn(Option<T>) -> engine::ScalarValue,
+) -> engine::ScalarValue {
+    let element_type = element(None).data_type();
+    match values {
+        Some(values) => {
+            let elements: Vec<engine::ScalarValue> = values.into_iter().map(element).collect();
+            engine::ScalarValue::List(engine::ScalarValue::new_list_nullable(
+                &elements,
+                &element_type,
+            ))
+        }
+        None => engine::ScalarValue::try_new_null(&arrow::datatypes::DataType::new_list(
+            element_type,
+            true,
+        ))
+        .unwrap_or(engine::ScalarValue::Null),
+    }
+}
+
 /// Decode the portal's parameters into values of the planner's types.
 fn portal_params(portal: &Portal<Arc<Prepared>>) -> PgWireResult<Vec<engine::ScalarValue>> {
     use engine::ScalarValue;
@@ -697,6 +720,31 @@ fn portal_params(portal: &Portal<Arc<Prepared>>) -> PgWireResult<Vec<engine::Sca
                     None => ScalarValue::Decimal128(None, 38, 0),
                 },
                 Type::BYTEA => ScalarValue::Binary(portal.parameter::<Vec<u8>>(i, &pg_type)?),
+                // Arrays (`WHERE id = ANY($1)`; asyncpg's type lookups send oid[]).
+                Type::INT2_ARRAY => list(portal.parameter::<Vec<Option<i16>>>(i, &pg_type)?, |v| {
+                    ScalarValue::Int16(v)
+                }),
+                Type::INT4_ARRAY | Type::OID_ARRAY => {
+                    list(portal.parameter::<Vec<Option<i32>>>(i, &pg_type)?, |v| {
+                        ScalarValue::Int32(v)
+                    })
+                }
+                Type::INT8_ARRAY => list(portal.parameter::<Vec<Option<i64>>>(i, &pg_type)?, |v| {
+                    ScalarValue::Int64(v)
+                }),
+                Type::FLOAT8_ARRAY => {
+                    list(portal.parameter::<Vec<Option<f64>>>(i, &pg_type)?, |v| {
+                        ScalarValue::Float64(v)
+                    })
+                }
+                Type::BOOL_ARRAY => list(portal.parameter::<Vec<Option<bool>>>(i, &pg_type)?, |v| {
+                    ScalarValue::Boolean(v)
+                }),
+                Type::TEXT_ARRAY | Type::VARCHAR_ARRAY => {
+                    list(portal.parameter::<Vec<Option<String>>>(i, &pg_type)?, |v| {
+                        ScalarValue::Utf8(v)
+                    })
+                }
                 other => {
                     // Other types arrive as text here; the cast below gives them their type.
                     if portal.parameter_format.is_binary(i) {
