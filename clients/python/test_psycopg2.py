@@ -55,6 +55,10 @@ def step_connect():
     check("Laminar" in version, f"version() does not mention Laminar: {version!r}")
     equal(conn.encoding, "UTF8", "client encoding")
     equal(query("SELECT current_user AS u").fetchone(), (USER,), "current_user")
+    # psycopg2 sends no application_name unless it is set: PostgreSQL's default is ''.
+    equal(query("SHOW application_name").fetchone(), ("",), "SHOW application_name (none sent)")
+    equal(query("SELECT current_setting('application_name')").fetchone(), ("",),
+          "current_setting('application_name') (none sent)")
     with connect(application_name="laminar psycopg2 test") as c:
         cur = c.cursor()
         cur.execute("SHOW application_name")
@@ -130,6 +134,18 @@ def step_errors():
     check(isinstance(e, psycopg2.errors.SyntaxError), f"exception class {type(e).__name__}")
     sqlstate_of(lambda: query(f"SELECT nope FROM {TICKS}"), "42703", "missing column")
     equal(query("SELECT 1").fetchone(), (1,), "connection after errors")
+    # Cursors: FETCH from one that does not exist is 34000, DECLARE of an open name 42P03.
+    e = sqlstate_of(lambda: query("FETCH 1 FROM never_declared"), "34000", "FETCH, no such cursor")
+    check(isinstance(e, psycopg2.errors.InvalidCursorName), f"exception class {type(e).__name__}")
+    with connect() as c:
+        c.autocommit = False
+        cur = c.cursor()
+        cur.execute(f"DECLARE dup CURSOR FOR SELECT counter FROM {TICKS}")
+        e = sqlstate_of(lambda: cur.execute(f"DECLARE dup CURSOR FOR SELECT counter FROM {TICKS}"),
+                        "42P03", "DECLARE of an open cursor's name")
+        check(isinstance(e, psycopg2.errors.DuplicateCursor), f"exception class {type(e).__name__}")
+        c.rollback()
+    c.close()
 
 
 def step_named_cursor():
