@@ -587,47 +587,6 @@ impl TableProvider for Described {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::sql::parse::{LaminarStatement, parse_sql};
-
-    fn statement(sql: &str) -> Statement {
-        match parse_sql(sql).unwrap().pop().unwrap() {
-            LaminarStatement::Sql(s) => *s,
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn catalog_relations_are_recognised() {
-        assert_eq!(
-            catalog_use(&statement("SELECT * FROM pg_catalog.pg_class")),
-            CatalogUse::Reads
-        );
-        assert_eq!(
-            catalog_use(&statement("SELECT * FROM pg_namespace")),
-            CatalogUse::Reads
-        );
-        assert_eq!(
-            catalog_use(&statement("SELECT * FROM information_schema.tables")),
-            CatalogUse::Reads
-        );
-        assert_eq!(
-            catalog_use(&statement("SELECT version()")),
-            CatalogUse::NoTables
-        );
-        assert_eq!(
-            catalog_use(&statement("SELECT * FROM orders")),
-            CatalogUse::None
-        );
-        assert_eq!(
-            catalog_use(&statement("SELECT * FROM tables")),
-            CatalogUse::None
-        );
-    }
-}
-
 impl crate::Engine {
     /// The system catalogs, built on first use.
     pub(crate) fn introspection(&self) -> Result<&Introspection> {
@@ -674,5 +633,46 @@ impl crate::Engine {
         }
         self.introspection()?.refresh(objects);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::parse::{LaminarStatement, parse_sql};
+
+    fn statement(sql: &str) -> Statement {
+        match parse_sql(sql).unwrap().pop().unwrap() {
+            LaminarStatement::Sql(s) => *s,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn catalog_relations_are_recognised() {
+        assert_eq!(
+            catalog_use(&statement("SELECT * FROM pg_catalog.pg_class")),
+            CatalogUse::Reads
+        );
+        assert_eq!(
+            catalog_use(&statement("SELECT * FROM pg_namespace")),
+            CatalogUse::Reads
+        );
+        assert_eq!(
+            catalog_use(&statement("SELECT * FROM information_schema.tables")),
+            CatalogUse::Reads
+        );
+        assert_eq!(
+            catalog_use(&statement("SELECT version()")),
+            CatalogUse::NoTables
+        );
+        assert_eq!(
+            catalog_use(&statement("SELECT * FROM orders")),
+            CatalogUse::None
+        );
+        assert_eq!(
+            catalog_use(&statement("SELECT * FROM tables")),
+            CatalogUse::None
+        );
     }
 }
