@@ -181,7 +181,9 @@ const loginSteps = [
 
   ['wrong password refused', async () => {
     const e = await sqlstateOf(connect({ password: `${config.password || ''}-wrong` }), '28P01', 'wrong password');
-    check(/password authentication failed/i.test(e.message), `message: ${e.message}`);
+    // pg sends '*' as the SCRAM user name: the server names the login user all the same.
+    check(e.message.toLowerCase().includes(`password authentication failed for user "${config.user}"`),
+      `message: ${e.message}`);
   }],
 ];
 
@@ -191,7 +193,11 @@ const steps = [
     const { rows } = await client.query('SELECT version() AS v');
     check(rows[0].v.includes('Laminar'), `version() does not mention Laminar: ${rows[0].v}`);
     equal((await client.query('SELECT current_user AS u')).rows, [{ u: config.user }], 'current_user');
-    // node-postgres sends application_name only when it is configured.
+    // node-postgres sends application_name only when it is configured; PostgreSQL's default is ''.
+    equal((await client.query('SHOW application_name')).rows, [{ application_name: '' }],
+      'SHOW application_name (none sent)');
+    equal((await client.query("SELECT current_setting('application_name') AS a")).rows, [{ a: '' }],
+      "current_setting('application_name') (none sent)");
     await withClient({ application_name: 'laminar node test' }, async (c) => {
       equal((await c.query('SHOW application_name')).rows, [{ application_name: 'laminar node test' }],
         'SHOW application_name');
@@ -340,6 +346,22 @@ const steps = [
     equal((await client.query('FETCH NEXT FROM c')).rows, [{ x: '30' }], 'FETCH NEXT');
     await client.query('CLOSE c');
     await client.query('COMMIT');
+    // DECLARE and FETCH over the extended protocol too (Parse/Bind/Execute), text and binary.
+    const extended = { queryMode: 'extended' };
+    await client.query('BEGIN');
+    await client.query({ text: `DECLARE e CURSOR FOR SELECT counter * 10 AS x FROM ${ENDLESS}`, ...extended });
+    let r = await client.query({ text: 'FETCH 2 FROM e', ...extended });
+    equal([r.command, r.rows, r.fields.map((f) => [f.name, f.dataTypeID, f.format])],
+      ['FETCH', [{ x: '0' }, { x: '10' }], [['x', 20, 'text']]], 'FETCH 2 (extended)');
+    r = await client.query({ text: 'FETCH 2 FROM e', binary: true, ...extended });
+    equal([r.rows, r.fields.map((f) => f.format)], [[{ x: '20' }, { x: '30' }], ['binary']],
+      'FETCH 2 (extended, binary)');
+    await client.query('COMMIT'); // a cursor without HOLD ends with its transaction
+    // FETCH from a cursor that does not exist: 34000, as in PostgreSQL.
+    const e = await sqlstateOf(client.query({ text: 'FETCH 1 FROM e', ...extended }), '34000', 'FETCH after COMMIT');
+    check(e.message.includes('cursor "e" does not exist'), `message: ${e.message}`);
+    await sqlstateOf(client.query('FETCH 1 FROM never_declared'), '34000', 'FETCH, no such cursor');
+    equal((await client.query('SELECT 1 AS one')).rows, [{ one: '1' }], 'connection after the cursors');
   }],
 
   ['drop tables', async () => {

@@ -13,6 +13,7 @@ import ssl
 import struct
 import sys
 import time
+from decimal import Decimal
 
 import asyncpg
 
@@ -64,6 +65,8 @@ def step_connect():
     version = run(conn.fetchval("SELECT version()"))
     check("Laminar" in version, f"version() does not mention Laminar: {version!r}")
     equal(run(conn.fetchval("SELECT current_user")), USER, "current_user")
+    # asyncpg sends no application_name unless it is set: PostgreSQL's default is ''.
+    equal(run(conn.fetchval("SHOW application_name")), "", "SHOW application_name (none sent)")
 
     async def application_name():
         c = await connect(server_settings={"application_name": "laminar asyncpg test"})
@@ -112,8 +115,30 @@ def step_parameters():
     # `WHERE $1` and `LIMIT $1` alone are described as text today (docs/clients.md); cast them.
     equal(rows(run(conn.fetch(f"SELECT counter FROM {TICKS} WHERE $1::bool LIMIT $2::int8",
                               True, 2))), [(0,), (1,)], "WHERE $1::bool LIMIT $2::int8")
-    # (Binding a date, timestamp, numeric, ... value fails: asyncpg sends parameters in binary
-    # format, which Laminar reads for bool, integers, floats and text only; docs/clients.md.)
+    # Dates, times, bytea and numeric in binary format (asyncpg sends every parameter binary).
+    aware = dt.datetime(2024, 1, 2, 3, 4, 5, 123456, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    record = run(conn.fetchrow(
+        "SELECT $1::date AS d, $2::timestamp AS t, $3::bytea AS b, $4::timestamptz AS tz, "
+        "$5::numeric AS n, $6::time AS tm, $7::numeric(10,2) AS n2",
+        dt.date(2024, 1, 2), dt.datetime(2024, 1, 2, 3, 4, 5), b"\x01\x02", aware,
+        Decimal("12.5"), dt.time(3, 4, 5, 500000), Decimal("-1234.56")))
+    equal((record["d"], record["t"], record["b"], record["tm"]),
+          (dt.date(2024, 1, 2), dt.datetime(2024, 1, 2, 3, 4, 5), b"\x01\x02",
+           dt.time(3, 4, 5, 500000)), "date, timestamp, bytea, time parameters")
+    equal(record["tz"], aware, "timestamptz parameter (the same instant)")
+    equal(record["tz"].utcoffset(), dt.timedelta(0), "timestamptz comes back in UTC")
+    # Unconstrained numeric comes back with a larger scale (12.5000000000): equal value.
+    check(isinstance(record["n"], Decimal) and record["n"] == Decimal("12.5"),
+          f"numeric parameter: got {record['n']!r}")
+    equal(record["n2"], Decimal("-1234.56"), "numeric(10,2) parameter")
+    # A prepared statement with a date and a timestamp parameter, reused with new values.
+    stmt = run(conn.prepare(f"SELECT counter FROM {TICKS} WHERE timestamp > $1::timestamp "
+                            "AND $2::date < DATE '2024-06-01' AND $3::bytea = X'ff'"))
+    for day, blob, expected in [(dt.date(2024, 1, 1), b"\xff", [0, 1, 2, 3, 4]),
+                                (dt.date(2024, 7, 1), b"\xff", []),
+                                (dt.date(2024, 1, 1), b"\xfe", [])]:
+        equal([r[0] for r in run(stmt.fetch(dt.datetime(2000, 1, 1), day, blob))], expected,
+              f"prepared with date {day}, bytes {blob!r}")
     equal(rows(run(conn.fetch(f"SELECT counter FROM {TICKS} WHERE counter > $1", None))), [],
           "NULL parameter")
 

@@ -113,14 +113,20 @@ enum ToolFix {
     Empty(&'static str, &'static str),
 }
 
-/// Fragments are matched against the query with runs of whitespace collapsed to one space.
+/// Fragments match whatever whitespace the tool puts between their tokens.
 const TOOL_FIXES: &[ToolFix] = &[
+    // Grafana: the schemas on the search path, spelled with generate_series over
+    // string_to_array subscripts, which DataFusion cannot plan.
+    ToolFix::Fragment(
+        "IN ( SELECT CASE WHEN trim(s[i]) = '\"$user\"' THEN user ELSE trim(s[i]) END FROM generate_series( array_lower(string_to_array(current_setting('search_path'),','),1), array_upper(string_to_array(current_setting('search_path'),','),1) ) as i, string_to_array(current_setting('search_path'),',') s )",
+        "= ANY(pg_catalog.current_schemas(false))",
+    ),
     // psql \d+: table options of the TOAST table (an unnest in FROM over an outer column).
     ToolFix::Fragment(
         "pg_catalog.array_to_string(c.reloptions || array(select 'toast.' || x from pg_catalog.unnest(tc.reloptions) x), ', ')",
         "NULL::text",
     ),
-    // pgJDBC TypeInfoCache: a scalar subquery DataFusion wants aggregated.
+    // pgJDBC TypeInfoCache and pgcli's type list: a scalar subquery DataFusion wants aggregated.
     ToolFix::Fragment(
         "(SELECT c.relkind = 'c' FROM pg_catalog.pg_class c WHERE c.oid = t.typrelid)",
         "EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = t.typrelid AND c.relkind = 'c')",
@@ -190,16 +196,67 @@ fn apply_tool_fixes(sql: &str) -> String {
             .replace_all(&collapsed, "pg_catalog.format_type($1, NULL)")
             .into_owned();
     }
-    for fix in TOOL_FIXES {
+    static FIXES: LazyLock<Vec<(Option<regex::Regex>, &'static ToolFix)>> = LazyLock::new(|| {
+        TOOL_FIXES
+            .iter()
+            .map(|fix| {
+                let fragment = match fix {
+                    ToolFix::Fragment(fragment, _) | ToolFix::Empty(fragment, _) => fragment,
+                };
+                (regex::Regex::new(&fragment_pattern(fragment)).ok(), fix)
+            })
+            .collect()
+    });
+    for (pattern, fix) in FIXES.iter() {
+        let Some(pattern) = pattern else { continue };
         match fix {
-            ToolFix::Fragment(from, to) => collapsed = collapsed.replace(from, to),
-            ToolFix::Empty(marker, query) if collapsed.contains(marker) => {
+            ToolFix::Fragment(_, to) => {
+                collapsed = pattern
+                    .replace_all(&collapsed, regex::NoExpand(to))
+                    .into_owned();
+            }
+            ToolFix::Empty(_, query) if pattern.is_match(&collapsed) => {
                 return (*query).to_string();
             }
             ToolFix::Empty(..) => {}
         }
     }
     collapsed
+}
+
+/// A regex for `fragment` that allows any whitespace between its tokens (and requires
+/// some between two words).
+fn fragment_pattern(fragment: &str) -> String {
+    let mut tokens: Vec<String> = Vec::new();
+    let mut word = String::new();
+    for c in fragment.chars() {
+        if c.is_alphanumeric() || c == '_' {
+            word.push(c);
+            continue;
+        }
+        if !word.is_empty() {
+            tokens.push(std::mem::take(&mut word));
+        }
+        if !c.is_whitespace() {
+            tokens.push(c.to_string());
+        }
+    }
+    if !word.is_empty() {
+        tokens.push(word);
+    }
+    let is_word = |t: &str| t.chars().all(|c| c.is_alphanumeric() || c == '_');
+    let mut pattern = String::new();
+    for (i, token) in tokens.iter().enumerate() {
+        if i > 0 {
+            pattern.push_str(if is_word(&tokens[i - 1]) && is_word(token) {
+                r"\s+"
+            } else {
+                r"\s*"
+            });
+        }
+        pattern.push_str(&regex::escape(token));
+    }
+    pattern
 }
 
 /// A catalog object as the system catalogs describe it: a name, columns and a kind.
@@ -646,6 +703,20 @@ mod tests {
             LaminarStatement::Sql(s) => *s,
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn tool_fixes_ignore_whitespace() {
+        let pgcli = "WHERE ( t.typrelid = 0 OR (  SELECT c.relkind = 'c'\n  FROM pg_catalog.pg_class c\n WHERE c.oid = t.typrelid\n ) )";
+        assert_eq!(
+            apply_tool_fixes(pgcli),
+            "WHERE ( t.typrelid = 0 OR EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = t.typrelid AND c.relkind = 'c') )"
+        );
+        let grafana = "quote_ident(table_schema) IN (\n SELECT\n CASE WHEN trim(s[i]) = '\"$user\"' THEN user ELSE trim(s[i]) END\n FROM\n generate_series(\n array_lower(string_to_array(current_setting('search_path'),','),1),\n array_upper(string_to_array(current_setting('search_path'),','),1)\n ) as i,\n string_to_array(current_setting('search_path'),',') s\n )";
+        assert_eq!(
+            apply_tool_fixes(grafana),
+            "quote_ident(table_schema) = ANY(pg_catalog.current_schemas(false))"
+        );
     }
 
     #[test]

@@ -108,11 +108,14 @@ mod tests {
     #[test]
     fn oids_are_integers() {
         let Some(LaminarStatement::Sql(mut statement)) =
-            parse_sql("SELECT $1::oid[], 5::oid").unwrap().pop()
+            parse_sql("SELECT $1::oid[], 5::oid FROM t").unwrap().pop()
         else {
             panic!("not SQL")
         };
         postgres_literals(&mut statement);
-        assert_eq!(statement.to_string(), "SELECT $1::INTEGER[], 5::INTEGER");
+        assert_eq!(
+            statement.to_string(),
+            "SELECT $1::INTEGER[], 5::INTEGER FROM t"
+        );
     }
 }

@@ -11,7 +11,7 @@ use datafusion::sql::sqlparser::ast::{ObjectName, SqlOption, Statement};
 use datafusion::sql::sqlparser::dialect::{GenericDialect, PostgreSqlDialect};
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::Parser;
-use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
+use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer, Whitespace};
 
 use crate::error::{EngineError, Result};
 use crate::exec::introspection::{CatalogUse, catalog_use, rewrite_catalog_query};
@@ -344,7 +344,13 @@ fn parse_one(
     let query_text = matches!(word(0), "SELECT" | "WITH" | "(").then(|| {
         tokens
             .iter()
-            .map(|t| t.token.to_string())
+            .map(|t| match &t.token {
+                // Comments go: the text is re-read with its whitespace collapsed.
+                Token::Whitespace(
+                    Whitespace::SingleLineComment { .. } | Whitespace::MultiLineComment(_),
+                ) => " ".to_string(),
+                other => other.to_string(),
+            })
             .collect::<String>()
     });
     // Kept for a second attempt at CREATE TABLE (see below).

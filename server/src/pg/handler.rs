@@ -216,6 +216,23 @@ async fn fetch_rows(
     Ok((fields, rows))
 }
 
+/// `CLOSE name` / `CLOSE ALL`; the command tag.
+fn close_cursor(conn: &mut ConnState, cursor: &CloseCursor) -> Result<&'static str, EngineError> {
+    match cursor {
+        CloseCursor::All => {
+            conn.cursors.clear();
+            Ok("CLOSE CURSOR ALL")
+        }
+        CloseCursor::Specific { name } => {
+            let name = ident_name(name);
+            conn.cursors
+                .remove(&name)
+                .ok_or_else(|| cursor_missing(&name))?;
+            Ok("CLOSE CURSOR")
+        }
+    }
+}
+
 /// The cursor a `FETCH` (with or without a timeout) reads, if `statement` is one.
 fn fetch_target(statement: &LaminarStatement) -> Option<(&Statement, Option<std::time::Duration>)> {
     match statement {
@@ -454,19 +471,7 @@ impl QueryHandler {
                 // DISCARD ALL also closes the session's cursors; the engine resets settings.
                 Statement::Discard { .. } => conn.cursors.clear(),
                 Statement::Close { cursor } => {
-                    let tag = match cursor {
-                        CloseCursor::All => {
-                            conn.cursors.clear();
-                            "CLOSE CURSOR ALL"
-                        }
-                        CloseCursor::Specific { name } => {
-                            let name = ident_name(name);
-                            conn.cursors
-                                .remove(&name)
-                                .ok_or_else(|| cursor_missing(&name))?;
-                            "CLOSE CURSOR"
-                        }
-                    };
+                    let tag = close_cursor(conn, cursor)?;
                     client
                         .send(complete(tag))
                         .await
@@ -938,11 +943,27 @@ impl ExtendedQueryHandler for QueryHandler {
             response.set_command_tag(&format!("FETCH {n}"));
             return Ok(Response::Query(response));
         }
+        if let LaminarStatement::Sql(sql) = &statement {
+            match sql.as_ref() {
+                Statement::Close { cursor } => {
+                    let tag = close_cursor(&mut conn, cursor).map_err(to_pg)?;
+                    return Ok(Response::Execution(Tag::new(tag)));
+                }
+                Statement::Discard { .. } => conn.cursors.clear(),
+                _ => {}
+            }
+        }
         // The values hold for this execution only.
         conn.session.params = params;
         let outcome = self.engine.execute(&mut conn.session, statement).await;
         conn.session.params.clear();
         let outcome = outcome.map_err(to_pg)?;
+        // The transaction's end closes its cursors (pgJDBC commits this way).
+        if let Outcome::Command(tag) = &outcome
+            && matches!(tag.as_str(), "COMMIT" | "ROLLBACK")
+        {
+            conn.cursors.retain(|_, cursor| cursor.hold);
+        }
         drop(conn);
         let format = &portal.result_column_format;
         match outcome {
