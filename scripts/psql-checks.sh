@@ -160,7 +160,7 @@ conn="host=127.0.0.1 port=$PG_PORT user=alice dbname=laminar"
 out=$(PGPASSWORD=s3cret psql -X "$conn sslmode=verify-full sslrootcert=$TLS_DIR/ca.pem" -c '\conninfo')
 echo "$out" | grep -q "SSL connection" || fail "sslmode=verify-full: $out"
 out=$(PGPASSWORD=wrong psql -X "$conn sslmode=require" -c 'SELECT 1' 2>&1 || true)
-echo "$out" | grep -q 'Password authentication failed for user "alice"' || fail "wrong password: $out"
+echo "$out" | grep -q 'password authentication failed for user "alice"' || fail "wrong password: $out"
 stop_server
 start_server
 out=$(psql -X "host=127.0.0.1 port=$PG_PORT user=laminar dbname=laminar sslmode=require" -c 'SELECT 1' 2>&1 || true)

@@ -396,6 +396,10 @@ impl Engine {
                 "DEALLOCATE {name}: SQL PREPARE and EXECUTE are not supported (use the extended protocol's prepared statements); DEALLOCATE ALL is accepted"
             ))),
             Statement::UNLISTEN { .. } => Ok(Outcome::Command("UNLISTEN".into())),
+            // Accepted like BEGIN/COMMIT (SQLAlchemy and psycopg nest transactions with them);
+            // statements are not transactional in Laminar.
+            Statement::Savepoint { .. } => Ok(Outcome::Command("SAVEPOINT".into())),
+            Statement::ReleaseSavepoint { .. } => Ok(Outcome::Command("RELEASE".into())),
             Statement::StartTransaction { .. } => Ok(Outcome::Command("BEGIN".into())),
             Statement::Commit { .. } => Ok(Outcome::Command("COMMIT".into())),
             Statement::Rollback { .. } => Ok(Outcome::Command("ROLLBACK".into())),

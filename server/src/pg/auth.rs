@@ -16,7 +16,7 @@ use pgwire::api::{
     ClientInfo, ConnectionGuard, ConnectionHandle, ConnectionManager, METADATA_USER,
     PidSecretKeyGenerator, RandomPidSecretKeyGenerator,
 };
-use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
 use crate::config::User;
@@ -117,22 +117,25 @@ impl StartupHandler for Startup {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         match self {
-            Startup::Password(sasl) => {
-                sasl.on_startup(client, message).await.map_err(|e| match e {
-                    // libpq leaves the SCRAM user name empty and pgJDBC sends "*": name
-                    // the login's user.
-                    PgWireError::InvalidPassword(name) if name.is_empty() || name == "*" => {
-                        PgWireError::InvalidPassword(
-                            client
-                                .metadata()
-                                .get(METADATA_USER)
-                                .cloned()
-                                .unwrap_or(name),
-                        )
+            Startup::Password(sasl) => sasl.on_startup(client, message).await.map_err(|e| {
+                match e {
+                    // PostgreSQL's wording, naming the login's user: libpq leaves the SCRAM
+                    // user name empty and pgJDBC sends "*".
+                    PgWireError::InvalidPassword(name) => {
+                        let user = client
+                            .metadata()
+                            .get(METADATA_USER)
+                            .cloned()
+                            .unwrap_or(name);
+                        PgWireError::UserError(Box::new(ErrorInfo::new(
+                            "FATAL".to_string(),
+                            "28P01".to_string(),
+                            format!("password authentication failed for user \"{user}\""),
+                        )))
                     }
                     other => other,
-                })
-            }
+                }
+            }),
             Startup::Trust {
                 manager,
                 parameters,

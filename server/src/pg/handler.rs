@@ -646,6 +646,21 @@ fn param_pg_type(declared: Option<&Type>, inferred: Option<&arrow::datatypes::Da
     }
 }
 
+/// The Arrow type of a date or time parameter type.
+fn temporal_type(pg_type: &Type) -> Option<arrow::datatypes::DataType> {
+    use arrow::datatypes::{DataType, TimeUnit};
+    match *pg_type {
+        Type::DATE => Some(DataType::Date32),
+        Type::TIME => Some(DataType::Time64(TimeUnit::Microsecond)),
+        Type::TIMESTAMP => Some(DataType::Timestamp(TimeUnit::Microsecond, None)),
+        Type::TIMESTAMPTZ => Some(DataType::Timestamp(
+            TimeUnit::Microsecond,
+            Some("+00:00".into()),
+        )),
+        _ => None,
+    }
+}
+
 /// An array parameter as a list value; `element` makes one element (and, given `None`,
 /// the element type of an empty or NULL array).
 fn list<T>(
@@ -678,6 +693,20 @@ fn portal_params(portal: &Portal<Arc<Prepared>>) -> PgWireResult<Vec<engine::Sca
             let inferred = prepared.params.get(i).and_then(|t| t.as_ref());
             let declared = portal.statement.parameter_types.get(i).and_then(|t| t.as_ref());
             let pg_type = param_pg_type(declared, inferred);
+            // Dates and times as text: Arrow's parser takes more of PostgreSQL's spellings
+            // (`03:04:05.5`, a date for a timestamp) than the driver-level one; each is tried.
+            if !portal.parameter_format.is_binary(i)
+                && let Some(target) = temporal_type(&pg_type)
+            {
+                let text = portal.parameters[i]
+                    .as_ref()
+                    .map(|b| String::from_utf8_lossy(b).into_owned());
+                let target = inferred.cloned().unwrap_or(target);
+                // Else the driver-level parser below (it reads pgJDBC's `2024-01-02 +00`).
+                if let Ok(value) = ScalarValue::Utf8(text).cast_to(&target) {
+                    return Ok(value);
+                }
+            }
             let value = match pg_type {
                 Type::BOOL => ScalarValue::Boolean(portal.parameter::<bool>(i, &pg_type)?),
                 Type::INT2 => ScalarValue::Int16(portal.parameter::<i16>(i, &pg_type)?),
@@ -928,7 +957,11 @@ impl ExtendedQueryHandler for QueryHandler {
         if let LaminarStatement::Sql(sql) = &statement
             && let Statement::Declare { stmts } = sql.as_ref()
         {
-            self.declare_cursor(&mut conn, stmts).await.map_err(to_pg)?;
+            // The cursor's query is planned now, with this execution's parameter values.
+            conn.session.params = params;
+            let declared = self.declare_cursor(&mut conn, stmts).await;
+            conn.session.params.clear();
+            declared.map_err(to_pg)?;
             return Ok(Response::Execution(Tag::new("DECLARE CURSOR")));
         }
         if let Some((fetch, timeout)) = fetch_target(&statement) {
