@@ -487,6 +487,7 @@ fn laminar_catalog_functions() -> Vec<ScalarUDF> {
         ConstantFunction::udf("shobj_description", no_text),
         // No column defaults, check constraints or partition bounds: NULL, not ''.
         ConstantFunction::udf("pg_get_expr", no_text_null()),
+        ConstantFunction::udf("pg_get_partkeydef", no_text_null()),
         current_schemas_udf(),
         // asyncpg's pool resets sessions with it; Laminar has no advisory locks.
         ConstantFunction::udf("pg_advisory_unlock_all", ScalarValue::Null),

@@ -170,8 +170,13 @@ impl Engine {
         counters: &Arc<Counters>,
     ) -> Result<Registered> {
         let mut registered = Registered::default();
+        let table_functions: Vec<String> = ctx.state().table_functions().keys().cloned().collect();
         for reference in ctx.state().resolve_table_references(statement)? {
-            if is_catalog_reference(&reference) {
+            // System catalogs and table functions (`generate_series(1, 3)`,
+            // `pg_get_keywords()`) are DataFusion's to resolve.
+            if is_catalog_reference(&reference)
+                || table_functions.iter().any(|f| f == reference.table())
+            {
                 continue;
             }
             self.register_relation(
