@@ -88,6 +88,10 @@ def step_parameters():
     # An untyped parameter (psycopg sends str as unknown) makes a text column.
     cur = conn.execute("SELECT %s AS v", ("x",))
     equal((cur.description[0].type_code, cur.fetchone()), (25, ("x",)), "untyped parameter")
+    # A parameter whose type the client declares (psycopg: int2 for 5, date) keeps that type.
+    cur = conn.execute("SELECT %s AS n, %s AS d", (5, dt.date(2024, 1, 2)))
+    equal(([d.type_code for d in cur.description], cur.fetchone()),
+          ([21, 1082], (5, dt.date(2024, 1, 2))), "declared parameter types")
     # The server describes $1 by its cast (libpq's PQdescribePrepared, as psycopg's low level).
     pgconn = conn.pgconn
     check(pgconn.prepare(b"psycopg_described", b"SELECT $1::int4 + 1, $2::date, $3").status

@@ -13,6 +13,8 @@ use datafusion::sql::sqlparser::ast::{
     FunctionArgumentList, FunctionArguments, Ident, ObjectName, Statement, Value, ValueWithSpan,
     visit_expressions_mut,
 };
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
 
 /// Rewrite PostgreSQL-only literal forms in `statement`.
 pub fn postgres_literals(statement: &mut Statement) {
@@ -36,6 +38,48 @@ pub fn postgres_literals(statement: &mut Statement) {
                 .or_else(|| text.strip_prefix("\\X"))
         {
             *expr = decode_hex(hex);
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+/// Give `$n` placeholders the types a client declared for them in Parse (type names such as
+/// `int8`): `SELECT $1` with an int8 parameter is an int8 column, as in PostgreSQL, where
+/// DataFusion alone would leave it untyped.
+pub fn declared_parameter_types(statement: &mut Statement, types: &[Option<&str>]) {
+    if !matches!(statement, Statement::Query(_)) || types.iter().all(Option::is_none) {
+        return;
+    }
+    let dialect = PostgreSqlDialect {};
+    let parsed: Vec<Option<DataType>> = types
+        .iter()
+        .map(|name| {
+            let name = (*name)?;
+            Parser::new(&dialect)
+                .try_with_sql(name)
+                .ok()?
+                .parse_data_type()
+                .ok()
+        })
+        .collect();
+    // Post-order: a placeholder is wrapped once, after its own visit.
+    let _ = visit_expressions_mut(statement, |expr| {
+        if let Expr::Value(ValueWithSpan {
+            value: Value::Placeholder(placeholder),
+            ..
+        }) = expr
+            && let Some(n) = placeholder
+                .strip_prefix('$')
+                .and_then(|n| n.parse::<usize>().ok())
+            && let Some(Some(data_type)) = n.checked_sub(1).and_then(|i| parsed.get(i))
+        {
+            *expr = Expr::Cast {
+                kind: CastKind::DoubleColon,
+                expr: Box::new(expr.clone()),
+                data_type: data_type.clone(),
+                array: false,
+                format: None,
+            };
         }
         ControlFlow::<()>::Continue(())
     });
@@ -102,6 +146,22 @@ mod tests {
         assert_eq!(
             statement.to_string(),
             "SELECT decode('0102', 'hex'), 'plain'::BYTEA"
+        );
+    }
+
+    #[test]
+    fn declared_parameter_types_cast_placeholders() {
+        let Some(LaminarStatement::Sql(mut statement)) =
+            parse_sql("SELECT $1, $2 FROM t WHERE x > $1")
+                .unwrap()
+                .pop()
+        else {
+            panic!("not SQL")
+        };
+        declared_parameter_types(&mut statement, &[Some("int8"), None]);
+        assert_eq!(
+            statement.to_string(),
+            "SELECT $1::INT8, $2 FROM t WHERE x > $1::INT8"
         );
     }
 

@@ -646,6 +646,26 @@ fn param_pg_type(declared: Option<&Type>, inferred: Option<&arrow::datatypes::Da
     }
 }
 
+/// The SQL name of a parameter type a client declared, for the types Laminar reads.
+fn declared_type_name(declared: &Option<Type>) -> Option<&'static str> {
+    match declared.as_ref()? {
+        t if *t == Type::INT2 => Some("int2"),
+        t if *t == Type::INT4 => Some("int4"),
+        t if *t == Type::INT8 => Some("int8"),
+        t if *t == Type::FLOAT4 => Some("float4"),
+        t if *t == Type::FLOAT8 => Some("float8"),
+        t if *t == Type::BOOL => Some("boolean"),
+        t if *t == Type::TEXT || *t == Type::VARCHAR => Some("text"),
+        t if *t == Type::DATE => Some("date"),
+        t if *t == Type::TIME => Some("time"),
+        t if *t == Type::TIMESTAMP => Some("timestamp"),
+        t if *t == Type::TIMESTAMPTZ => Some("timestamptz"),
+        t if *t == Type::NUMERIC => Some("numeric"),
+        t if *t == Type::BYTEA => Some("bytea"),
+        _ => None,
+    }
+}
+
 /// The Arrow type of a date or time parameter type.
 fn temporal_type(pg_type: &Type) -> Option<arrow::datatypes::DataType> {
     use arrow::datatypes::{DataType, TimeUnit};
@@ -819,7 +839,7 @@ impl QueryParser for LaminarParser {
         &self,
         client: &C,
         sql: &str,
-        _types: &[Option<Type>],
+        types: &[Option<Type>],
     ) -> PgWireResult<Arc<Prepared>>
     where
         C: ClientInfo + Unpin + Send + Sync,
@@ -830,7 +850,11 @@ impl QueryParser for LaminarParser {
                 "cannot insert multiple commands into a prepared statement".into(),
             )));
         }
-        let statement = statements.pop();
+        let mut statement = statements.pop();
+        if let Some(LaminarStatement::Sql(query)) = &mut statement {
+            let declared: Vec<Option<&str>> = types.iter().map(declared_type_name).collect();
+            engine::sql::literals::declared_parameter_types(query, &declared);
+        }
         // A query with $n placeholders is described from its logical plan (it cannot run
         // before the values come with Bind).
         if has_placeholders(sql)
