@@ -646,7 +646,9 @@ fn param_pg_type(declared: Option<&Type>, inferred: Option<&arrow::datatypes::Da
     }
 }
 
-/// The SQL name of a parameter type a client declared, for the types Laminar reads.
+/// The SQL name of a parameter type a client declared, for the types Laminar reads. Text
+/// is left out: drivers declare strings as text/varchar for values of any type (pgJDBC's
+/// setString), which the planner's type then reads.
 fn declared_type_name(declared: &Option<Type>) -> Option<&'static str> {
     match declared.as_ref()? {
         t if *t == Type::INT2 => Some("int2"),
@@ -655,7 +657,6 @@ fn declared_type_name(declared: &Option<Type>) -> Option<&'static str> {
         t if *t == Type::FLOAT4 => Some("float4"),
         t if *t == Type::FLOAT8 => Some("float8"),
         t if *t == Type::BOOL => Some("boolean"),
-        t if *t == Type::TEXT || *t == Type::VARCHAR => Some("text"),
         t if *t == Type::DATE => Some("date"),
         t if *t == Type::TIME => Some("time"),
         t if *t == Type::TIMESTAMP => Some("timestamp"),
