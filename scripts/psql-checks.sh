@@ -33,14 +33,8 @@ start_server() {
     fail "server did not start"
 }
 
-stop_server() {
-    kill -INT "$SERVER_PID"
-    for _ in $(seq 1 100); do
-        kill -0 "$SERVER_PID" 2>/dev/null || { SERVER_PID=""; return 0; }
-        sleep 0.1
-    done
-    fail "server did not stop on SIGINT"
-}
+# shellcheck source=scripts/server-lib.sh
+source scripts/server-lib.sh
 
 PSQL=(psql -X -h 127.0.0.1 -p "$PG_PORT" -U laminar -d laminar -v ON_ERROR_STOP=1)
 

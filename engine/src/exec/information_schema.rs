@@ -28,8 +28,9 @@ impl PostgresInformationSchema {
         }
     }
 
-    async fn columns(&self) -> Result<Arc<dyn TableProvider>> {
-        let mut rows = ColumnRows::default();
+    /// Every table of every schema: (catalog, schema, name, table), sorted by name.
+    async fn tables(&self) -> Result<Vec<(String, String, String, Arc<dyn TableProvider>)>> {
+        let mut found = Vec::new();
         for catalog_name in self.catalogs.catalog_names() {
             let Some(catalog) = self.catalogs.catalog(&catalog_name) else {
                 continue;
@@ -38,44 +39,34 @@ impl PostgresInformationSchema {
                 let Some(schema) = catalog.schema(&schema_name) else {
                     continue;
                 };
-                let mut tables = schema.table_names();
-                tables.sort();
-                for table_name in tables {
-                    if let Some(table) = schema.table(&table_name).await? {
-                        rows.add(&catalog_name, &schema_name, &table_name, &table.schema());
+                let mut names = schema.table_names();
+                names.sort();
+                for name in names {
+                    if let Some(table) = schema.table(&name).await? {
+                        found.push((catalog_name.clone(), schema_name.clone(), name, table));
                     }
                 }
             }
         }
-        let batch = rows.finish()?;
-        Ok(Arc::new(MemTable::try_new(
-            batch.schema(),
-            vec![vec![batch]],
-        )?))
+        Ok(found)
     }
-}
 
-impl PostgresInformationSchema {
+    async fn columns(&self) -> Result<Arc<dyn TableProvider>> {
+        let mut rows = ColumnRows::default();
+        for (catalog, schema, name, table) in self.tables().await? {
+            rows.add(&catalog, &schema, &name, &table.schema());
+        }
+        batch_table(rows.finish()?)
+    }
+
     /// Views only (DataFusion lists every table there).
     async fn views(&self) -> Result<Arc<dyn TableProvider>> {
         let (mut catalogs, mut schemas, mut names) = (Vec::new(), Vec::new(), Vec::new());
-        for catalog_name in self.catalogs.catalog_names() {
-            let Some(catalog) = self.catalogs.catalog(&catalog_name) else {
-                continue;
-            };
-            for schema_name in catalog.schema_names() {
-                let Some(schema) = catalog.schema(&schema_name) else {
-                    continue;
-                };
-                let mut tables = schema.table_names();
-                tables.sort();
-                for table_name in tables {
-                    if schema.table_type(&table_name).await? == Some(TableType::View) {
-                        catalogs.push(catalog_name.clone());
-                        schemas.push(schema_name.clone());
-                        names.push(table_name);
-                    }
-                }
+        for (catalog, schema, name, table) in self.tables().await? {
+            if table.table_type() == TableType::View {
+                catalogs.push(catalog);
+                schemas.push(schema);
+                names.push(name);
             }
         }
         let text = |name: &str, nullable| Field::new(name, DataType::Utf8, nullable);
@@ -95,11 +86,16 @@ impl PostgresInformationSchema {
                 Arc::new(StringArray::new_null(n)),
             ],
         )?;
-        Ok(Arc::new(MemTable::try_new(
-            batch.schema(),
-            vec![vec![batch]],
-        )?))
+        batch_table(batch)
     }
+}
+
+/// A computed catalog table.
+pub(crate) fn batch_table(batch: RecordBatch) -> Result<Arc<dyn TableProvider>> {
+    Ok(Arc::new(MemTable::try_new(
+        batch.schema(),
+        vec![vec![batch]],
+    )?))
 }
 
 #[async_trait]

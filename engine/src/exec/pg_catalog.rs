@@ -20,11 +20,12 @@ use arrow::array::{ArrayRef, AsArray, Int32Array, RecordBatch, StringArray, new_
 use arrow::datatypes::{DataType, Int16Type, Int32Type, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::SchemaProvider;
-use datafusion::datasource::{MemTable, TableProvider};
+use datafusion::datasource::TableProvider;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
 use datafusion::prelude::SessionContext;
 
+use crate::exec::information_schema::batch_table;
 use crate::exec::introspection::UserTables;
 
 /// PostgreSQL's OIDs of the schemas every database has.
@@ -209,10 +210,7 @@ impl SchemaProvider for PgCatalog {
             "pg_settings" => self.pg_settings().await?,
             _ => return self.inner.table(name).await,
         };
-        Ok(Some(Arc::new(MemTable::try_new(
-            batch.schema(),
-            vec![vec![batch]],
-        )?)))
+        batch_table(batch).map(Some)
     }
 
     fn table_exist(&self, name: &str) -> bool {
