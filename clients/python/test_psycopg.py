@@ -47,6 +47,10 @@ def step_connect():
               "SHOW application_name")
         equal(c.execute("SELECT current_setting('application_name')").fetchone(),
               ("laminar psycopg test",), "current_setting('application_name')")
+        # SET reports the new value to the client (ParameterStatus), as PostgreSQL does.
+        c.execute("SET application_name = 'renamed'")
+        equal(c.info.parameter_status("application_name"), "renamed",
+              "ParameterStatus after SET application_name")
     if SSLROOTCERT is None:
         # No TLS on this server: a client that requires it is refused.
         try:

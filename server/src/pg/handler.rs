@@ -7,7 +7,7 @@ use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use engine::error::sqlstate;
 use engine::sql::parse::{LaminarStatement, parse_sql};
-use engine::sqlparser::ast::{CloseCursor, FetchDirection, Statement, Value as SqlValue};
+use engine::sqlparser::ast::{CloseCursor, FetchDirection, Set, Statement, Value as SqlValue};
 use engine::{Engine, EngineError, Outcome};
 use futures::{Sink, SinkExt, StreamExt, stream};
 use pgwire::api::auth::DefaultServerParameterProvider;
@@ -28,6 +28,7 @@ use pgwire::messages::response::{
     CommandComplete, EmptyQueryResponse, ReadyForQuery, TransactionStatus,
 };
 use pgwire::messages::simplequery::Query;
+use pgwire::messages::startup::ParameterStatus;
 use tokio::sync::Mutex;
 
 use super::auth::{Startup, Users, server_parameters};
@@ -214,6 +215,40 @@ async fn fetch_rows(
     let fields = pg_fields(&cursor.schema(), format)?;
     let rows = cursor.fetch(count, timeout, &fields).await?;
     Ok((fields, rows))
+}
+
+/// Settings whose changes PostgreSQL reports to the client (ParameterStatus), by the name
+/// it reports them under.
+const REPORTED_SETTINGS: [&str; 5] = [
+    "application_name",
+    "client_encoding",
+    "DateStyle",
+    "IntervalStyle",
+    "TimeZone",
+];
+
+/// The reported setting a `SET` changes, if any.
+fn reported_setting(statement: &LaminarStatement) -> Option<&'static str> {
+    let LaminarStatement::Sql(sql) = statement else {
+        return None;
+    };
+    let name = match sql.as_ref() {
+        Statement::Set(Set::SingleAssignment { variable, .. }) => variable.to_string(),
+        Statement::Set(Set::SetTimeZone { .. }) => "timezone".to_string(),
+        _ => return None,
+    };
+    REPORTED_SETTINGS
+        .into_iter()
+        .find(|reported| reported.eq_ignore_ascii_case(&name))
+}
+
+/// A ParameterStatus message with the session's current value of `name`.
+fn parameter_status(conn: &ConnState, name: &str) -> Option<PgWireBackendMessage> {
+    let value = conn.session.get(name).ok()?;
+    Some(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
+        name.to_string(),
+        value,
+    )))
 }
 
 /// `CLOSE name` / `CLOSE ALL`; the command tag.
@@ -481,8 +516,12 @@ impl QueryHandler {
                 _ => {}
             }
         }
+        let reported = reported_setting(&statement);
         match self.engine.execute(&mut conn.session, statement).await? {
             Outcome::Command(tag) => {
+                if let Some(status) = reported.and_then(|name| parameter_status(&conn, name)) {
+                    client.feed(status).await.map_err(PgWireError::from)?;
+                }
                 match tag.as_str() {
                     "BEGIN" => *status = status.to_in_transaction_state(),
                     "COMMIT" | "ROLLBACK" => {
@@ -1013,7 +1052,13 @@ impl ExtendedQueryHandler for QueryHandler {
         }
         // The values hold for this execution only.
         conn.session.params = params;
+        let reported = reported_setting(&statement);
         let outcome = self.engine.execute(&mut conn.session, statement).await;
+        if outcome.is_ok()
+            && let Some(status) = reported.and_then(|name| parameter_status(&conn, name))
+        {
+            client.feed(status).await?;
+        }
         conn.session.params.clear();
         let outcome = outcome.map_err(to_pg)?;
         // The transaction's end closes its cursors (pgJDBC commits this way).
