@@ -519,7 +519,7 @@ impl QueryHandler {
         let reported = reported_setting(&statement);
         match self.engine.execute(&mut conn.session, statement).await? {
             Outcome::Command(tag) => {
-                if let Some(status) = reported.and_then(|name| parameter_status(&conn, name)) {
+                if let Some(status) = reported.and_then(|name| parameter_status(conn, name)) {
                     client.feed(status).await.map_err(PgWireError::from)?;
                 }
                 match tag.as_str() {
