@@ -191,6 +191,25 @@ def step_copy_out():
     equal(out.getvalue(), 'counter,s\n3,"x,y"\n4,"x,y"\n', "COPY TO STDOUT output")
 
 
+def step_sqlalchemy():
+    """SQLAlchemy's inspector over psycopg2 (what Superset and pandas use to list tables)."""
+    import sqlalchemy as sa
+    password = f":{PASSWORD}" if PASSWORD else ""
+    engine = sa.create_engine(f"postgresql+psycopg2://{USER}{password}@{HOST}:{PORT}/{DATABASE}")
+    try:
+        inspector = sa.inspect(engine)
+        check(TICKS in inspector.get_table_names(), "get_table_names lists the table")
+        columns = [(c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns(TICKS)]
+        equal(columns[0], ("counter", "BIGINT", False), "get_columns")
+        equal(inspector.get_pk_constraint(TICKS)["constrained_columns"], [], "no primary key")
+        equal(inspector.get_indexes(TICKS), [], "no indexes")
+        equal(inspector.get_foreign_keys(TICKS), [], "no foreign keys")
+        with engine.connect() as c:
+            equal(c.execute(sa.text(f"SELECT count(*) FROM {TICKS}")).scalar(), 5, "a query")
+    finally:
+        engine.dispose()
+
+
 def step_cleanup():
     query(f"DROP TABLE {TICKS}, {ENDLESS}")
     conn.close()
@@ -233,5 +252,6 @@ if __name__ == "__main__":
         ("named cursor streams, close early", step_named_cursor),
         ("cancel a running query", step_cancel),
         ("COPY TO STDOUT", step_copy_out),
+        ("SQLAlchemy inspector", step_sqlalchemy),
         ("drop tables", step_cleanup),
     ])

@@ -108,6 +108,8 @@ pub fn rewrite_catalog_query(sql: &str) -> Result<Statement> {
 enum ToolFix {
     /// Replace this fragment with an equivalent one.
     Fragment(&'static str, &'static str),
+    /// Replace what this regex matches (in the whitespace-collapsed query).
+    Pattern(&'static str, &'static str),
     /// A query about indexes or keys (Laminar has none) recognised by this fragment:
     /// answer with no rows and the columns the tool reads.
     Empty(&'static str, &'static str),
@@ -139,6 +141,31 @@ const TOOL_FIXES: &[ToolFix] = &[
     ToolFix::Fragment(
         "LEFT JOIN (select ns.oid as nspoid, ns.nspname, r.r from pg_namespace as ns join ( select s.r, (current_schemas(false))[s.r] as nspname from generate_series(1, array_upper(current_schemas(false), 1)) as s(r) ) as r using ( nspname ) ) as sp",
         "LEFT JOIN (select ns.oid as nspoid, ns.nspname, 1 as r from pg_namespace as ns where ns.nspname = 'public') as sp",
+    ),
+    // SQLAlchemy's get_columns (Superset, pandas): per-column subqueries for defaults,
+    // identity sequences and collations, correlated inside CASE. Laminar has none of the
+    // three, so each is NULL. (The tokenizer writes `!=` as `<>`.)
+    ToolFix::Pattern(
+        r#"CASE WHEN pg_catalog\.pg_attribute\.atthasdef THEN \(SELECT pg_catalog\.pg_get_expr\(.*? ELSE NULL END AS "default""#,
+        r#"NULL AS "default""#,
+    ),
+    ToolFix::Pattern(
+        r"CASE WHEN \(pg_catalog\.pg_attribute\.attidentity (?:!=|<>) (?:'[^']*'|\$\d+)\) THEN \(SELECT json_build_object\(.*? ELSE NULL END AS identity_options",
+        "NULL AS identity_options",
+    ),
+    ToolFix::Pattern(
+        r"CASE WHEN \(pg_catalog\.pg_attribute\.attcollation (?:!=|<>) .*? ELSE NULL END AS collation",
+        "NULL AS collation",
+    ),
+    // SQLAlchemy get_pk_constraint / get_unique_constraints (Laminar has no constraints).
+    ToolFix::Empty(
+        "array_agg(CAST(attr.attname AS TEXT) ORDER BY attr.ord) AS cols, attr.conname",
+        "SELECT NULL::int AS conrelid, NULL::text[] AS cols, NULL::text AS conname, NULL::text AS description, NULL::int AS indnkeyatts, NULL::boolean AS indnullsnotdistinct WHERE false",
+    ),
+    // SQLAlchemy get_indexes (no indexes).
+    ToolFix::Empty(
+        "pg_catalog.pg_constraint.conrelid IS NOT NULL AS has_constraint, pg_catalog.pg_index.indoption",
+        "SELECT NULL::int AS indrelid, NULL::text AS relname, NULL::boolean AS indisunique WHERE false",
     ),
     // pgJDBC getPrimaryKeys.
     ToolFix::Empty(
@@ -200,17 +227,20 @@ fn apply_tool_fixes(sql: &str) -> String {
         TOOL_FIXES
             .iter()
             .map(|fix| {
-                let fragment = match fix {
-                    ToolFix::Fragment(fragment, _) | ToolFix::Empty(fragment, _) => fragment,
+                let pattern = match fix {
+                    ToolFix::Fragment(fragment, _) | ToolFix::Empty(fragment, _) => {
+                        fragment_pattern(fragment)
+                    }
+                    ToolFix::Pattern(pattern, _) => format!("(?s){pattern}"),
                 };
-                (regex::Regex::new(&fragment_pattern(fragment)).ok(), fix)
+                (regex::Regex::new(&pattern).ok(), fix)
             })
             .collect()
     });
     for (pattern, fix) in FIXES.iter() {
         let Some(pattern) = pattern else { continue };
         match fix {
-            ToolFix::Fragment(_, to) => {
+            ToolFix::Fragment(_, to) | ToolFix::Pattern(_, to) => {
                 collapsed = pattern
                     .replace_all(&collapsed, regex::NoExpand(to))
                     .into_owned();
@@ -488,6 +518,8 @@ fn laminar_catalog_functions() -> Vec<ScalarUDF> {
         // No column defaults, check constraints or partition bounds: NULL, not ''.
         ConstantFunction::udf("pg_get_expr", no_text_null()),
         ConstantFunction::udf("pg_get_partkeydef", no_text_null()),
+        // No extension types (SQLAlchemy asks for hstore's).
+        ConstantFunction::udf("to_regtype", no_text_null()),
         current_schemas_udf(),
         // asyncpg's pool resets sessions with it; Laminar has no advisory locks.
         ConstantFunction::udf("pg_advisory_unlock_all", ScalarValue::Null),
