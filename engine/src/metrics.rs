@@ -76,8 +76,17 @@ impl Counters {
         self.bytes_in.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
-    /// A stateful operator starting: its own counters, listed in the job's metrics.
-    pub fn register_operator(&self, name: String) -> Arc<OperatorStats> {
+    /// A stateful operator starting: its own counters, listed in the job's metrics under
+    /// the operator's one-line EXPLAIN text.
+    pub fn register_operator(
+        &self,
+        plan: &dyn datafusion::physical_plan::ExecutionPlan,
+    ) -> Arc<OperatorStats> {
+        let name = datafusion::physical_plan::displayable(plan)
+            .one_line()
+            .to_string()
+            .trim_end()
+            .to_string();
         let stats = Arc::new(OperatorStats {
             name,
             state_bytes: AtomicU64::new(0),

@@ -128,13 +128,7 @@ impl ExecutionPlan for UpdatingAggregateExec {
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
         let converter = key_converter(&self.shared.spec.key_schema)?;
-        let stats = self.shared.counters.register_operator(
-            datafusion::physical_plan::displayable(self)
-                .one_line()
-                .to_string()
-                .trim_end()
-                .to_string(),
-        );
+        let stats = self.shared.counters.register_operator(self);
         Ok(Box::pin(UpdatingStream {
             stats,
             input: self.input.execute(partition, context)?,

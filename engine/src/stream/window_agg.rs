@@ -147,13 +147,7 @@ impl ExecutionPlan for WindowAggregateExec {
             _ => State::Fixed(BTreeMap::new()),
         };
         let (input, watermarks) = collect_sources(|| self.input.execute(partition, context));
-        let stats = shared.counters.register_operator(
-            datafusion::physical_plan::displayable(self)
-                .one_line()
-                .to_string()
-                .trim_end()
-                .to_string(),
-        );
+        let stats = shared.counters.register_operator(self);
         Ok(Box::pin(WindowAggregateStream {
             input: input?,
             watermarks,

@@ -84,11 +84,11 @@ pub(crate) fn row_description(fields: &[FieldInfo]) -> RowDescription {
 /// Infinite floats in text format as PostgreSQL writes them (`Infinity`, not `inf`,
 /// which pgJDBC and node-postgres cannot parse). Only columns holding one change.
 fn postgres_float_text(fields: &[FieldInfo], batch: RecordBatch) -> PgWireResult<RecordBatch> {
-    fn text(v: f64) -> String {
-        match v {
-            f64::INFINITY => "Infinity".to_string(),
-            f64::NEG_INFINITY => "-Infinity".to_string(),
-            v => v.to_string(),
+    fn text<F: std::fmt::Display + PartialOrd + Default>(v: F, infinite: bool) -> String {
+        match (infinite, v > F::default()) {
+            (true, true) => "Infinity".to_string(),
+            (true, false) => "-Infinity".to_string(),
+            (false, _) => v.to_string(),
         }
     }
     let mut columns = batch.columns().to_vec();
@@ -97,23 +97,32 @@ fn postgres_float_text(fields: &[FieldInfo], batch: RecordBatch) -> PgWireResult
         let text_format = fields
             .get(i)
             .is_some_and(|f| f.format() == FieldFormat::Text);
-        let values: Option<Vec<Option<f64>>> = match column.data_type() {
-            DataType::Float64 if text_format => {
-                Some(column.as_primitive::<Float64Type>().iter().collect())
+        if !text_format {
+            continue;
+        }
+        // Look first, without copying: columns with no infinity (nearly all) stay as they are.
+        let strings: Option<StringArray> = match column.data_type() {
+            DataType::Float64 => {
+                let values = column.as_primitive::<Float64Type>();
+                values.values().iter().any(|v| v.is_infinite()).then(|| {
+                    values
+                        .iter()
+                        .map(|v| v.map(|v| text(v, v.is_infinite())))
+                        .collect()
+                })
             }
-            DataType::Float32 if text_format => Some(
-                column
-                    .as_primitive::<Float32Type>()
-                    .iter()
-                    .map(|v| v.map(f64::from))
-                    .collect(),
-            ),
+            DataType::Float32 => {
+                let values = column.as_primitive::<Float32Type>();
+                values.values().iter().any(|v| v.is_infinite()).then(|| {
+                    values
+                        .iter()
+                        .map(|v| v.map(|v| text(v, v.is_infinite())))
+                        .collect()
+                })
+            }
             _ => None,
         };
-        if let Some(values) = values
-            && values.iter().flatten().any(|v| v.is_infinite())
-        {
-            let strings: StringArray = values.into_iter().map(|v| v.map(text)).collect();
+        if let Some(strings) = strings {
             columns[i] = Arc::new(strings);
             changed = true;
         }
