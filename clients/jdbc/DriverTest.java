@@ -244,9 +244,7 @@ public class DriverTest {
                     ps.setBigDecimal(5, new BigDecimal("12.5"));
                     ps.setObject(6, day.toLocalDate());
                     ps.setObject(7, LocalDateTime.of(1969, 7, 20, 20, 17, 40, 1000));
-                    // (Whole seconds: pgJDBC sends 03:04:05.5, which the server does not parse
-                    // yet, nor setTime's 03:04:05+00; docs/clients.md.)
-                    ps.setObject(8, LocalTime.of(3, 4, 5));
+                    ps.setObject(8, LocalTime.of(3, 4, 5, 500_000_000));
                     try (ResultSet rs = ps.executeQuery()) {
                         check(rs.next(), "one row" + what);
                         int format = rs.getMetaData().unwrap(PGResultSetMetaData.class).getFormat(1);
@@ -262,10 +260,32 @@ public class DriverTest {
                         equal(rs.getObject("d2", LocalDate.class), day.toLocalDate(), "setObject(LocalDate)" + what);
                         equal(rs.getObject("t2", LocalDateTime.class), LocalDateTime.of(1969, 7, 20, 20, 17, 40, 1000),
                                 "setObject(LocalDateTime)" + what);
-                        equal(rs.getObject("tm", LocalTime.class), LocalTime.of(3, 4, 5),
+                        equal(rs.getObject("tm", LocalTime.class), LocalTime.of(3, 4, 5, 500_000_000),
                                 "setObject(LocalTime)" + what);
                     }
                 }
+            }
+        }
+        // setTime sends `03:04:05+00` (a time without time zone drops the offset, as in
+        // PostgreSQL); dates before year 1 travel as `0044-03-15 BC`, both ways.
+        try (PreparedStatement ps = conn.prepareStatement("SELECT ?::time AS tm, ?::date AS d")) {
+            ps.setTime(1, java.sql.Time.valueOf("03:04:05"));
+            ps.setObject(2, LocalDate.of(-43, 3, 15));
+            try (ResultSet rs = ps.executeQuery()) {
+                check(rs.next(), "one row (setTime, BC date)");
+                equal(rs.getObject("tm", LocalTime.class), LocalTime.of(3, 4, 5), "setTime");
+                equal(rs.getObject("d", LocalDate.class), LocalDate.of(-43, 3, 15), "a LocalDate before year 1");
+            }
+        }
+        // A `::timestamp` is nanoseconds (years 1677 to 2262): a value outside is refused, named.
+        try (PreparedStatement ps = conn.prepareStatement("SELECT ?::timestamp AS ts")) {
+            ps.setObject(1, LocalDateTime.of(0, 12, 31, 23, 59, 58));
+            try (ResultSet rs = ps.executeQuery()) {
+                throw new AssertionError("a timestamp in 1 BC was accepted");
+            } catch (SQLException e) {
+                equal(e.getSQLState(), "22023", "out-of-range timestamp: SQLSTATE");
+                check(e.getMessage().contains("parameter $1: timestamp out of range"),
+                        "out-of-range timestamp: message: " + e.getMessage());
             }
         }
         try (PreparedStatement ps = conn.prepareStatement("SELECT counter FROM " + TICKS + " WHERE counter > ?")) {

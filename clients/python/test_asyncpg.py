@@ -23,9 +23,15 @@ from support import (DATABASE, HOST, PASSWORD, PORT, SSLROOTCERT, TYPES, USER, c
 TICKS = "asyncpg_ticks"
 ENDLESS = "asyncpg_endless"
 
-# Arrays other than text[] need asyncpg's type introspection, whose query casts its parameter
-# to oid[], which Laminar does not have ("Unsupported SQL type oid": see docs/clients.md).
-ASYNCPG_TYPES = [t for t in TYPES if not t[0].startswith("ARRAY[") or t[2] == 1009]
+# Arrays other than text[] (and interval, time) are types asyncpg learns with its own
+# pg_type query, run on first use: every one of them is read here.
+ASYNCPG_TYPES = TYPES + [
+    ("ARRAY[INTERVAL '1 day', NULL]", [dt.timedelta(days=1), None], 1187),
+    ("ARRAY[TIME '03:04:05']", [dt.time(3, 4, 5)], 1183),
+    ("ARRAY['2024-01-02 03:04:05+00'::timestamptz]", [dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)], 1185),
+    ("ARRAY[1::int2]", [1], 1005),
+    ("ARRAY[1.5::float4]", [1.5], 1021),
+]
 
 loop = asyncio.new_event_loop()
 conn = None
@@ -141,6 +147,14 @@ def step_parameters():
               f"prepared with date {day}, bytes {blob!r}")
     equal(rows(run(conn.fetch(f"SELECT counter FROM {TICKS} WHERE counter > $1", None))), [],
           "NULL parameter")
+    # Intervals and arrays go binary too.
+    equal(run(conn.fetchval("SELECT $1::interval + INTERVAL '1 day'",
+                            dt.timedelta(days=1, seconds=1.5))),
+          dt.timedelta(days=2, seconds=1.5), "interval parameter")
+    equal(rows(run(conn.fetch(f"SELECT counter FROM {TICKS} WHERE counter = ANY($1::int8[])",
+                              [1, 3, None]))), [(1,), (3,)], "int8[] parameter")
+    equal(run(conn.fetchval("SELECT ($1::int4[])[2]", [1, 2, 3])), 2, "int4[] parameter")
+    equal(run(conn.fetchval("SELECT $1::text[]", ["a", None])), ["a", None], "text[] parameter")
 
 
 def step_prepared_statement():
@@ -172,6 +186,14 @@ def step_column_names():
     equal(list(record.keys()), ["now", "?column?"], "record keys")
     equal(record["now"].utcoffset(), dt.timedelta(0), "now() is UTC")
     equal(record["?column?"], None, "SELECT NULL")
+    # Names may repeat, as in PostgreSQL; a cast constant is named after its type.
+    stmt = run(conn.prepare(f"SELECT 1, 2, counter, counter::text, 'x'::text, 7::int4, true, "
+                            f"ARRAY[1], current_user, session_user FROM {TICKS} LIMIT 1"))
+    equal([a.name for a in stmt.get_attributes()],
+          ["?column?", "?column?", "counter", "counter", "text", "int4", "bool", "array",
+           "current_user", "session_user"], "repeated and figured names")
+    equal(list(run(stmt.fetchrow())), [1, 2, 0, "0", "x", 7, True, [1], USER, USER],
+          "a row with repeated names")
 
 
 def step_pool():

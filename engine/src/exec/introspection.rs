@@ -157,6 +157,23 @@ const TOOL_FIXES: &[ToolFix] = &[
         r"CASE WHEN \(pg_catalog\.pg_attribute\.attcollation (?:!=|<>) .*? ELSE NULL END AS collation",
         "NULL AS collation",
     ),
+    // asyncpg's type lookup (it learns array and other non-builtin result types with it):
+    // correlated subqueries for a domain's base type and a composite type's attributes.
+    // Laminar has no domains of domains and sends no composite values, so the domain's own
+    // base type and NULL lists answer the same (both text[]: asyncpg decodes text[] without
+    // a lookup of its own, but would look up int4[] with this same query, endlessly).
+    ToolFix::Pattern(
+        r"\( ?CASE WHEN t\.typtype = 'd' THEN \( ?WITH RECURSIVE typebases.*? LIMIT 1 ?\) ELSE NULL END ?\)",
+        "(CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE NULL END)",
+    ),
+    ToolFix::Pattern(
+        r"\( ?CASE WHEN t\.typtype = 'c' THEN \( ?SELECT array_agg\(ia\.atttypid ORDER BY ia\.attnum\).*? ELSE NULL END ?\)",
+        "CAST(NULL AS TEXT[])",
+    ),
+    ToolFix::Pattern(
+        r"\( ?CASE WHEN t\.typtype = 'c' THEN \( ?SELECT array_agg\(ia\.attname::text ORDER BY ia\.attnum\).*? ELSE NULL END ?\)",
+        "CAST(NULL AS TEXT[])",
+    ),
     // SQLAlchemy get_pk_constraint / get_unique_constraints (Laminar has no constraints).
     ToolFix::Empty(
         "array_agg(CAST(attr.attname AS TEXT) ORDER BY attr.ord) AS cols, attr.conname",

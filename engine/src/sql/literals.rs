@@ -136,7 +136,7 @@ mod tests {
     #[test]
     fn hex_bytea_literals_decode() {
         let Some(LaminarStatement::Sql(mut statement)) =
-            parse_sql(r"SELECT '\x0102'::bytea, 'plain'::bytea")
+            parse_sql(r"SELECT '\x0102'::bytea AS a, 'plain'::bytea AS b")
                 .unwrap()
                 .pop()
         else {
@@ -145,7 +145,7 @@ mod tests {
         postgres_literals(&mut statement);
         assert_eq!(
             statement.to_string(),
-            "SELECT decode('0102', 'hex'), 'plain'::BYTEA"
+            "SELECT decode('0102', 'hex') AS a, 'plain'::BYTEA AS b"
         );
     }
 

@@ -15,6 +15,7 @@ use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer, Whi
 
 use crate::error::{EngineError, Result};
 use crate::exec::introspection::{CatalogUse, catalog_use, rewrite_catalog_query};
+use crate::sql::naming::keep_column_names;
 
 /// What to do with a pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -445,7 +446,13 @@ fn parse_one(
                 let statement = match (&query_text, catalog_use(&statement)) {
                     (Some(text), CatalogUse::Reads | CatalogUse::NoTables) => {
                         // A rule that cannot handle it leaves the statement as parsed.
-                        rewrite_catalog_query(text).unwrap_or(statement)
+                        match rewrite_catalog_query(text) {
+                            Ok(mut rewritten) => {
+                                keep_column_names(&statement, &mut rewritten);
+                                rewritten
+                            }
+                            Err(_) => statement,
+                        }
                     }
                     _ => statement,
                 };

@@ -3,9 +3,13 @@
 use std::sync::Arc;
 
 use arrow::array::{AsArray, StringArray};
-use arrow::datatypes::{DataType, Float32Type, Float64Type, Schema};
+use arrow::datatypes::{
+    DataType, Date32Type, Field, Float32Type, Float64Type, Schema, TimeUnit,
+    TimestampMicrosecondType,
+};
 use arrow::record_batch::RecordBatch;
 use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
+use engine::sql::naming::display_name;
 use pgwire::api::portal::Format;
 use pgwire::api::results::{FieldFormat, FieldInfo};
 use pgwire::error::{PgWireError, PgWireResult};
@@ -31,11 +35,14 @@ fn wire_type(data_type: &DataType) -> Option<DataType> {
     }
 }
 
+/// `schema` as clients see it: wire types, and repeated names as written (see
+/// [`display_name`]).
 fn wire_schema(schema: &Schema) -> Schema {
+    let renamed = |f: &Field| display_name(f.name()).len() != f.name().len();
     if !schema
         .fields()
         .iter()
-        .any(|f| wire_type(f.data_type()).is_some())
+        .any(|f| wire_type(f.data_type()).is_some() || renamed(f))
     {
         return schema.clone();
     }
@@ -43,9 +50,15 @@ fn wire_schema(schema: &Schema) -> Schema {
         schema
             .fields()
             .iter()
-            .map(|f| match wire_type(f.data_type()) {
-                Some(t) => Arc::new(f.as_ref().clone().with_data_type(t)),
-                None => f.clone(),
+            .map(|f| {
+                let mut field = f.as_ref().clone();
+                if let Some(t) = wire_type(f.data_type()) {
+                    field = field.with_data_type(t);
+                }
+                if renamed(f) {
+                    field = field.with_name(display_name(f.name()));
+                }
+                Arc::new(field)
             })
             .collect::<Vec<_>>(),
         schema.metadata().clone(),
@@ -81,9 +94,33 @@ pub(crate) fn row_description(fields: &[FieldInfo]) -> RowDescription {
     RowDescription::new(fields.iter().map(FieldDescription::from).collect())
 }
 
-/// Infinite floats in text format as PostgreSQL writes them (`Infinity`, not `inf`,
-/// which pgJDBC and node-postgres cannot parse). Only columns holding one change.
-fn postgres_float_text(fields: &[FieldInfo], batch: RecordBatch) -> PgWireResult<RecordBatch> {
+/// Days from 1970-01-01 back to 0001-01-01: earlier dates are BC.
+const FIRST_AD_DAY: i32 = -719_162;
+
+/// A date or timestamp before year 1 as PostgreSQL writes it in text: `0044-03-15 BC`
+/// (year 0 is 1 BC), where Arrow writes `-0043-03-15`, which drivers cannot parse.
+fn before_christ_text(t: chrono::NaiveDateTime, with_time: bool, zone: bool) -> String {
+    use chrono::{Datelike, Timelike};
+    let mut text = format!("{:04}-{:02}-{:02}", 1 - t.year(), t.month(), t.day());
+    if with_time {
+        text.push_str(&format!(" {}", t.time().format("%H:%M:%S")));
+        if t.nanosecond() != 0 {
+            let micros = format!("{:06}", t.nanosecond() / 1_000);
+            text.push('.');
+            text.push_str(micros.trim_end_matches('0'));
+        }
+        if zone {
+            text.push_str("+00");
+        }
+    }
+    text.push_str(" BC");
+    text
+}
+
+/// Text format where PostgreSQL writes values differently from Arrow: infinite floats
+/// (`Infinity`, not `inf`, which pgJDBC and node-postgres cannot parse) and dates before
+/// year 1. Only columns holding such a value change.
+fn postgres_text(fields: &[FieldInfo], batch: RecordBatch) -> PgWireResult<RecordBatch> {
     fn text<F: std::fmt::Display + PartialOrd + Default>(v: F, infinite: bool) -> String {
         match (infinite, v > F::default()) {
             (true, true) => "Infinity".to_string(),
@@ -120,6 +157,41 @@ fn postgres_float_text(fields: &[FieldInfo], batch: RecordBatch) -> PgWireResult
                         .collect()
                 })
             }
+            DataType::Date32 => {
+                let values = column.as_primitive::<Date32Type>();
+                let epoch = chrono::DateTime::UNIX_EPOCH.naive_utc();
+                values.values().iter().any(|d| *d < FIRST_AD_DAY).then(|| {
+                    values
+                        .iter()
+                        .map(|d| {
+                            let date = epoch + chrono::Duration::days(i64::from(d?));
+                            Some(match d? < FIRST_AD_DAY {
+                                true => before_christ_text(date, false, false),
+                                false => date.date().to_string(),
+                            })
+                        })
+                        .collect()
+                })
+            }
+            DataType::Timestamp(TimeUnit::Microsecond, zone) => {
+                let values = column.as_primitive::<TimestampMicrosecondType>();
+                let first_ad = i64::from(FIRST_AD_DAY) * 86_400_000_000;
+                values.values().iter().any(|t| *t < first_ad).then(|| {
+                    values
+                        .iter()
+                        .map(|t| {
+                            let at = chrono::DateTime::from_timestamp_micros(t?)?.naive_utc();
+                            Some(match t? < first_ad {
+                                true => before_christ_text(at, true, zone.is_some()),
+                                false if zone.is_some() => {
+                                    format!("{}+00", at.format("%Y-%m-%d %H:%M:%S%.f"))
+                                }
+                                false => at.format("%Y-%m-%d %H:%M:%S%.f").to_string(),
+                            })
+                        })
+                        .collect()
+                })
+            }
             _ => None,
         };
         if let Some(strings) = strings {
@@ -130,8 +202,8 @@ fn postgres_float_text(fields: &[FieldInfo], batch: RecordBatch) -> PgWireResult
     if !changed {
         return Ok(batch);
     }
-    // Text format writes a string column's characters; the column keeps its float8 type
-    // in RowDescription.
+    // Text format writes a string column's characters; the column keeps its type in
+    // RowDescription.
     let schema = Arc::new(Schema::new(
         batch
             .schema()
@@ -149,7 +221,7 @@ pub(crate) fn encode(
     fields: &Arc<Vec<FieldInfo>>,
     batch: RecordBatch,
 ) -> impl Iterator<Item = PgWireResult<DataRow>> + use<> {
-    let batch = wire_batch(batch).and_then(|b| postgres_float_text(fields, b));
+    let batch = wire_batch(batch).and_then(|b| postgres_text(fields, b));
     let (batch, error) = match batch {
         Ok(batch) => (Some(batch), None),
         Err(e) => (None, Some(Err(e))),
@@ -158,4 +230,30 @@ pub(crate) fn encode(
         let fields = fields.clone();
         move |b| encode_recordbatch(fields.clone(), b)
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_before_year_one_are_bc() {
+        let at = |y, m, d| {
+            chrono::NaiveDate::from_ymd_opt(y, m, d)
+                .unwrap()
+                .and_hms_micro_opt(12, 0, 0, 500_000)
+                .unwrap()
+        };
+        assert_eq!(
+            before_christ_text(at(-43, 3, 15), false, false),
+            "0044-03-15 BC"
+        );
+        assert_eq!(
+            before_christ_text(at(0, 1, 1), true, true),
+            "0001-01-01 12:00:00.5+00 BC"
+        );
+        let first = chrono::NaiveDate::from_ymd_opt(1, 1, 1).unwrap();
+        let epoch = chrono::DateTime::UNIX_EPOCH.date_naive();
+        assert_eq!((first - epoch).num_days(), i64::from(FIRST_AD_DAY));
+    }
 }

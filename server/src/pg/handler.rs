@@ -37,6 +37,9 @@ use super::copy::{CopyOut, copy_out};
 use super::cursor::{Cursor, FetchError};
 use super::encode::{encode, pg_fields, row_description};
 use super::error::{error_info, to_pg};
+use super::params::{
+    declared_type_name, has_placeholders, oid_parameter_casts, param_pg_type, portal_params,
+};
 use pgwire::messages::copy::{CopyData, CopyDone, CopyOutResponse};
 
 /// Everything pgwire needs, shared by all connections.
@@ -656,214 +659,13 @@ impl SimpleQueryHandler for QueryHandler {
 /// A statement prepared with Parse: parsed once, with its result columns.
 #[derive(Debug, Clone)]
 pub(crate) struct Prepared {
-    statement: Option<LaminarStatement>,
+    pub(super) statement: Option<LaminarStatement>,
     schema: Option<SchemaRef>,
     /// Types of `$1, $2, ...` as the planner inferred them (`None`: unconstrained).
-    params: Vec<Option<arrow::datatypes::DataType>>,
-}
-
-/// Whether SQL text has `$n` placeholders (outside string literals).
-fn has_placeholders(sql: &str) -> bool {
-    let mut quoted = false;
-    let bytes = sql.as_bytes();
-    for (i, b) in bytes.iter().enumerate() {
-        match b {
-            b'\'' => quoted = !quoted,
-            b'$' if !quoted && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) => return true,
-            _ => {}
-        }
-    }
-    false
-}
-
-/// A parameter's pg type: what the client declared, else what the planner inferred.
-fn param_pg_type(declared: Option<&Type>, inferred: Option<&arrow::datatypes::DataType>) -> Type {
-    match (declared, inferred) {
-        (Some(t), _) if *t != Type::UNKNOWN => t.clone(),
-        (_, Some(dt)) => arrow_pg::datatypes::into_pg_type(dt).unwrap_or(Type::TEXT),
-        _ => Type::TEXT,
-    }
-}
-
-/// The SQL name of a parameter type a client declared, for the types Laminar reads. Text
-/// is left out: drivers declare strings as text/varchar for values of any type (pgJDBC's
-/// setString), which the planner's type then reads.
-fn declared_type_name(declared: &Option<Type>) -> Option<&'static str> {
-    match declared.as_ref()? {
-        t if *t == Type::INT2 => Some("int2"),
-        t if *t == Type::INT4 => Some("int4"),
-        t if *t == Type::INT8 => Some("int8"),
-        t if *t == Type::FLOAT4 => Some("float4"),
-        t if *t == Type::FLOAT8 => Some("float8"),
-        t if *t == Type::BOOL => Some("boolean"),
-        t if *t == Type::DATE => Some("date"),
-        t if *t == Type::TIME => Some("time"),
-        t if *t == Type::TIMESTAMP => Some("timestamp"),
-        t if *t == Type::TIMESTAMPTZ => Some("timestamptz"),
-        t if *t == Type::NUMERIC => Some("numeric"),
-        t if *t == Type::BYTEA => Some("bytea"),
-        _ => None,
-    }
-}
-
-/// The Arrow type of a date or time parameter type.
-fn temporal_type(pg_type: &Type) -> Option<arrow::datatypes::DataType> {
-    use arrow::datatypes::{DataType, TimeUnit};
-    match *pg_type {
-        Type::DATE => Some(DataType::Date32),
-        Type::TIME => Some(DataType::Time64(TimeUnit::Microsecond)),
-        Type::TIMESTAMP => Some(DataType::Timestamp(TimeUnit::Microsecond, None)),
-        Type::TIMESTAMPTZ => Some(DataType::Timestamp(
-            TimeUnit::Microsecond,
-            Some("+00:00".into()),
-        )),
-        _ => None,
-    }
-}
-
-/// An array parameter as a list value; `element` makes one element (and, given `None`,
-/// the element type of an empty or NULL array).
-fn list<T>(
-    values: Option<Vec<Option<T>>>,
-    element: impl Fn(Option<T>) -> engine::ScalarValue,
-) -> engine::ScalarValue {
-    let element_type = element(None).data_type();
-    match values {
-        Some(values) => {
-            let elements: Vec<engine::ScalarValue> = values.into_iter().map(element).collect();
-            engine::ScalarValue::List(engine::ScalarValue::new_list_nullable(
-                &elements,
-                &element_type,
-            ))
-        }
-        None => engine::ScalarValue::try_new_null(&arrow::datatypes::DataType::new_list(
-            element_type,
-            true,
-        ))
-        .unwrap_or(engine::ScalarValue::Null),
-    }
-}
-
-/// Decode the portal's parameters into values of the planner's types.
-fn portal_params(portal: &Portal<Arc<Prepared>>) -> PgWireResult<Vec<engine::ScalarValue>> {
-    use engine::ScalarValue;
-    let prepared = &portal.statement.statement;
-    (0..portal.parameter_len())
-        .map(|i| {
-            let inferred = prepared.params.get(i).and_then(|t| t.as_ref());
-            let declared = portal.statement.parameter_types.get(i).and_then(|t| t.as_ref());
-            let pg_type = param_pg_type(declared, inferred);
-            // Dates and times as text: Arrow's parser takes more of PostgreSQL's spellings
-            // (`03:04:05.5`, a date for a timestamp) than the driver-level one; each is tried.
-            if !portal.parameter_format.is_binary(i)
-                && let Some(target) = temporal_type(&pg_type)
-            {
-                let text = portal.parameters[i]
-                    .as_ref()
-                    .map(|b| String::from_utf8_lossy(b).into_owned());
-                let target = inferred.cloned().unwrap_or(target);
-                // Else the driver-level parser below (it reads pgJDBC's `2024-01-02 +00`).
-                if let Ok(value) = ScalarValue::Utf8(text).cast_to(&target) {
-                    return Ok(value);
-                }
-            }
-            let value = match pg_type {
-                Type::BOOL => ScalarValue::Boolean(portal.parameter::<bool>(i, &pg_type)?),
-                Type::INT2 => ScalarValue::Int16(portal.parameter::<i16>(i, &pg_type)?),
-                Type::INT4 => ScalarValue::Int32(portal.parameter::<i32>(i, &pg_type)?),
-                Type::INT8 => ScalarValue::Int64(portal.parameter::<i64>(i, &pg_type)?),
-                Type::FLOAT4 => ScalarValue::Float32(portal.parameter::<f32>(i, &pg_type)?),
-                Type::FLOAT8 => ScalarValue::Float64(portal.parameter::<f64>(i, &pg_type)?),
-                Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => {
-                    ScalarValue::Utf8(portal.parameter::<String>(i, &pg_type)?)
-                }
-                // Dates and times in either format (asyncpg and JDBC send them binary).
-                Type::DATE => ScalarValue::Date32(
-                    portal
-                        .parameter::<chrono::NaiveDate>(i, &pg_type)?
-                        .map(|d| (d - chrono::DateTime::UNIX_EPOCH.date_naive()).num_days())
-                        .map(|days| i32::try_from(days).unwrap_or(i32::MAX)),
-                ),
-                Type::TIMESTAMP => ScalarValue::TimestampMicrosecond(
-                    portal
-                        .parameter::<chrono::NaiveDateTime>(i, &pg_type)?
-                        .map(|t| t.and_utc().timestamp_micros()),
-                    None,
-                ),
-                Type::TIMESTAMPTZ => ScalarValue::TimestampMicrosecond(
-                    portal
-                        .parameter::<chrono::DateTime<chrono::FixedOffset>>(i, &pg_type)?
-                        .map(|t| t.timestamp_micros()),
-                    Some("+00:00".into()),
-                ),
-                Type::TIME => ScalarValue::Time64Microsecond(
-                    portal
-                        .parameter::<chrono::NaiveTime>(i, &pg_type)?
-                        .map(|t| {
-                            use chrono::Timelike;
-                            i64::from(t.num_seconds_from_midnight()) * 1_000_000
-                                + i64::from(t.nanosecond() / 1_000)
-                        }),
-                ),
-                Type::NUMERIC => match portal.parameter::<rust_decimal::Decimal>(i, &pg_type)? {
-                    Some(d) => ScalarValue::Decimal128(
-                        Some(d.mantissa()),
-                        38,
-                        i8::try_from(d.scale()).unwrap_or(i8::MAX),
-                    ),
-                    None => ScalarValue::Decimal128(None, 38, 0),
-                },
-                Type::BYTEA => ScalarValue::Binary(portal.parameter::<Vec<u8>>(i, &pg_type)?),
-                // Arrays (`WHERE id = ANY($1)`; asyncpg's type lookups send oid[]).
-                Type::INT2_ARRAY => list(portal.parameter::<Vec<Option<i16>>>(i, &pg_type)?, |v| {
-                    ScalarValue::Int16(v)
-                }),
-                Type::INT4_ARRAY | Type::OID_ARRAY => {
-                    list(portal.parameter::<Vec<Option<i32>>>(i, &pg_type)?, |v| {
-                        ScalarValue::Int32(v)
-                    })
-                }
-                Type::INT8_ARRAY => list(portal.parameter::<Vec<Option<i64>>>(i, &pg_type)?, |v| {
-                    ScalarValue::Int64(v)
-                }),
-                Type::FLOAT8_ARRAY => {
-                    list(portal.parameter::<Vec<Option<f64>>>(i, &pg_type)?, |v| {
-                        ScalarValue::Float64(v)
-                    })
-                }
-                Type::BOOL_ARRAY => list(portal.parameter::<Vec<Option<bool>>>(i, &pg_type)?, |v| {
-                    ScalarValue::Boolean(v)
-                }),
-                Type::TEXT_ARRAY | Type::VARCHAR_ARRAY => {
-                    list(portal.parameter::<Vec<Option<String>>>(i, &pg_type)?, |v| {
-                        ScalarValue::Utf8(v)
-                    })
-                }
-                other => {
-                    // Other types arrive as text here; the cast below gives them their type.
-                    if portal.parameter_format.is_binary(i) {
-                        return Err(to_pg(EngineError::Unsupported(format!(
-                            "parameter ${} has type {other} in binary format, which is not supported yet; send it as text",
-                            i + 1
-                        ))));
-                    }
-                    let text = portal.parameters[i]
-                        .as_ref()
-                        .map(|b| String::from_utf8_lossy(b).into_owned());
-                    ScalarValue::Utf8(text)
-                }
-            };
-            match inferred {
-                Some(dt) if value.data_type() != *dt => value.cast_to(dt).map_err(|e| {
-                    to_pg(EngineError::InvalidParameter(format!(
-                        "parameter ${}: {e}",
-                        i + 1
-                    )))
-                }),
-                _ => Ok(value),
-            }
-        })
-        .collect()
+    pub(super) params: Vec<Option<arrow::datatypes::DataType>>,
+    /// Parameter types the SQL text names where the planner's type differs: `$1::oid[]` is
+    /// planned as `integer[]` but described as `oid[]`, as asyncpg's type lookup expects.
+    pub(super) cast_params: Vec<Option<Type>>,
 }
 
 /// Parses and describes statements for the extended query protocol.
@@ -912,6 +714,7 @@ impl QueryParser for LaminarParser {
                 statement,
                 schema: Some(schema),
                 params,
+                cast_params: oid_parameter_casts(sql),
             }));
         }
         let schema = match &statement {
@@ -937,6 +740,7 @@ impl QueryParser for LaminarParser {
             statement,
             schema,
             params: Vec::new(),
+            cast_params: Vec::new(),
         }))
     }
 
@@ -944,7 +748,10 @@ impl QueryParser for LaminarParser {
         Ok(stmt
             .params
             .iter()
-            .map(|t| param_pg_type(None, t.as_ref()))
+            .enumerate()
+            .map(|(i, t)| {
+                param_pg_type(stmt.cast_params.get(i).and_then(Option::as_ref), t.as_ref())
+            })
             .collect())
     }
 

@@ -11,6 +11,7 @@ mod cursor;
 mod encode;
 mod error;
 mod handler;
+mod params;
 
 use std::sync::Arc;
 
