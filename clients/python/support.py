@@ -177,3 +177,28 @@ TYPES = [
     ("arrow_cast(18446744073709551615, 'UInt64')", Decimal("18446744073709551615"), 1700),
 ]
 
+
+def check_sqlalchemy_inspector(dialect, table, rows):
+    """SQLAlchemy's inspector with `dialect` (postgresql+psycopg2: Superset, pandas;
+    postgresql+psycopg: psycopg 3): what tools call to list schemas, tables and columns.
+    `table` is a bounded source with `rows` rows."""
+    import sqlalchemy as sa
+    password = f":{PASSWORD}" if PASSWORD else ""
+    engine = sa.create_engine(f"{dialect}://{USER}{password}@{HOST}:{PORT}/{DATABASE}")
+    try:
+        inspector = sa.inspect(engine)
+        equal(inspector.get_schema_names(), ["public"], "get_schema_names")
+        check(table in inspector.get_table_names(), "get_table_names lists the table")
+        check(inspector.has_table(table), "has_table")
+        columns = [(c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns(table)]
+        equal(columns[0], ("counter", "BIGINT", False), "get_columns")
+        equal(inspector.get_pk_constraint(table)["constrained_columns"], [], "no primary key")
+        equal(inspector.get_indexes(table), [], "no indexes")
+        equal(inspector.get_foreign_keys(table), [], "no foreign keys")
+        equal(inspector.get_unique_constraints(table), [], "no unique constraints")
+        equal(inspector.get_check_constraints(table), [], "no check constraints")
+        equal(inspector.get_table_comment(table), {"text": None}, "no comment")
+        with engine.connect() as c:
+            equal(c.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar(), rows, "a query")
+    finally:
+        engine.dispose()

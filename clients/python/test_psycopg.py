@@ -13,8 +13,8 @@ import psycopg
 from psycopg import errors
 
 from support import (DATABASE, HOST, PASSWORD, PORT, SSLROOTCERT, TYPES, UTC, USER, Canceller,
-                     check, check_login_refused, equal, libpq_tls, run_steps, sqlstate_of,
-                     wrong_password)
+                     check, check_login_refused, check_sqlalchemy_inspector, equal, libpq_tls,
+                     run_steps, sqlstate_of, wrong_password)
 
 TICKS = "psycopg_ticks"
 ENDLESS = "psycopg_endless"
@@ -328,7 +328,15 @@ def step_named_cursor():
         equal(cur.fetchmany(2), [(3,), (4,)], "fetchmany(2)")
         equal(cur.fetchone(), (5,), "fetchone()")
         equal(cur.pgresult.fformat(0), 0, "text result")
-        cur.close()
+        cur.scroll(3)  # MOVE 3 FROM "nc"
+        equal(cur.fetchone(), (9,), "fetchone() after scroll(3)")
+        sqlstate_of(lambda: cur.scroll(-1), "0A000", "scroll(-1): cursors move forward only")
+    with conn.transaction():
+        cur = conn.cursor(name="nc")
+        cur.execute(f"SELECT counter FROM {ENDLESS}")
+        cur.fetchmany(1)
+        equal(conn.execute('CLOSE "nc"', prepare=True).statusmessage, "CLOSE CURSOR",
+              "CLOSE over the extended protocol")
     with conn.transaction():
         cur = conn.cursor(name="nb", binary=True)
         cur.execute(f"SELECT counter, counter * 1.5::float8 AS f FROM {ENDLESS}")
@@ -387,6 +395,10 @@ def step_copy_out():
             equal(list(copy.rows()), [(n, "x") for n in range(5)], "copy.rows() with set_types")
 
 
+def step_sqlalchemy():
+    check_sqlalchemy_inspector("postgresql+psycopg", TICKS, 5)
+
+
 def step_cleanup():
     # The connection holds prepared statements (prepare=True above): psycopg follows the DROP
     # with DEALLOCATE ALL.
@@ -432,5 +444,6 @@ if __name__ == "__main__":
         ("DECLARE / FETCH / CLOSE", step_sql_cursor),
         ("named (server-side) cursors, text and binary", step_named_cursor),
         ("COPY TO STDOUT", step_copy_out),
+        ("SQLAlchemy inspector (psycopg dialect)", step_sqlalchemy),
         ("drop tables", step_cleanup),
     ])

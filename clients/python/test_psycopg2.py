@@ -16,7 +16,8 @@ import psycopg2
 import psycopg2.errors
 
 from support import (DATABASE, HOST, PASSWORD, PORT, TYPES, USER, Canceller, check,
-                     check_login_refused, equal, libpq_tls, run_steps, sqlstate_of, wrong_password)
+                     check_login_refused, check_sqlalchemy_inspector, equal, libpq_tls, run_steps,
+                     sqlstate_of, wrong_password)
 
 TICKS = "psycopg2_ticks"
 ENDLESS = "psycopg2_endless"
@@ -192,22 +193,7 @@ def step_copy_out():
 
 
 def step_sqlalchemy():
-    """SQLAlchemy's inspector over psycopg2 (what Superset and pandas use to list tables)."""
-    import sqlalchemy as sa
-    password = f":{PASSWORD}" if PASSWORD else ""
-    engine = sa.create_engine(f"postgresql+psycopg2://{USER}{password}@{HOST}:{PORT}/{DATABASE}")
-    try:
-        inspector = sa.inspect(engine)
-        check(TICKS in inspector.get_table_names(), "get_table_names lists the table")
-        columns = [(c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns(TICKS)]
-        equal(columns[0], ("counter", "BIGINT", False), "get_columns")
-        equal(inspector.get_pk_constraint(TICKS)["constrained_columns"], [], "no primary key")
-        equal(inspector.get_indexes(TICKS), [], "no indexes")
-        equal(inspector.get_foreign_keys(TICKS), [], "no foreign keys")
-        with engine.connect() as c:
-            equal(c.execute(sa.text(f"SELECT count(*) FROM {TICKS}")).scalar(), 5, "a query")
-    finally:
-        engine.dispose()
+    check_sqlalchemy_inspector("postgresql+psycopg2", TICKS, 5)
 
 
 def step_cleanup():

@@ -219,6 +219,7 @@ impl Engine {
             }
             LaminarStatement::Subscribe(subscribe) => self.subscribe(session, subscribe).await,
             LaminarStatement::DeclareSubscribe { .. }
+            | LaminarStatement::Move(_)
             | LaminarStatement::FetchWithTimeout { .. } => Err(EngineError::Unsupported(
                 "DECLARE ... CURSOR is handled by the client connection".into(),
             )),
@@ -629,6 +630,7 @@ impl Engine {
             | LaminarStatement::DropProfile { .. }
             | LaminarStatement::DeclareSubscribe { .. }
             | LaminarStatement::FetchWithTimeout { .. }
+            | LaminarStatement::Move(_)
             | LaminarStatement::Pipeline { .. } => Ok(None),
         }
     }

@@ -108,7 +108,8 @@ pub fn rewrite_catalog_query(sql: &str) -> Result<Statement> {
 enum ToolFix {
     /// Replace this fragment with an equivalent one.
     Fragment(&'static str, &'static str),
-    /// Replace what this regex matches (in the whitespace-collapsed query).
+    /// Replace what this regex matches (in the whitespace-collapsed query); `$1` in the
+    /// replacement stands for the first group.
     Pattern(&'static str, &'static str),
     /// A query about indexes or keys (Laminar has none) recognised by this fragment:
     /// answer with no rows and the columns the tool reads.
@@ -150,12 +151,24 @@ const TOOL_FIXES: &[ToolFix] = &[
         r#"NULL AS "default""#,
     ),
     ToolFix::Pattern(
-        r"CASE WHEN \(pg_catalog\.pg_attribute\.attidentity (?:!=|<>) (?:'[^']*'|\$\d+)\) THEN \(SELECT json_build_object\(.*? ELSE NULL END AS identity_options",
+        r"CASE WHEN \(pg_catalog\.pg_attribute\.attidentity (?:!=|<>) (?:'[^']*'|\$\d+(?:::\w+)?)\) THEN \(SELECT json_build_object\(.*? ELSE NULL END AS identity_options",
         "NULL AS identity_options",
     ),
     ToolFix::Pattern(
         r"CASE WHEN \(pg_catalog\.pg_attribute\.attcollation (?:!=|<>) .*? ELSE NULL END AS collation",
         "NULL AS collation",
+    ),
+    // SQLAlchemy's psycopg (3) dialect sends the name in `CAST('pg_catalog.pg_constraint' AS
+    // REGCLASS)` as a parameter: look the relation up by name (qualified or not).
+    ToolFix::Pattern(
+        r"CAST\((\$\d+) AS REGCLASS\)",
+        "(SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relname = $1 OR n.nspname || '.' || c.relname = $1 LIMIT 1)",
+    ),
+    // SQLAlchemy get_schema_names: `LIKE 'pg/_%' ESCAPE '/'` (DataFusion escapes with `\`
+    // only) for "starts with pg_".
+    ToolFix::Pattern(
+        r"pg_catalog\.pg_namespace\.nspname NOT LIKE (?:\$\d+(?:::\w+)?|'pg/_') \|\| '%' ESCAPE '/'",
+        "NOT starts_with(pg_catalog.pg_namespace.nspname, 'pg_')",
     ),
     // asyncpg's type lookup (it learns array and other non-builtin result types with it):
     // correlated subqueries for a domain's base type and a composite type's attributes.
@@ -257,10 +270,14 @@ fn apply_tool_fixes(sql: &str) -> String {
     for (pattern, fix) in FIXES.iter() {
         let Some(pattern) = pattern else { continue };
         match fix {
-            ToolFix::Fragment(_, to) | ToolFix::Pattern(_, to) => {
+            ToolFix::Fragment(_, to) => {
                 collapsed = pattern
                     .replace_all(&collapsed, regex::NoExpand(to))
                     .into_owned();
+            }
+            // `$1` in the replacement is the pattern's first group.
+            ToolFix::Pattern(_, to) => {
+                collapsed = pattern.replace_all(&collapsed, *to).into_owned();
             }
             ToolFix::Empty(_, query) if pattern.is_match(&collapsed) => {
                 return (*query).to_string();

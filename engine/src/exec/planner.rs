@@ -453,17 +453,25 @@ fn bind_parameters(
     logical: datafusion::logical_expr::LogicalPlan,
     params: &[datafusion::common::ScalarValue],
 ) -> Result<datafusion::logical_expr::LogicalPlan> {
-    let expected = logical.get_parameter_types()?.len();
-    if expected == 0 && params.is_empty() {
+    // The highest `$n` used. Values beyond it are left unused: a tool's catalog query that
+    // Laminar answers with a rewritten one (see `exec::introspection`) may use fewer of the
+    // values the tool sends.
+    let expected = logical
+        .get_parameter_types()?
+        .keys()
+        .filter_map(|id| id.strip_prefix('$')?.parse::<usize>().ok())
+        .max()
+        .unwrap_or(0);
+    if expected == 0 {
         return Ok(logical);
     }
-    if params.len() != expected {
+    if params.len() < expected {
         return Err(EngineError::InvalidParameter(format!(
             "the statement has {expected} parameter(s) ($1, ...) but {} value(s) were given",
             params.len()
         )));
     }
-    Ok(logical.with_param_values(params.to_vec())?)
+    Ok(logical.with_param_values(params[..expected].to_vec())?)
 }
 
 impl Engine {
@@ -494,19 +502,22 @@ impl Engine {
                 *slot = Some(data_type);
             }
         }
-        let mut ordered: Vec<(usize, Option<arrow::datatypes::DataType>)> = types
-            .into_iter()
-            .map(|(id, t)| {
-                let n = id
-                    .trim_start_matches('$')
-                    .parse::<usize>()
-                    .unwrap_or(usize::MAX);
-                (n, t)
-            })
-            .collect();
-        ordered.sort_by_key(|(n, _)| *n);
+        // By position: `$n` is slot n - 1, and a `$n` the query does not use has no type.
+        let mut ordered: Vec<Option<arrow::datatypes::DataType>> = Vec::new();
+        for (id, data_type) in types {
+            let Some(n) = id.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()) else {
+                continue;
+            };
+            if n == 0 {
+                continue;
+            }
+            if ordered.len() < n {
+                ordered.resize(n, None);
+            }
+            ordered[n - 1] = data_type;
+        }
         let schema = Arc::new(logical.schema().as_arrow().clone());
-        Ok((ordered.into_iter().map(|(_, t)| t).collect(), schema))
+        Ok((ordered, schema))
     }
 }
 

@@ -65,6 +65,8 @@ pub enum LaminarStatement {
         fetch: Box<Statement>,
         timeout: std::time::Duration,
     },
+    /// `MOVE [n] [FROM | IN] cursor`: a `FETCH` (this one) whose rows are skipped.
+    Move(Box<Statement>),
     /// `DECLARE name CURSOR [WITH HOLD] FOR SUBSCRIBE ...` (cursors over queries are
     /// sqlparser's `DECLARE`).
     DeclareSubscribe {
@@ -309,6 +311,50 @@ fn fetch_with_timeout(
     }
 }
 
+/// `FETCH -1` / `MOVE -1` (which sqlparser cannot read): say why it is refused.
+fn forward_only(command: &str, tokens: &[TokenWithSpan]) -> Result<()> {
+    let mut words = tokens
+        .iter()
+        .filter(|t| !matches!(t.token, Token::Whitespace(_)))
+        .skip(1);
+    let next = match words.next() {
+        Some(t) if matches!(&t.token, Token::Word(w) if w.keyword == Keyword::FORWARD) => {
+            words.next()
+        }
+        other => other,
+    };
+    if next.is_some_and(|t| t.token == Token::Minus) {
+        return Err(EngineError::Unsupported(format!(
+            "{command} with a negative count is not supported: cursors over streams only move forward"
+        )));
+    }
+    Ok(())
+}
+
+/// `MOVE ...` read as the `FETCH ...` with the same direction and cursor (sqlparser has no
+/// MOVE).
+fn move_cursor(
+    dialect: &PostgreSqlDialect,
+    mut tokens: Vec<TokenWithSpan>,
+) -> Result<LaminarStatement> {
+    if let Some(first) = tokens
+        .iter_mut()
+        .find(|t| !matches!(t.token, Token::Whitespace(_)))
+    {
+        first.token = Token::make_keyword("FETCH");
+    }
+    match Parser::new(dialect)
+        .with_tokens_with_locations(tokens)
+        .parse_statement()
+        .map_err(syntax)?
+    {
+        fetch @ Statement::Fetch { .. } => Ok(LaminarStatement::Move(Box::new(fetch))),
+        _ => Err(EngineError::Syntax(
+            "expected MOVE [n] [FROM | IN] <cursor>".into(),
+        )),
+    }
+}
+
 fn parse_one(
     dialect: &PostgreSqlDialect,
     mut tokens: Vec<TokenWithSpan>,
@@ -325,10 +371,28 @@ fn parse_one(
     {
         return Ok(declare);
     }
+    if matches!(word(0), "FETCH" | "MOVE") {
+        forward_only(word(0), &tokens)?;
+        // `FETCH FORWARD FROM c` is `FETCH NEXT FROM c`; sqlparser wants a count after FORWARD.
+        if matches!(word(1), "FORWARD") && matches!(word(2), "FROM" | "IN") {
+            let forward = tokens
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| !matches!(t.token, Token::Whitespace(_)))
+                .nth(1)
+                .map(|(i, _)| i);
+            if let Some(i) = forward {
+                tokens[i].token = Token::make_keyword("NEXT");
+            }
+        }
+    }
     if word(0) == "FETCH"
         && let Some(fetch) = fetch_with_timeout(dialect, &tokens)?
     {
         return Ok(fetch);
+    }
+    if word(0) == "MOVE" {
+        return move_cursor(dialect, tokens);
     }
     // sqlparser reads COPY FROM STDIN's data inline and fails on its absence; say what is
     // supported instead.

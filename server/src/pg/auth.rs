@@ -5,7 +5,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use futures::Sink;
+use futures::{Sink, SinkExt};
 use pgwire::api::auth::sasl::SASLAuthStartupHandler;
 use pgwire::api::auth::sasl::scram::{ScramAuth, gen_salted_password, random_nonce};
 use pgwire::api::auth::{
@@ -117,25 +117,34 @@ impl StartupHandler for Startup {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         match self {
-            Startup::Password(sasl) => sasl.on_startup(client, message).await.map_err(|e| {
-                match e {
+            Startup::Password(sasl) => match sasl.on_startup(client, message).await {
+                Err(PgWireError::InvalidPassword(name)) => {
                     // PostgreSQL's wording, naming the login's user: libpq leaves the SCRAM
                     // user name empty and pgJDBC sends "*".
-                    PgWireError::InvalidPassword(name) => {
-                        let user = client
-                            .metadata()
-                            .get(METADATA_USER)
-                            .cloned()
-                            .unwrap_or(name);
-                        PgWireError::UserError(Box::new(ErrorInfo::new(
-                            "FATAL".to_string(),
-                            "28P01".to_string(),
-                            format!("password authentication failed for user \"{user}\""),
-                        )))
-                    }
-                    other => other,
+                    let user = client
+                        .metadata()
+                        .get(METADATA_USER)
+                        .cloned()
+                        .unwrap_or(name);
+                    let error = ErrorInfo::new(
+                        "FATAL".to_string(),
+                        "28P01".to_string(),
+                        format!("password authentication failed for user \"{user}\""),
+                    );
+                    // Then the connection ends, as in PostgreSQL: pgwire's own error path
+                    // would send ReadyForQuery after the FATAL error, which asyncpg reports
+                    // as a protocol violation.
+                    client
+                        .send(PgWireBackendMessage::ErrorResponse(error.into()))
+                        .await?;
+                    client.close().await?;
+                    Err(PgWireError::IoError(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionAborted,
+                        format!("login refused for user \"{user}\""),
+                    )))
                 }
-            }),
+                other => other,
+            },
             Startup::Trust {
                 manager,
                 parameters,

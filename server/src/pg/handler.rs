@@ -220,6 +220,12 @@ async fn fetch_rows(
     Ok((fields, rows))
 }
 
+/// `MOVE`: the rows its `FETCH` would return are skipped; the command tag counts them.
+async fn move_cursor(conn: &mut ConnState, fetch: &Statement) -> Result<String, RunError> {
+    let (_, rows) = fetch_rows(conn, fetch, None, &Format::UnifiedText).await?;
+    Ok(format!("MOVE {}", rows.len()))
+}
+
 /// Settings whose changes PostgreSQL reports to the client (ParameterStatus), by the name
 /// it reports them under.
 const REPORTED_SETTINGS: [&str; 5] = [
@@ -486,6 +492,14 @@ impl QueryHandler {
         }
         if let LaminarStatement::FetchWithTimeout { fetch, timeout } = &statement {
             return self.fetch(client, conn, fetch, Some(*timeout)).await;
+        }
+        if let LaminarStatement::Move(fetch) = &statement {
+            let tag = move_cursor(conn, fetch).await?;
+            client
+                .send(complete(tag))
+                .await
+                .map_err(PgWireError::from)?;
+            return Ok(());
         }
         if let LaminarStatement::Sql(sql) = &statement {
             match sql.as_ref() {
@@ -834,6 +848,13 @@ impl ExtendedQueryHandler for QueryHandler {
             conn.session.params.clear();
             declared.map_err(to_pg)?;
             return Ok(Response::Execution(Tag::new("DECLARE CURSOR")));
+        }
+        if let LaminarStatement::Move(fetch) = &statement {
+            return match move_cursor(&mut conn, fetch).await {
+                Ok(tag) => Ok(Response::Execution(Tag::new(&tag))),
+                Err(RunError::Engine(e)) => Err(to_pg(e)),
+                Err(RunError::Wire(e)) => Err(e),
+            };
         }
         if let Some((fetch, timeout)) = fetch_target(&statement) {
             let (fields, rows) =
