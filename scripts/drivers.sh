@@ -132,6 +132,7 @@ PING=(curl -sf "http://127.0.0.1:$HTTP_PORT/v1/ping")
 SERVER_STARTS=0
 start_server() {  # start_server [laminar flags...]: start it, wait until REST answers $PING
     SERVER_STARTS=$((SERVER_STARTS + 1))
+    require_free_ports "$PG_PORT" "$HTTP_PORT"
     env "${SERVER_ENV[@]}" "$BIN" --pg-addr "127.0.0.1:$PG_PORT" --http-addr "127.0.0.1:$HTTP_PORT" \
         --data-dir "$WORK/data$SERVER_STARTS" "$@" >>"$WORK/server.log" 2>&1 &
     SERVER_PID=$!

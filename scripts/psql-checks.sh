@@ -24,6 +24,7 @@ trap cleanup EXIT
 fail() { echo "psql-checks: FAIL: $*" >&2; echo "--- server log" >&2; tail -30 "$WORK/server.log" >&2; exit 1; }
 
 start_server() {
+    require_free_ports "$PG_PORT" "$HTTP_PORT"
     "$BIN" --pg-addr "127.0.0.1:$PG_PORT" --http-addr "127.0.0.1:$HTTP_PORT" --data-dir "$WORK/data" >>"$WORK/server.log" 2>&1 &
     SERVER_PID=$!
     for _ in $(seq 1 100); do

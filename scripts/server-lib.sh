@@ -10,3 +10,14 @@ stop_server() {
     done
     fail "server did not stop on SIGINT"
 }
+
+# Fail when something already listens on a port the server under test needs: readiness
+# checks would talk to that other process instead.
+require_free_ports() {
+    local port
+    for port in "$@"; do
+        if (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            fail "port $port on 127.0.0.1 is already in use (another laminar?)"
+        fi
+    done
+}
