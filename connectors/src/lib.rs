@@ -28,6 +28,8 @@ pub mod datagen;
 pub mod filesystem;
 #[cfg(feature = "impulse")]
 pub mod impulse;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 #[cfg(feature = "nexmark")]
 pub mod nexmark;
 #[cfg(feature = "stdout")]

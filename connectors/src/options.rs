@@ -143,6 +143,8 @@ impl<'a> SchemaView<'a> {
                 .get("anyOf")
                 .or_else(|| view.node.get("oneOf"))
                 .and_then(Value::as_array)
+                // An enum whose variants are documented is a `oneOf` of constants.
+                .filter(|branches| !branches.iter().all(|b| b.get("const").is_some()))
             {
                 match branches
                     .iter()
@@ -190,11 +192,16 @@ impl<'a> SchemaView<'a> {
         }
     }
 
+    /// The allowed strings: `enum`, or the constants of a `oneOf` (documented variants).
     fn enum_values(&self) -> Option<Vec<&'a str>> {
-        self.node
-            .get("enum")
-            .and_then(Value::as_array)
-            .map(|vs| vs.iter().filter_map(Value::as_str).collect())
+        if let Some(values) = self.node.get("enum").and_then(Value::as_array) {
+            return Some(values.iter().filter_map(Value::as_str).collect());
+        }
+        let branches = self.node.get("oneOf").and_then(Value::as_array)?;
+        branches
+            .iter()
+            .map(|b| b.get("const").and_then(Value::as_str))
+            .collect()
     }
 
     fn is_open_map(&self) -> bool {
@@ -408,6 +415,33 @@ mod tests {
         .unwrap_err();
         assert!(err.to_string().contains("'source.ofset'"), "{err}");
         assert!(err.to_string().contains("did you mean 'offset'"), "{err}");
+    }
+
+    /// A documented enum (schemars writes `oneOf` constants for it).
+    #[derive(Debug, Deserialize, JsonSchema, PartialEq)]
+    #[serde(rename_all = "snake_case")]
+    enum Mode {
+        /// the first
+        Earliest,
+        /// the last
+        Latest,
+    }
+
+    #[derive(Debug, Deserialize, JsonSchema, PartialEq)]
+    struct WithMode {
+        mode: Option<Mode>,
+    }
+
+    #[test]
+    fn documented_enums_list_their_values() {
+        let ok: WithMode = parse_config("c", serde_json::json!({"mode": "latest"})).unwrap();
+        assert_eq!(ok.mode, Some(Mode::Latest));
+        let error =
+            parse_config::<WithMode>("c", serde_json::json!({"mode": "first"})).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "invalid value 'first' for option 'mode' of connector 'c': expected one of earliest, latest"
+        );
     }
 
     #[test]

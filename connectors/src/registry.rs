@@ -37,6 +37,8 @@ impl Registry {
         registry.add(Arc::new(crate::blackhole::BlackholeConnector));
         #[cfg(feature = "filesystem")]
         registry.add(Arc::new(crate::filesystem::FileSystemConnector));
+        #[cfg(feature = "kafka")]
+        registry.add(Arc::new(crate::kafka::KafkaConnector));
         registry
     }
 
@@ -107,10 +109,13 @@ mod tests {
 
     #[test]
     fn unknown_connectors_list_the_available_ones() {
-        let err = Registry::builtin().get("kafkaa").err().unwrap();
+        let err = Registry::builtin().get("kafak").err().unwrap();
         assert_eq!(
             err.to_string(),
-            "unknown connector 'kafkaa'; available connectors: blackhole, datagen, filesystem, impulse, nexmark, stdout"
+            format!(
+                "unknown connector 'kafak'; available connectors: {}",
+                Registry::builtin().names().join(", ")
+            )
         );
     }
 }

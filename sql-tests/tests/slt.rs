@@ -118,6 +118,15 @@ async fn run_file(path: &Path) -> Result<(), String> {
         .unwrap_or_else(|_| "http://127.0.0.1:5000".into());
     runner.set_var("s3".to_string(), s3);
     runner.set_var("run".to_string(), format!("run{}", std::process::id()));
+    // The Kafka-compatible broker scripts/services.sh starts, and the scripts directory
+    // (scripts/kafka_tool.py produces and consumes independently of Laminar).
+    let kafka = std::env::var("LAMINAR_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into());
+    runner.set_var("kafka".to_string(), kafka);
+    let scripts = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+        .join("../scripts");
+    runner.set_var("scripts".to_string(), scripts.display().to_string());
     let result = runner
         .run_file_async(path)
         .await

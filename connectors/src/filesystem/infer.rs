@@ -2,14 +2,14 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
-use std::sync::Arc;
 
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::SchemaRef;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::config::{Compression, FileSystemTable};
 use super::paths::list_files;
 use crate::error::{ConnectorError, Result};
+use crate::format::infer::{json_schema, normalized};
 use crate::format::{Format, FormatSpec};
 
 /// Records sampled from the first file.
@@ -22,69 +22,10 @@ fn io(file: &std::path::Path, e: impl std::fmt::Display) -> ConnectorError {
     }
 }
 
-/// Types Laminar stores and reads back: strings and binaries in their plain forms,
-/// timestamps in nanoseconds (sources cast what they read to these).
-fn normalize(data_type: &DataType) -> DataType {
-    match data_type {
-        DataType::LargeUtf8 | DataType::Utf8View => DataType::Utf8,
-        DataType::LargeBinary | DataType::BinaryView => DataType::Binary,
-        DataType::Timestamp(_, tz) => {
-            DataType::Timestamp(arrow::datatypes::TimeUnit::Nanosecond, tz.clone())
-        }
-        DataType::Date64 => DataType::Date32,
-        DataType::Null => DataType::Utf8,
-        DataType::List(f) | DataType::LargeList(f) => {
-            DataType::List(Arc::new(Field::new("item", normalize(f.data_type()), true)))
-        }
-        DataType::Struct(fields) => DataType::Struct(
-            fields
-                .iter()
-                .map(|f| Field::new(f.name(), normalize(f.data_type()), true))
-                .collect(),
-        ),
-        other => other.clone(),
-    }
-}
-
-fn normalized(schema: &Schema) -> SchemaRef {
-    Arc::new(Schema::new(
-        schema
-            .fields()
-            .iter()
-            .map(|f| Field::new(f.name(), normalize(f.data_type()), true))
-            .collect::<Vec<_>>(),
-    ))
-}
-
 fn open(file: &std::path::Path, compression: Option<Compression>) -> Result<Box<dyn Read + Send>> {
     let raw = File::open(file).map_err(|e| io(file, e))?;
     let extension = file.extension().and_then(|e| e.to_str());
     Compression::reader(compression, extension, Box::new(raw)).map_err(|e| io(file, e))
-}
-
-/// Top-level keys of a JSON object in the order they are written (empty if not an object).
-fn key_order(line: &str) -> Vec<String> {
-    struct Keys(Vec<String>);
-    impl<'de> serde::de::Visitor<'de> for &mut Keys {
-        type Value = ();
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a JSON object")
-        }
-        fn visit_map<A: serde::de::MapAccess<'de>>(
-            self,
-            mut map: A,
-        ) -> std::result::Result<(), A::Error> {
-            while let Some(key) = map.next_key::<String>()? {
-                map.next_value::<serde::de::IgnoredAny>()?;
-                self.0.push(key);
-            }
-            Ok(())
-        }
-    }
-    let mut keys = Keys(Vec::new());
-    let mut de = serde_json::Deserializer::from_str(line);
-    let _ = serde::Deserializer::deserialize_map(&mut de, &mut keys);
-    keys.0
 }
 
 /// Infer from the first file `path` names; `None` if there is no file yet or the format
@@ -136,8 +77,7 @@ pub(super) fn infer(table: &FileSystemTable, format: &FormatSpec) -> Result<Opti
                 return Ok(None);
             }
             // Sample records across files until enough are seen.
-            let mut values = Vec::new();
-            let mut order: Vec<String> = Vec::new();
+            let mut lines = Vec::new();
             'files: for file in &files {
                 let reader = BufReader::new(open(file, options.compression)?);
                 for line in reader.lines() {
@@ -145,29 +85,13 @@ pub(super) fn infer(table: &FileSystemTable, format: &FormatSpec) -> Result<Opti
                     if line.trim().is_empty() {
                         continue;
                     }
-                    for key in key_order(&line) {
-                        if !order.contains(&key) {
-                            order.push(key);
-                        }
-                    }
-                    values.push(
-                        serde_json::from_str::<serde_json::Value>(&line)
-                            .map_err(|e| io(file, e))?,
-                    );
-                    if values.len() >= SAMPLE_RECORDS {
+                    lines.push(line);
+                    if lines.len() >= SAMPLE_RECORDS {
                         break 'files;
                     }
                 }
             }
-            let inferred =
-                arrow_json::reader::infer_json_schema_from_iterator(values.iter().map(Ok))
-                    .map_err(|e| io(file, e))?;
-            // serde_json's maps are sorted; give the columns the order of the data.
-            let fields: Vec<Field> = order
-                .iter()
-                .filter_map(|name| inferred.field_with_name(name).ok().cloned())
-                .collect();
-            Schema::new(fields)
+            return json_schema(lines.iter().map(String::as_bytes)).map_err(|e| io(file, e));
         }
     };
     if schema.fields().is_empty() {

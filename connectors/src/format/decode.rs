@@ -46,6 +46,8 @@ pub struct RecordDecoder {
     bad_records: Arc<AtomicU64>,
     /// Bad records kept for the dead-letter table (`bad_data = 'dlq'`).
     dead_letters: Vec<BadRecord>,
+    /// Which records of the last flush made it into its batch (`None`: all of them).
+    kept: Option<Vec<usize>>,
 }
 
 impl std::fmt::Debug for RecordDecoder {
@@ -92,6 +94,7 @@ impl RecordDecoder {
             positions: Vec::new(),
             bad_records,
             dead_letters: Vec::new(),
+            kept: None,
         })
     }
 
@@ -119,6 +122,13 @@ impl RecordDecoder {
             .collect()
     }
 
+    /// The indices (in push order) of the records the last [`RecordDecoder::flush`] kept,
+    /// or `None` when it kept all of them: a transport lines its own per-record columns
+    /// (Kafka's metadata) up with the batch.
+    pub fn last_kept(&self) -> Option<&[usize]> {
+        self.kept.as_deref()
+    }
+
     /// Bad records collected for the dead-letter table since the last call.
     pub fn take_bad_records(&mut self) -> Vec<BadRecord> {
         std::mem::take(&mut self.dead_letters)
@@ -131,15 +141,17 @@ impl RecordDecoder {
             return Ok(None);
         }
         let records = self.records();
-        let result = match self.inner.decode(&records) {
-            Ok(batch) => Ok(Some(batch)),
+        let (result, kept) = match self.inner.decode(&records) {
+            Ok(batch) => (Ok(Some(batch)), None),
             Err(_) => {
                 let mut letters = Vec::new();
-                let result = self.decode_one_by_one(&records, &mut letters);
+                let mut kept = Vec::new();
+                let result = self.decode_one_by_one(&records, &mut letters, &mut kept);
                 self.dead_letters.extend(letters);
-                result
+                (result, Some(kept))
             }
         };
+        self.kept = kept;
         self.bytes.clear();
         self.ends.clear();
         self.positions.clear();
@@ -151,11 +163,15 @@ impl RecordDecoder {
         &self,
         records: &[&[u8]],
         letters: &mut Vec<BadRecord>,
+        kept: &mut Vec<usize>,
     ) -> Result<Option<RecordBatch>> {
         let mut good = Vec::new();
         for (i, record) in records.iter().enumerate() {
             match self.inner.decode(&[record]) {
-                Ok(batch) => good.push(batch),
+                Ok(batch) => {
+                    good.push(batch);
+                    kept.push(i);
+                }
                 Err(reason) => {
                     let (source, offset) = &self.positions[i];
                     let bad = BadRecord {

@@ -87,6 +87,48 @@ impl RecordEncoder {
         }
     }
 
+    /// Encode `batch` as separate records (one per row; one per change event for
+    /// `debezium_json`), for transports that send records one by one: their bytes are
+    /// appended to `out` and each one's range in `out` to `ranges`.
+    pub fn encode_records(
+        &self,
+        batch: &RecordBatch,
+        out: &mut Vec<u8>,
+        ranges: &mut Vec<std::ops::Range<usize>>,
+    ) -> Result<()> {
+        match self.format {
+            // Raw values may hold newlines: each value is its own record.
+            Format::RawString | Format::RawBytes => {
+                let column = batch.column(0);
+                for i in 0..column.len() {
+                    let start = out.len();
+                    if column.is_valid(i) {
+                        match column.data_type() {
+                            DataType::Binary => {
+                                out.extend_from_slice(column.as_binary::<i32>().value(i))
+                            }
+                            _ => {
+                                out.extend_from_slice(column.as_string::<i32>().value(i).as_bytes())
+                            }
+                        }
+                    }
+                    ranges.push(start..out.len());
+                }
+                Ok(())
+            }
+            // JSON lines never hold a raw newline (JSON escapes them).
+            _ => {
+                let mut start = out.len();
+                self.encode(batch, out)?;
+                while let Some(newline) = out[start..].iter().position(|b| *b == b'\n') {
+                    ranges.push(start..start + newline);
+                    start += newline + 1;
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// Debezium change events: `{"before": row|null, "after": row|null, "op": "c"|"u"|"d"}`.
     /// Rows of an updating query carry their change kind in a last `_op` column (`+I`,
     /// `-U`, `+U`, `-D`); an update's `-U` and `+U` rows become one `u` event. Rows of an

@@ -7,6 +7,7 @@
 
 mod decode;
 mod encode;
+pub(crate) mod infer;
 mod json;
 mod raw;
 

@@ -197,6 +197,42 @@ fn table_json(t: &TableDef) -> Value {
 /// Keys of an Arroyo-style `config.type` object that make a table a source or a sink.
 const SOURCE_TYPE_KEYS: &[&str] = &["offset", "read_mode", "group_id", "group_id_prefix"];
 
+/// Sink settings the product page writes next to `type: "sink"` (`commitMode`, ...).
+const SINK_TYPE_KEYS: &[&str] = &["commit_mode", "key_field", "timestamp_field"];
+
+/// The product page's flat shape, `{"type": "source", "offset": "earliest", "groupId": ...}`:
+/// move role settings the connector keeps under `source.*` / `sink.*` into that group.
+fn group_role_settings(
+    connector: &dyn connectors::DynConnector,
+    role: Option<&str>,
+    config: &mut Map<String, Value>,
+) {
+    let (group, keys) = match role {
+        Some("source") => ("source", SOURCE_TYPE_KEYS),
+        Some("sink") => ("sink", SINK_TYPE_KEYS),
+        _ => return,
+    };
+    let schema = connector.table_schema();
+    let properties = schema.get("properties").and_then(Value::as_object);
+    let has = |key: &str| properties.is_some_and(|p| p.contains_key(key));
+    if !has(group) {
+        return;
+    }
+    for key in keys {
+        if has(key) {
+            continue;
+        }
+        if let Some(value) = config.remove(*key) {
+            let settings = config
+                .entry(group.to_string())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if let Value::Object(settings) = settings {
+                settings.entry(key.to_string()).or_insert(value);
+            }
+        }
+    }
+}
+
 /// Build a table request from a REST body (the product page's shape or the snake_case one).
 fn table_request(engine: &Engine, body: &Value) -> Result<TableRequest, ApiError> {
     let name = required(body, "name")?;
@@ -228,6 +264,7 @@ fn table_request(engine: &Engine, body: &Value) -> Result<TableRequest, ApiError
             )));
         }
     }
+    group_role_settings(connector.as_ref(), role.as_deref(), &mut config);
     // Connection settings may be given on the table; they belong to the profile part.
     let profile_keys: Vec<String> = connector
         .profile_schema()

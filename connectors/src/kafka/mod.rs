@@ -1,0 +1,329 @@
+//! `kafka`: topics as sources and sinks, through librdkafka (`rdkafka`).
+//!
+//! Sources read every partition in parallel (instance `i` of `n` owns the partitions `p`
+//! with `p % n == i`), decode values with the table's format and fill the metadata columns
+//! `_timestamp`, `_key`, `_partition`, `_offset`, `_headers`. Sinks write one record per
+//! row with an optional key and timestamp column.
+
+mod config;
+mod metadata;
+mod sink;
+mod source;
+
+use std::time::Duration;
+
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+pub use config::{KafkaProfile, KafkaTable};
+
+use crate::connector::{
+    Connector, ConnectorMetadata, Sink, SinkContext, Source, SourceContext, TableRole, TestOutcome,
+};
+use crate::error::{ConnectorError, Result};
+use crate::format::infer::json_schema;
+use crate::format::{Format, FormatSpec};
+use config::{CommitMode, client_config};
+use metadata::MetadataKind;
+
+/// The Kafka connector.
+#[derive(Debug, Clone, Copy)]
+pub struct KafkaConnector;
+
+/// A Kafka failure as a connector error, saying what was being done.
+pub(crate) fn kafka_error(doing: &str, e: KafkaError) -> ConnectorError {
+    ConnectorError::Io {
+        connector: "kafka".into(),
+        message: format!("{doing}: {e}"),
+    }
+}
+
+/// The partitions of `topic`, or an error naming the topic when the brokers do not have it.
+pub(crate) fn topic_partitions<C: Consumer>(
+    consumer: &C,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Vec<i32>> {
+    let metadata = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(|e| kafka_error(&format!("cannot read the metadata of topic '{topic}'"), e))?;
+    let found = metadata.topics().iter().find(|t| t.name() == topic);
+    match found {
+        Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
+            Ok(t.partitions().iter().map(|p| p.id()).collect())
+        }
+        _ => Err(ConnectorError::Io {
+            connector: "kafka".into(),
+            message: format!(
+                "topic '{topic}' does not exist on the brokers (create it first, or check the topic name)"
+            ),
+        }),
+    }
+}
+
+/// Records sampled for schema inference.
+const SAMPLE_RECORDS: usize = 100;
+
+/// Up to `count` record values from the start of every partition of `topic`, waiting at
+/// most `timeout` (blocking: run it off the async threads).
+fn sample_values(
+    client: &BaseConsumer,
+    topic: &str,
+    count: usize,
+    timeout: Duration,
+) -> Result<Vec<Vec<u8>>> {
+    let mut list = TopicPartitionList::new();
+    for p in topic_partitions(client, topic, timeout)? {
+        list.add_partition_offset(topic, p, Offset::Beginning)
+            .map_err(|e| kafka_error("cannot assign partitions", e))?;
+    }
+    client
+        .assign(&list)
+        .map_err(|e| kafka_error("cannot assign partitions", e))?;
+    let deadline = std::time::Instant::now() + timeout;
+    let mut values = Vec::new();
+    while values.len() < count {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match client.poll(left.min(Duration::from_millis(200))) {
+            Some(Ok(message)) => {
+                if let Some(payload) = message.payload() {
+                    values.push(payload.to_vec());
+                }
+            }
+            Some(Err(e)) => return Err(kafka_error(&format!("reading topic '{topic}'"), e)),
+            None => {}
+        }
+    }
+    Ok(values)
+}
+
+/// A short-lived consumer for metadata requests with `profile`'s settings.
+fn metadata_client(profile: &KafkaProfile) -> Result<BaseConsumer> {
+    client_config(profile, None)?
+        .set("socket.timeout.ms", "10000")
+        // A group id for `assign` + `poll` when sampling; nothing is committed.
+        .set("group.id", "laminar-sampler")
+        .set("enable.auto.commit", "false")
+        .create()
+        .map_err(|e| kafka_error("cannot create a client", e))
+}
+
+/// What a failed metadata request most likely means, in words a user can act on.
+fn explain_connection_error(brokers: &str, e: &KafkaError) -> String {
+    let text = e.to_string();
+    let lower = text.to_ascii_lowercase();
+    let cause = if lower.contains("resolve") {
+        "the broker host name does not resolve (DNS)"
+    } else if lower.contains("authenticat") || lower.contains("sasl") {
+        "authentication failed (check auth.mechanism, auth.username and auth.password)"
+    } else if lower.contains("ssl") || lower.contains("certificate") || lower.contains("handshake")
+    {
+        "the TLS handshake failed (check auth.protocol and tls.ca)"
+    } else if lower.contains("refused")
+        || lower.contains("all brokers down")
+        || lower.contains("transport")
+    {
+        "the connection was refused or dropped (is a broker listening there?)"
+    } else if lower.contains("timed out") {
+        "no broker answered in time"
+    } else {
+        "the brokers could not be reached"
+    };
+    format!("cannot connect to Kafka at {brokers}: {cause} ({text})")
+}
+
+#[async_trait]
+impl Connector for KafkaConnector {
+    type ProfileConfig = KafkaProfile;
+    type TableConfig = KafkaTable;
+
+    fn metadata(&self) -> ConnectorMetadata {
+        ConnectorMetadata {
+            id: "kafka",
+            name: "Kafka",
+            description: "Reads and writes Kafka topics (any Kafka-compatible broker)",
+            category: "messaging",
+            source: true,
+            sink: true,
+            formats: &["json", "raw_string", "raw_bytes", "debezium_json"],
+        }
+    }
+
+    fn validate_table(
+        &self,
+        profile: &KafkaProfile,
+        table: &KafkaTable,
+        role: TableRole,
+        schema: &SchemaRef,
+    ) -> Result<()> {
+        profile.brokers()?;
+        if table.topic.trim().is_empty() {
+            return Err(ConnectorError::MissingOption {
+                connector: "kafka".into(),
+                key: "topic".into(),
+            });
+        }
+        client_config(profile, Some(table))?;
+        match role {
+            TableRole::Source => {
+                if table.sink.is_some() {
+                    return Err(ConnectorError::Config(
+                        "kafka: sink.* options are for sink tables (type = 'sink')".into(),
+                    ));
+                }
+                for field in schema.fields() {
+                    if let Some(kind) = MetadataKind::of(field.name()) {
+                        kind.check_type(field)?;
+                    }
+                }
+            }
+            TableRole::Sink => {
+                if table.source.is_some() {
+                    return Err(ConnectorError::Config(
+                        "kafka: source.* options are for source tables (type = 'source')".into(),
+                    ));
+                }
+                let options = table.sink.clone().unwrap_or_default();
+                if options.commit_mode == Some(CommitMode::ExactlyOnce) {
+                    return Err(ConnectorError::InvalidValue {
+                        connector: "kafka".into(),
+                        key: "sink.commit_mode".into(),
+                        value: "exactly_once".into(),
+                        expected: "at_least_once (exactly_once needs checkpoints, which Laminar does not take yet)".into(),
+                    });
+                }
+                sink::column_of(
+                    schema,
+                    "sink.key_field",
+                    options.key_field.as_deref(),
+                    sink::key_type,
+                    "a column with a text form",
+                )?;
+                sink::column_of(
+                    schema,
+                    "sink.timestamp_field",
+                    options.timestamp_field.as_deref(),
+                    sink::timestamp_type,
+                    "a TIMESTAMP column",
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// JSON tables without a column list: the columns of up to 100 records from the start of
+    /// the topic (none yet: no inference, the table needs its columns).
+    async fn infer_schema(
+        &self,
+        profile: &KafkaProfile,
+        table: &KafkaTable,
+        format: &FormatSpec,
+    ) -> Result<Option<SchemaRef>> {
+        if format.format.unwrap_or(Format::Json) != Format::Json
+            || crate::format::json_unstructured(format)?
+        {
+            return Ok(None);
+        }
+        let client = metadata_client(profile)?;
+        let topic = table.topic.clone();
+        let samples = tokio::task::spawn_blocking(move || {
+            sample_values(&client, &topic, SAMPLE_RECORDS, Duration::from_secs(5))
+        })
+        .await
+        .map_err(|e| ConnectorError::Io {
+            connector: "kafka".into(),
+            message: e.to_string(),
+        })??;
+        json_schema(samples.iter().map(Vec::as_slice)).map_err(|reason| ConnectorError::Io {
+            connector: "kafka".into(),
+            message: format!(
+                "cannot infer the columns of topic '{}': {reason}",
+                table.topic
+            ),
+        })
+    }
+
+    async fn test_profile(&self, profile: &KafkaProfile) -> Result<TestOutcome> {
+        let brokers = profile.brokers()?.to_string();
+        let client = metadata_client(profile)?;
+        // Shorter than the REST deadline, so that a failure is explained.
+        let answer = tokio::task::spawn_blocking(move || {
+            client
+                .fetch_metadata(None, Duration::from_secs(5))
+                .map(|m| (m.brokers().len(), m.topics().len()))
+        })
+        .await
+        .map_err(|e| ConnectorError::Io {
+            connector: "kafka".into(),
+            message: e.to_string(),
+        })?;
+        Ok(match answer {
+            Ok((brokers_seen, topics)) => TestOutcome {
+                success: true,
+                message: format!(
+                    "connected to Kafka at {brokers}: {brokers_seen} broker(s), {topics} topic(s)"
+                ),
+                sample_data: Vec::new(),
+            },
+            Err(e) => TestOutcome {
+                success: false,
+                message: explain_connection_error(&brokers, &e),
+                sample_data: Vec::new(),
+            },
+        })
+    }
+
+    async fn autocomplete(&self, profile: &KafkaProfile) -> Result<Vec<(String, Vec<String>)>> {
+        let brokers = profile.brokers()?.to_string();
+        let client = metadata_client(profile)?;
+        let topics = tokio::task::spawn_blocking(move || {
+            client
+                .fetch_metadata(None, Duration::from_secs(10))
+                .map(|m| {
+                    let mut names: Vec<String> = m
+                        .topics()
+                        .iter()
+                        .map(|t| t.name().to_string())
+                        .filter(|name| !name.starts_with("__"))
+                        .collect();
+                    names.sort();
+                    names
+                })
+        })
+        .await
+        .map_err(|e| ConnectorError::Io {
+            connector: "kafka".into(),
+            message: e.to_string(),
+        })?
+        .map_err(|e| ConnectorError::Io {
+            connector: "kafka".into(),
+            message: explain_connection_error(&brokers, &e),
+        })?;
+        Ok(vec![("topics".to_string(), topics)])
+    }
+
+    fn make_source(
+        &self,
+        profile: &KafkaProfile,
+        table: &KafkaTable,
+        ctx: SourceContext,
+    ) -> Result<Box<dyn Source>> {
+        Ok(Box::new(source::KafkaSource::new(profile, table, ctx)?))
+    }
+
+    fn make_sink(
+        &self,
+        profile: &KafkaProfile,
+        table: &KafkaTable,
+        ctx: SinkContext,
+    ) -> Result<Box<dyn Sink>> {
+        Ok(Box::new(sink::KafkaSink::new(profile, table, ctx)?))
+    }
+}

@@ -1,0 +1,226 @@
+//! Writing a topic: one record per row (per change event for `debezium_json`), with an
+//! optional key and timestamp taken from columns. Deliveries are awaited in bulk: a batch's
+//! records are queued at once and the sink waits for the broker's acknowledgements when
+//! many are in flight, before a checkpoint and when the input ends.
+
+use std::ops::Range;
+use std::time::Duration;
+
+use arrow::array::{Array, AsArray};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, SchemaRef, TimeUnit, TimestampMillisecondType};
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use serde_json::Value;
+
+use super::config::{KafkaProfile, KafkaTable, client_config};
+use super::kafka_error;
+use crate::connector::{Sink, SinkContext};
+use crate::error::{ConnectorError, Result};
+use crate::format::RecordEncoder;
+
+/// Acknowledgements awaited once this many records are in flight.
+const MAX_IN_FLIGHT: usize = 50_000;
+/// How long closing waits for the last records to be acknowledged.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub(super) struct KafkaSink {
+    producer: FutureProducer,
+    topic: String,
+    encoder: RecordEncoder,
+    key_column: Option<usize>,
+    timestamp_column: Option<usize>,
+    buffer: Vec<u8>,
+    ranges: Vec<Range<usize>>,
+    in_flight: Vec<DeliveryFuture>,
+}
+
+/// The position of the column `option` names, checked to be of an accepted type.
+pub(super) fn column_of(
+    schema: &SchemaRef,
+    option: &str,
+    name: Option<&str>,
+    accepted: fn(&DataType) -> bool,
+    expected: &str,
+) -> Result<Option<usize>> {
+    let Some(name) = name else {
+        return Ok(None);
+    };
+    let (i, field) = schema.column_with_name(name).ok_or_else(|| {
+        let columns: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        ConnectorError::InvalidValue {
+            connector: "kafka".into(),
+            key: option.into(),
+            value: name.into(),
+            expected: format!("a column of the table ({})", columns.join(", ")),
+        }
+    })?;
+    if !accepted(field.data_type()) {
+        return Err(ConnectorError::InvalidValue {
+            connector: "kafka".into(),
+            key: option.into(),
+            value: name.into(),
+            expected: format!("{expected} (column '{name}' is {})", field.data_type()),
+        });
+    }
+    Ok(Some(i))
+}
+
+/// Key columns: text, bytes or anything with a text form.
+pub(super) fn key_type(data_type: &DataType) -> bool {
+    !matches!(
+        data_type,
+        DataType::Struct(_) | DataType::List(_) | DataType::Map(..)
+    )
+}
+
+/// Timestamp columns.
+pub(super) fn timestamp_type(data_type: &DataType) -> bool {
+    matches!(data_type, DataType::Timestamp(..))
+}
+
+impl KafkaSink {
+    pub(super) fn new(
+        profile: &KafkaProfile,
+        table: &KafkaTable,
+        ctx: SinkContext,
+    ) -> Result<Self> {
+        let options = table.sink.clone().unwrap_or_default();
+        let key_column = column_of(
+            &ctx.schema,
+            "sink.key_field",
+            options.key_field.as_deref(),
+            key_type,
+            "a column with a text form",
+        )?;
+        let timestamp_column = column_of(
+            &ctx.schema,
+            "sink.timestamp_field",
+            options.timestamp_field.as_deref(),
+            timestamp_type,
+            "a TIMESTAMP column",
+        )?;
+        let producer: FutureProducer = client_config(profile, Some(table))?
+            .create()
+            .map_err(|e| kafka_error("cannot create a producer", e))?;
+        Ok(KafkaSink {
+            producer,
+            topic: table.topic.clone(),
+            encoder: RecordEncoder::new(&ctx.format, &ctx.schema)?,
+            key_column,
+            timestamp_column,
+            buffer: Vec::new(),
+            ranges: Vec::new(),
+            in_flight: Vec::new(),
+        })
+    }
+}
+
+/// Wait for every record in flight; the first failure is the error.
+async fn acknowledged(in_flight: &mut Vec<DeliveryFuture>, topic: &str) -> Result<()> {
+    for delivery in in_flight.drain(..) {
+        match delivery.await {
+            Ok(Ok(_)) => {}
+            Ok(Err((e, _))) => {
+                return Err(kafka_error(
+                    &format!("writing to topic '{topic}' failed"),
+                    e,
+                ));
+            }
+            Err(_) => {
+                return Err(ConnectorError::Io {
+                    connector: "kafka".into(),
+                    message: format!("writing to topic '{topic}': the producer went away"),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Sink for KafkaSink {
+    async fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        self.buffer.clear();
+        self.ranges.clear();
+        self.encoder
+            .encode_records(&batch, &mut self.buffer, &mut self.ranges)?;
+        // Keys and timestamps go with rows; change events that merge rows (debezium's
+        // updates) take the key of their last row.
+        let per_row = self.ranges.len() == batch.num_rows();
+        let keys = match self.key_column {
+            Some(i) => Some(cast(batch.column(i), &DataType::Binary)?),
+            None => None,
+        };
+        let timestamps = match self.timestamp_column {
+            Some(i) => Some(cast(
+                batch.column(i),
+                &DataType::Timestamp(TimeUnit::Millisecond, None),
+            )?),
+            None => None,
+        };
+        let keys = keys.as_ref().map(|k| k.as_binary::<i32>());
+        let timestamps = timestamps
+            .as_ref()
+            .map(|t| t.as_primitive::<TimestampMillisecondType>());
+        for (i, range) in self.ranges.iter().enumerate() {
+            let row = if per_row {
+                i
+            } else {
+                batch.num_rows().saturating_sub(1)
+            };
+            let mut record =
+                FutureRecord::<[u8], [u8]>::to(&self.topic).payload(&self.buffer[range.clone()]);
+            if let Some(keys) = keys
+                && keys.is_valid(row)
+            {
+                record = record.key(keys.value(row));
+            }
+            if let Some(timestamps) = timestamps
+                && timestamps.is_valid(row)
+            {
+                record = record.timestamp(timestamps.value(row));
+            }
+            loop {
+                match self.producer.send_result(record) {
+                    Ok(delivery) => {
+                        self.in_flight.push(delivery);
+                        break;
+                    }
+                    // librdkafka's queue is full: wait for what is in flight, then retry.
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                        record = back;
+                        acknowledged(&mut self.in_flight, &self.topic).await?;
+                        if self.in_flight.is_empty() {
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                    }
+                    Err((e, _)) => {
+                        return Err(kafka_error(
+                            &format!("writing to topic '{}' failed", self.topic),
+                            e,
+                        ));
+                    }
+                }
+            }
+        }
+        if self.in_flight.len() >= MAX_IN_FLIGHT {
+            acknowledged(&mut self.in_flight, &self.topic).await?;
+        }
+        Ok(())
+    }
+
+    async fn prepare(&mut self, _epoch: u64) -> Result<Value> {
+        acknowledged(&mut self.in_flight, &self.topic).await?;
+        Ok(Value::Null)
+    }
+
+    async fn close(&mut self) -> Result<()> {
+        acknowledged(&mut self.in_flight, &self.topic).await?;
+        self.producer
+            .flush(FLUSH_TIMEOUT)
+            .map_err(|e| kafka_error("flushing the producer failed", e))
+    }
+}

@@ -1,0 +1,287 @@
+//! Reading a topic: each source instance owns the partitions `p` with
+//! `p % instances == instance`, assigned directly (no group rebalancing), decodes record
+//! values with the table's format and adds the metadata columns. Partitions added to the
+//! topic later are picked up by a periodic metadata check.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::ArrayRef;
+use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::{Value, json};
+
+use super::config::{KafkaProfile, KafkaTable, ReadMode, StartOffset, client_config};
+use super::metadata::{Envelopes, MetadataKind};
+use super::{kafka_error, topic_partitions};
+use crate::connector::{Source, SourceContext};
+use crate::error::{ConnectorError, Result};
+use crate::format::{BadRecord, RecordDecoder};
+
+/// How long a partly filled batch waits for more records.
+const LINGER: Duration = Duration::from_millis(50);
+/// How often the topic's partition count is checked.
+const DISCOVERY_INTERVAL: Duration = Duration::from_secs(10);
+
+pub(super) struct KafkaSource {
+    consumer: Arc<StreamConsumer>,
+    topic: String,
+    table: String,
+    start: StartOffset,
+    instance: usize,
+    instances: usize,
+    batch_size: usize,
+    decoder: RecordDecoder,
+    envelopes: Envelopes,
+    /// The table's schema, and where the decoded value columns and metadata columns go.
+    schema: SchemaRef,
+    value_positions: Vec<usize>,
+    metadata: Vec<(usize, MetadataKind, Arc<Field>)>,
+    /// Next offset to read, per assigned partition.
+    offsets: BTreeMap<i32, i64>,
+    /// When the first record of the buffered batch arrived.
+    first_buffered: Option<Instant>,
+    next_discovery: Instant,
+    /// `topic t partition 3 offset`, per partition: where a bad record came from.
+    positions: BTreeMap<i32, Arc<str>>,
+}
+
+impl KafkaSource {
+    pub(super) fn new(
+        profile: &KafkaProfile,
+        table: &KafkaTable,
+        ctx: SourceContext,
+    ) -> Result<KafkaSource> {
+        let options = table.source.clone().unwrap_or_default();
+        let start = options.offset.unwrap_or(StartOffset::Latest);
+        let group = options.group_id.clone().unwrap_or_else(|| {
+            let prefix = options.group_id_prefix.as_deref().unwrap_or("laminar");
+            format!("{prefix}-{}", ctx.table_name)
+        });
+        let mut config = client_config(profile, Some(table))?;
+        config
+            .set("group.id", &group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "false")
+            .set(
+                "auto.offset.reset",
+                if start == StartOffset::Latest {
+                    "latest"
+                } else {
+                    "earliest"
+                },
+            )
+            .set(
+                "isolation.level",
+                match options.read_mode.unwrap_or(ReadMode::ReadUncommitted) {
+                    ReadMode::ReadCommitted => "read_committed",
+                    ReadMode::ReadUncommitted => "read_uncommitted",
+                },
+            );
+        let consumer: StreamConsumer = config
+            .create()
+            .map_err(|e| kafka_error("cannot create a consumer", e))?;
+        let mut value_fields = Vec::new();
+        let mut value_positions = Vec::new();
+        let mut metadata = Vec::new();
+        for (position, field) in ctx.schema.fields().iter().enumerate() {
+            match MetadataKind::of(field.name()) {
+                Some(kind) => {
+                    kind.check_type(field)?;
+                    metadata.push((position, kind, field.clone()));
+                }
+                None => {
+                    value_fields.push(field.clone());
+                    value_positions.push(position);
+                }
+            }
+        }
+        let value_schema = Arc::new(Schema::new(value_fields));
+        let decoder = RecordDecoder::new(
+            &ctx.table_name,
+            &ctx.format,
+            value_schema,
+            ctx.bad_records.clone(),
+        )?;
+        let keep_headers = metadata
+            .iter()
+            .any(|(_, kind, _)| *kind == MetadataKind::Headers);
+        Ok(KafkaSource {
+            consumer: Arc::new(consumer),
+            topic: table.topic.clone(),
+            table: ctx.table_name.clone(),
+            start,
+            instance: ctx.partition,
+            instances: ctx.partitions.max(1),
+            batch_size: ctx.batch_size.max(1),
+            decoder,
+            envelopes: Envelopes::new(keep_headers),
+            schema: ctx.schema.clone(),
+            value_positions,
+            metadata,
+            offsets: BTreeMap::new(),
+            first_buffered: None,
+            // Partitions are assigned on the first call.
+            next_discovery: Instant::now(),
+            positions: BTreeMap::new(),
+        })
+    }
+
+    /// Assign this instance's partitions that are not assigned yet.
+    async fn discover_partitions(&mut self) -> Result<()> {
+        self.next_discovery = Instant::now() + DISCOVERY_INTERVAL;
+        let consumer = self.consumer.clone();
+        let topic = self.topic.clone();
+        let partitions = tokio::task::spawn_blocking(move || {
+            topic_partitions(consumer.as_ref(), &topic, Duration::from_secs(10))
+        })
+        .await
+        .map_err(|e| ConnectorError::Io {
+            connector: "kafka".into(),
+            message: e.to_string(),
+        })??;
+        let mine: Vec<i32> = partitions
+            .into_iter()
+            .filter(|p| (*p as usize) % self.instances == self.instance)
+            .filter(|p| !self.offsets.contains_key(p))
+            .collect();
+        if mine.is_empty() {
+            return Ok(());
+        }
+        let first_assignment = self.offsets.is_empty();
+        let mut list = TopicPartitionList::new();
+        for p in &mine {
+            let offset = match self.start {
+                // Partitions that appear while running are read from their start.
+                _ if !first_assignment => Offset::Beginning,
+                StartOffset::Earliest => Offset::Beginning,
+                StartOffset::Latest => Offset::End,
+                // The group's committed offset, else `auto.offset.reset` (earliest).
+                StartOffset::Group => Offset::Stored,
+            };
+            list.add_partition_offset(&self.topic, *p, offset)
+                .map_err(|e| kafka_error("cannot assign partitions", e))?;
+            self.offsets.insert(*p, -1);
+        }
+        self.consumer
+            .incremental_assign(&list)
+            .map_err(|e| kafka_error("cannot assign partitions", e))?;
+        tracing::info!(table = %self.table, topic = %self.topic, partitions = ?mine, "kafka partitions assigned");
+        Ok(())
+    }
+
+    /// Decode what is buffered into a batch of the table's schema (`None` if every record
+    /// was dropped as bad data).
+    fn flush(&mut self) -> Result<Option<RecordBatch>> {
+        self.first_buffered = None;
+        let values = self.decoder.flush()?;
+        let metadata = self
+            .envelopes
+            .columns(&self.metadata, self.decoder.last_kept())?;
+        let Some(values) = values else {
+            return Ok(None);
+        };
+        let mut columns: Vec<Option<ArrayRef>> = vec![None; self.schema.fields().len()];
+        for (i, position) in self.value_positions.iter().enumerate() {
+            columns[*position] = Some(values.column(i).clone());
+        }
+        for (position, column) in metadata {
+            columns[position] = Some(column);
+        }
+        let columns = columns
+            .into_iter()
+            .map(|c| {
+                c.ok_or_else(|| ConnectorError::Config("kafka: a column was not filled".into()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let batch = RecordBatch::try_new_with_options(
+            self.schema.clone(),
+            columns,
+            &arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(values.num_rows())),
+        )?;
+        self.commit_to_group();
+        Ok(Some(batch))
+    }
+
+    /// Commit the offsets read so far to the consumer group (asynchronously, once per
+    /// batch), for monitoring tools and `source.offset = 'group'`.
+    fn commit_to_group(&mut self) {
+        let mut list = TopicPartitionList::new();
+        for (p, next) in &self.offsets {
+            if *next >= 0
+                && let Err(e) = list.add_partition_offset(&self.topic, *p, Offset::Offset(*next))
+            {
+                tracing::warn!(error = %e, "kafka: cannot list an offset to commit");
+            }
+        }
+        if list.count() > 0
+            && let Err(e) = self.consumer.commit(&list, CommitMode::Async)
+        {
+            tracing::warn!(table = %self.table, error = %e, "kafka: committing offsets to the group failed");
+        }
+    }
+}
+
+#[async_trait]
+impl Source for KafkaSource {
+    async fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        loop {
+            if Instant::now() >= self.next_discovery {
+                self.discover_partitions().await?;
+            }
+            let wait = match self.first_buffered {
+                Some(first) => LINGER.saturating_sub(first.elapsed()),
+                None => self
+                    .next_discovery
+                    .saturating_duration_since(Instant::now()),
+            };
+            match tokio::time::timeout(wait, self.consumer.recv()).await {
+                Ok(Ok(message)) => {
+                    let payload = message.payload().unwrap_or_default();
+                    let partition = message.partition();
+                    let topic = &self.topic;
+                    let position = self.positions.entry(partition).or_insert_with(|| {
+                        Arc::from(format!("topic {topic} partition {partition} offset"))
+                    });
+                    self.decoder
+                        .push(payload, position, message.offset().max(0) as u64);
+                    self.envelopes.push(&message);
+                    self.offsets
+                        .insert(message.partition(), message.offset() + 1);
+                    self.first_buffered.get_or_insert_with(Instant::now);
+                    if self.decoder.pending() >= self.batch_size
+                        && let Some(batch) = self.flush()?
+                    {
+                        return Ok(Some(batch));
+                    }
+                }
+                Ok(Err(e)) => {
+                    // librdkafka reports broker trouble here and keeps retrying itself.
+                    tracing::warn!(table = %self.table, topic = %self.topic, error = %e, "kafka consumer error");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(_) => {
+                    if self.first_buffered.is_some()
+                        && let Some(batch) = self.flush()?
+                    {
+                        return Ok(Some(batch));
+                    }
+                }
+            }
+        }
+    }
+
+    fn snapshot(&self) -> Value {
+        json!({ "topic": self.topic, "offsets": self.offsets })
+    }
+
+    fn take_bad_records(&mut self) -> Vec<BadRecord> {
+        self.decoder.take_bad_records()
+    }
+}

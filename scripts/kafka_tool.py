@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""A small Kafka client for tests, independent of Laminar (confluent-kafka / librdkafka).
+
+  kafka_tool.py BROKERS create TOPIC [PARTITIONS]
+  kafka_tool.py BROKERS produce TOPIC [--partition N] [--key K] [--header k=v ...] VALUE ...
+  kafka_tool.py BROKERS consume TOPIC COUNT [--timeout S] [--read-committed] [--keys] [--headers]
+  kafka_tool.py BROKERS committed GROUP TOPIC
+
+`consume` reads the topic from the beginning and prints COUNT records, one per line, sorted
+(partition order is not defined across partitions): `value`, or `key|value` with --keys, with
+`|k=v,...` appended for --headers. It fails when fewer than COUNT arrive within the timeout
+and says what it got. `committed` prints the group's committed offsets summed over partitions.
+"""
+
+import argparse
+import sys
+import time
+
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+
+def create(brokers, args):
+    admin = AdminClient({"bootstrap.servers": brokers})
+    futures = admin.create_topics([NewTopic(args.topic, args.partitions, 1)])
+    for future in futures.values():
+        future.result(15)
+
+
+def produce(brokers, args):
+    producer = Producer({"bootstrap.servers": brokers})
+    headers = [tuple(h.split("=", 1)) for h in args.header]
+    for value in args.values:
+        extra = {"partition": args.partition} if args.partition is not None else {}
+        producer.produce(args.topic, value=value.encode(), key=args.key, headers=headers or None,
+                         **extra)
+    left = producer.flush(15)
+    if left:
+        sys.exit(f"{left} record(s) not delivered")
+
+
+def consume(brokers, args):
+    consumer = Consumer({
+        "bootstrap.servers": brokers,
+        "group.id": f"kafka-tool-{time.time_ns()}",
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+        "isolation.level": "read_committed" if args.read_committed else "read_uncommitted",
+    })
+    metadata = consumer.list_topics(args.topic, timeout=15)
+    partitions = metadata.topics[args.topic].partitions
+    consumer.assign([TopicPartition(args.topic, p, 0) for p in partitions])
+    lines = []
+    deadline = time.monotonic() + args.timeout
+    while len(lines) < args.count and time.monotonic() < deadline:
+        message = consumer.poll(0.2)
+        if message is None:
+            continue
+        if message.error():
+            raise KafkaException(message.error())
+        line = (message.value() or b"").decode()
+        if args.keys:
+            line = f"{(message.key() or b'').decode()}|{line}"
+        if args.headers:
+            pairs = ",".join(f"{k}={(v or b'').decode()}" for k, v in (message.headers() or []))
+            line = f"{line}|{pairs}"
+        lines.append(line)
+    # Anything beyond COUNT would be a duplicate or a stray record: wait a moment for it.
+    extra_deadline = time.monotonic() + 0.5
+    while time.monotonic() < extra_deadline:
+        message = consumer.poll(0.1)
+        if message is not None and not message.error():
+            lines.append("UNEXPECTED " + (message.value() or b"").decode())
+    consumer.close()
+    for line in sorted(lines):
+        print(line)
+    if len(lines) != args.count:
+        sys.exit(f"expected {args.count} record(s) in {args.topic}, got {len(lines)}")
+
+
+def committed(brokers, args):
+    consumer = Consumer({"bootstrap.servers": brokers, "group.id": args.group})
+    metadata = consumer.list_topics(args.topic, timeout=15)
+    partitions = [TopicPartition(args.topic, p) for p in metadata.topics[args.topic].partitions]
+    offsets = consumer.committed(partitions, timeout=15)
+    print(sum(max(tp.offset, 0) for tp in offsets))
+    consumer.close()
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("brokers")
+    commands = parser.add_subparsers(dest="command", required=True)
+    c = commands.add_parser("create")
+    c.add_argument("topic")
+    c.add_argument("partitions", type=int, nargs="?", default=1)
+    p = commands.add_parser("produce")
+    p.add_argument("topic")
+    p.add_argument("--partition", type=int)
+    p.add_argument("--key")
+    p.add_argument("--header", action="append", default=[])
+    p.add_argument("values", nargs="+")
+    r = commands.add_parser("consume")
+    r.add_argument("topic")
+    r.add_argument("count", type=int)
+    r.add_argument("--timeout", type=float, default=15)
+    r.add_argument("--read-committed", action="store_true")
+    r.add_argument("--keys", action="store_true")
+    r.add_argument("--headers", action="store_true")
+    g = commands.add_parser("committed")
+    g.add_argument("group")
+    g.add_argument("topic")
+    args = parser.parse_args()
+    {"create": create, "produce": produce, "consume": consume,
+     "committed": committed}[args.command](args.brokers, args)
+
+
+if __name__ == "__main__":
+    main()
