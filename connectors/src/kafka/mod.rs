@@ -42,6 +42,18 @@ pub(crate) fn kafka_error(doing: &str, e: KafkaError) -> ConnectorError {
     }
 }
 
+/// Run librdkafka's blocking calls (metadata requests, polls) off the async threads.
+pub(crate) async fn blocking<T: Send + 'static>(
+    call: impl FnOnce() -> T + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(call)
+        .await
+        .map_err(|e| ConnectorError::Io {
+            connector: "kafka".into(),
+            message: format!("a blocking Kafka call failed: {e}"),
+        })
+}
+
 /// The partitions of `topic`, or an error naming the topic when the brokers do not have it.
 pub(crate) fn topic_partitions<C: Consumer>(
     consumer: &C,
@@ -199,20 +211,7 @@ impl Connector for KafkaConnector {
                         expected: "at_least_once (exactly_once needs checkpoints, which Laminar does not take yet)".into(),
                     });
                 }
-                sink::column_of(
-                    schema,
-                    "sink.key_field",
-                    options.key_field.as_deref(),
-                    sink::key_type,
-                    "a column with a text form",
-                )?;
-                sink::column_of(
-                    schema,
-                    "sink.timestamp_field",
-                    options.timestamp_field.as_deref(),
-                    sink::timestamp_type,
-                    "a TIMESTAMP column",
-                )?;
+                sink::key_and_timestamp_columns(schema, &options)?;
             }
         }
         Ok(())
@@ -233,14 +232,10 @@ impl Connector for KafkaConnector {
         }
         let client = metadata_client(profile)?;
         let topic = table.topic.clone();
-        let samples = tokio::task::spawn_blocking(move || {
+        let samples = blocking(move || {
             sample_values(&client, &topic, SAMPLE_RECORDS, Duration::from_secs(5))
         })
-        .await
-        .map_err(|e| ConnectorError::Io {
-            connector: "kafka".into(),
-            message: e.to_string(),
-        })??;
+        .await??;
         json_schema(samples.iter().map(Vec::as_slice)).map_err(|reason| ConnectorError::Io {
             connector: "kafka".into(),
             message: format!(
@@ -254,16 +249,12 @@ impl Connector for KafkaConnector {
         let brokers = profile.brokers()?.to_string();
         let client = metadata_client(profile)?;
         // Shorter than the REST deadline, so that a failure is explained.
-        let answer = tokio::task::spawn_blocking(move || {
+        let answer = blocking(move || {
             client
                 .fetch_metadata(None, Duration::from_secs(5))
                 .map(|m| (m.brokers().len(), m.topics().len()))
         })
-        .await
-        .map_err(|e| ConnectorError::Io {
-            connector: "kafka".into(),
-            message: e.to_string(),
-        })?;
+        .await?;
         Ok(match answer {
             Ok((brokers_seen, topics)) => TestOutcome {
                 success: true,
@@ -283,7 +274,7 @@ impl Connector for KafkaConnector {
     async fn autocomplete(&self, profile: &KafkaProfile) -> Result<Vec<(String, Vec<String>)>> {
         let brokers = profile.brokers()?.to_string();
         let client = metadata_client(profile)?;
-        let topics = tokio::task::spawn_blocking(move || {
+        let topics = blocking(move || {
             client
                 .fetch_metadata(None, Duration::from_secs(10))
                 .map(|m| {
@@ -297,11 +288,7 @@ impl Connector for KafkaConnector {
                     names
                 })
         })
-        .await
-        .map_err(|e| ConnectorError::Io {
-            connector: "kafka".into(),
-            message: e.to_string(),
-        })?
+        .await?
         .map_err(|e| ConnectorError::Io {
             connector: "kafka".into(),
             message: explain_connection_error(&brokers, &e),

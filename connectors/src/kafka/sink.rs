@@ -15,7 +15,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use serde_json::Value;
 
-use super::config::{KafkaProfile, KafkaTable, client_config};
+use super::config::{KafkaProfile, KafkaTable, SinkOptions, client_config};
 use super::kafka_error;
 use crate::connector::{Sink, SinkContext};
 use crate::error::{ConnectorError, Result};
@@ -38,7 +38,7 @@ pub(super) struct KafkaSink {
 }
 
 /// The position of the column `option` names, checked to be of an accepted type.
-pub(super) fn column_of(
+fn column_of(
     schema: &SchemaRef,
     option: &str,
     name: Option<&str>,
@@ -68,17 +68,32 @@ pub(super) fn column_of(
     Ok(Some(i))
 }
 
-/// Key columns: text, bytes or anything with a text form.
-pub(super) fn key_type(data_type: &DataType) -> bool {
-    !matches!(
-        data_type,
-        DataType::Struct(_) | DataType::List(_) | DataType::Map(..)
-    )
-}
-
-/// Timestamp columns.
-pub(super) fn timestamp_type(data_type: &DataType) -> bool {
-    matches!(data_type, DataType::Timestamp(..))
+/// The positions of the `sink.key_field` and `sink.timestamp_field` columns, checked: a key
+/// has a text form (text, bytes, numbers, ...), a timestamp is a TIMESTAMP.
+pub(super) fn key_and_timestamp_columns(
+    schema: &SchemaRef,
+    options: &SinkOptions,
+) -> Result<(Option<usize>, Option<usize>)> {
+    let key = column_of(
+        schema,
+        "sink.key_field",
+        options.key_field.as_deref(),
+        |t| {
+            !matches!(
+                t,
+                DataType::Struct(_) | DataType::List(_) | DataType::Map(..)
+            )
+        },
+        "a column with a text form",
+    )?;
+    let timestamp = column_of(
+        schema,
+        "sink.timestamp_field",
+        options.timestamp_field.as_deref(),
+        |t| matches!(t, DataType::Timestamp(..)),
+        "a TIMESTAMP column",
+    )?;
+    Ok((key, timestamp))
 }
 
 impl KafkaSink {
@@ -88,20 +103,7 @@ impl KafkaSink {
         ctx: SinkContext,
     ) -> Result<Self> {
         let options = table.sink.clone().unwrap_or_default();
-        let key_column = column_of(
-            &ctx.schema,
-            "sink.key_field",
-            options.key_field.as_deref(),
-            key_type,
-            "a column with a text form",
-        )?;
-        let timestamp_column = column_of(
-            &ctx.schema,
-            "sink.timestamp_field",
-            options.timestamp_field.as_deref(),
-            timestamp_type,
-            "a TIMESTAMP column",
-        )?;
+        let (key_column, timestamp_column) = key_and_timestamp_columns(&ctx.schema, &options)?;
         let producer: FutureProducer = client_config(profile, Some(table))?
             .create()
             .map_err(|e| kafka_error("cannot create a producer", e))?;

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use super::config::{KafkaProfile, KafkaTable, ReadMode, StartOffset, client_config};
 use super::metadata::{Envelopes, MetadataKind};
-use super::{kafka_error, topic_partitions};
+use super::{blocking, kafka_error, topic_partitions};
 use crate::connector::{Source, SourceContext};
 use crate::error::{ConnectorError, Result};
 use crate::format::{BadRecord, RecordDecoder};
@@ -138,14 +138,9 @@ impl KafkaSource {
         self.next_discovery = Instant::now() + DISCOVERY_INTERVAL;
         let consumer = self.consumer.clone();
         let topic = self.topic.clone();
-        let partitions = tokio::task::spawn_blocking(move || {
-            topic_partitions(consumer.as_ref(), &topic, Duration::from_secs(10))
-        })
-        .await
-        .map_err(|e| ConnectorError::Io {
-            connector: "kafka".into(),
-            message: e.to_string(),
-        })??;
+        let partitions =
+            blocking(move || topic_partitions(consumer.as_ref(), &topic, Duration::from_secs(10)))
+                .await??;
         let mine: Vec<i32> = partitions
             .into_iter()
             .filter(|p| (*p as usize) % self.instances == self.instance)

@@ -204,7 +204,7 @@ async fn invalid_config_gets_400_with_the_option_path() {
     let (status, body) = send(post(json!({"name": "t", "connector": "kafkaesque"}))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body["error"]["message"].as_str().unwrap().contains(
-        "available connectors: blackhole, datagen, filesystem, impulse, nexmark, stdout"
+        "available connectors: blackhole, datagen, filesystem, impulse, kafka, nexmark, stdout"
     ));
 
     let (status, body) = send(post(json!({"connector": "impulse"}))).await;
