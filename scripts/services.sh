@@ -115,9 +115,10 @@ status() {
 
 case "${1:-}" in
     build-deps) build_deps ;;
+    apt) shift; apt_install "$@" ;;
     install) install ;;
     start) start ;;
     stop) stop ;;
     status) status ;;
-    *) echo "usage: $0 build-deps|install|start|stop|status" >&2; exit 2 ;;
+    *) echo "usage: $0 build-deps|apt PACKAGE...|install|start|stop|status" >&2; exit 2 ;;
 esac

@@ -16,3 +16,4 @@ cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
 bash scripts/psql-checks.sh
 bash scripts/drivers.sh
+bash scripts/docker-check.sh

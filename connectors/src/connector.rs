@@ -212,6 +212,12 @@ pub trait Connector: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// Whether a sink table with this config takes changes (rows of an updating query, with
+    /// a last `_op` column: `+I`, `-U`, `+U`, `-D`). By default only `debezium_json` does.
+    fn accepts_changes(&self, _table: &Self::TableConfig, format: &FormatSpec) -> bool {
+        format.format == Some(crate::format::Format::DebeziumJson)
+    }
+
     /// Check a table definition beyond what the config types express.
     fn validate_table(
         &self,
@@ -296,6 +302,8 @@ pub trait DynConnector: Send + Sync {
         table: &Value,
         format: &FormatSpec,
     ) -> Result<Option<SchemaRef>>;
+    /// See [`Connector::accepts_changes`].
+    fn accepts_changes(&self, table: &Value, format: &FormatSpec) -> Result<bool>;
     /// See [`Connector::validate_table`].
     fn validate_table(
         &self,
@@ -367,6 +375,11 @@ impl<C: Connector> DynConnector for C {
         let profile: C::ProfileConfig = parse_config(id, profile.clone())?;
         let table: C::TableConfig = parse_config(id, table.clone())?;
         Connector::infer_schema(self, &profile, &table, format).await
+    }
+
+    fn accepts_changes(&self, table: &Value, format: &FormatSpec) -> Result<bool> {
+        let table: C::TableConfig = parse_config(Connector::metadata(self).id, table.clone())?;
+        Ok(Connector::accepts_changes(self, &table, format))
     }
 
     fn validate_table(

@@ -168,6 +168,16 @@ impl Connector for KafkaConnector {
         }
     }
 
+    /// Changes of updating queries: as Debezium events, or as upserts keyed by
+    /// `sink.key_field` (deletes are tombstones).
+    fn accepts_changes(&self, table: &KafkaTable, format: &FormatSpec) -> bool {
+        format.format == Some(Format::DebeziumJson)
+            || table
+                .sink
+                .as_ref()
+                .is_some_and(|sink| sink.key_field.is_some())
+    }
+
     fn validate_table(
         &self,
         profile: &KafkaProfile,

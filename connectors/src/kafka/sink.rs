@@ -6,7 +6,7 @@
 use std::ops::Range;
 use std::time::Duration;
 
-use arrow::array::{Array, AsArray};
+use arrow::array::{Array, AsArray, StringArray};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit, TimestampMillisecondType};
 use arrow::record_batch::RecordBatch;
@@ -19,7 +19,7 @@ use super::config::{KafkaProfile, KafkaTable, SinkOptions, client_config};
 use super::kafka_error;
 use crate::connector::{Sink, SinkContext};
 use crate::error::{ConnectorError, Result};
-use crate::format::RecordEncoder;
+use crate::format::{CHANGE_COLUMN, Format, RecordEncoder};
 
 /// Acknowledgements awaited once this many records are in flight.
 const MAX_IN_FLIGHT: usize = 50_000;
@@ -35,6 +35,8 @@ pub(super) struct KafkaSink {
     buffer: Vec<u8>,
     ranges: Vec<Range<usize>>,
     in_flight: Vec<DeliveryFuture>,
+    /// `debezium_json` encodes changes itself; other formats write them as upserts.
+    debezium: bool,
 }
 
 /// The position of the column `option` names, checked to be of an accepted type.
@@ -116,7 +118,24 @@ impl KafkaSink {
             buffer: Vec::new(),
             ranges: Vec::new(),
             in_flight: Vec::new(),
+            debezium: ctx.format.format == Some(Format::DebeziumJson),
         })
+    }
+}
+
+/// The change kinds of `batch` when it carries changes to write as upserts (a last `_op`
+/// column, and a format other than `debezium_json`, which encodes them itself).
+fn upsert_ops(batch: &RecordBatch, debezium: bool) -> Result<Option<StringArray>> {
+    let schema = batch.schema();
+    match schema.fields().last() {
+        Some(f) if !debezium && f.name() == CHANGE_COLUMN => Ok(Some(
+            batch
+                .column(batch.num_columns() - 1)
+                .as_string_opt::<i32>()
+                .ok_or_else(|| ConnectorError::Config("kafka: the _op column is not text".into()))?
+                .clone(),
+        )),
+        _ => Ok(None),
     }
 }
 
@@ -147,6 +166,13 @@ impl Sink for KafkaSink {
     async fn write(&mut self, batch: RecordBatch) -> Result<()> {
         self.buffer.clear();
         self.ranges.clear();
+        // Changes of an updating query (a last `_op` column) written as keyed upserts: the
+        // new value for +I/+U, a tombstone (no value) for -D, nothing for -U (its +U follows).
+        let upserts = upsert_ops(&batch, self.debezium)?;
+        let batch = match &upserts {
+            Some(_) => batch.project(&(0..batch.num_columns() - 1).collect::<Vec<_>>())?,
+            None => batch,
+        };
         self.encoder
             .encode_records(&batch, &mut self.buffer, &mut self.ranges)?;
         // Keys and timestamps go with rows; change events that merge rows (debezium's
@@ -173,8 +199,12 @@ impl Sink for KafkaSink {
             } else {
                 batch.num_rows().saturating_sub(1)
             };
-            let mut record =
-                FutureRecord::<[u8], [u8]>::to(&self.topic).payload(&self.buffer[range.clone()]);
+            let mut record = FutureRecord::<[u8], [u8]>::to(&self.topic);
+            match upserts.as_ref().map(|ops| ops.value(row)) {
+                Some("-U") => continue,
+                Some("-D") => {}
+                _ => record = record.payload(&self.buffer[range.clone()]),
+            }
             if let Some(keys) = keys
                 && keys.is_valid(row)
             {

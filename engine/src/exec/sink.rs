@@ -156,11 +156,16 @@ impl DataSink for ConnectorDataSink {
     }
 }
 
-/// The same sink taking changes (rows with a last `_op` column), if its table's format
-/// can write them.
+/// The same sink taking changes (rows with a last `_op` column), if its table can write
+/// them (`debezium_json`, or a connector's own way such as Kafka's keyed upserts).
 pub fn changes_sink(sink: &dyn DataSink) -> Option<Arc<dyn DataSink>> {
     let sink = sink.as_any().downcast_ref::<ConnectorDataSink>()?;
-    (sink.table.format.format == Some(connectors::format::Format::DebeziumJson)).then(|| {
+    let accepts = sink
+        .table
+        .connector
+        .accepts_changes(&sink.table.def.config, &sink.table.format)
+        .unwrap_or(false);
+    accepts.then(|| {
         Arc::new(ConnectorDataSink {
             table: sink.table.clone(),
             counters: sink.counters.clone(),

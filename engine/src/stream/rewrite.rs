@@ -319,7 +319,7 @@ fn propagate_changes(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPl
             let table = sink_table_name(sink.sink()).unwrap_or_else(|| "the sink".into());
             return Err(unsupported(format!(
                 "sink table '{table}' cannot take updates: a GROUP BY without a window produces changes (-U/+U rows) as its results change; \
-                 group by a window (tumble, hop or session) to write each result once, or write the changes with format = 'debezium_json'"
+                 group by a window (tumble, hop or session) to write each result once, or write the changes with format = 'debezium_json' (a kafka sink with 'sink.key_field' writes them as upserts)"
             )));
         }
         Err(unsupported(format!(
