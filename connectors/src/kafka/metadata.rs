@@ -28,6 +28,9 @@ pub(super) enum MetadataKind {
     Headers,
 }
 
+/// The metadata column of headers; on a sink table it sets each record's headers.
+pub(super) const HEADERS_COLUMN: &str = "_headers";
+
 impl MetadataKind {
     /// The metadata a column of this name holds, if it is one.
     pub(super) fn of(column: &str) -> Option<MetadataKind> {
@@ -36,7 +39,7 @@ impl MetadataKind {
             "_key" => MetadataKind::Key,
             "_partition" => MetadataKind::Partition,
             "_offset" => MetadataKind::Offset,
-            "_headers" => MetadataKind::Headers,
+            HEADERS_COLUMN => MetadataKind::Headers,
             _ => return None,
         })
     }

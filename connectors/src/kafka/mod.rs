@@ -54,15 +54,24 @@ pub(crate) async fn blocking<T: Send + 'static>(
         })
 }
 
-/// The partitions of `topic`, or an error naming the topic when the brokers do not have it.
+/// The partitions of `topic`, or an error naming the topic when the brokers (`brokers`, for
+/// the message) do not have it or cannot be reached.
 pub(crate) fn topic_partitions<C: Consumer>(
     consumer: &C,
+    brokers: &str,
     topic: &str,
     timeout: Duration,
 ) -> Result<Vec<i32>> {
-    let metadata = consumer
-        .fetch_metadata(Some(topic), timeout)
-        .map_err(|e| kafka_error(&format!("cannot read the metadata of topic '{topic}'"), e))?;
+    let metadata =
+        consumer
+            .fetch_metadata(Some(topic), timeout)
+            .map_err(|e| ConnectorError::Io {
+                connector: "kafka".into(),
+                message: format!(
+                    "cannot look up topic '{topic}': {}",
+                    explain_connection_error(brokers, &e)
+                ),
+            })?;
     let found = metadata.topics().iter().find(|t| t.name() == topic);
     match found {
         Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
@@ -84,12 +93,13 @@ const SAMPLE_RECORDS: usize = 100;
 /// most `timeout` (blocking: run it off the async threads).
 fn sample_values(
     client: &BaseConsumer,
+    brokers: &str,
     topic: &str,
     count: usize,
     timeout: Duration,
 ) -> Result<Vec<Vec<u8>>> {
     let mut list = TopicPartitionList::new();
-    for p in topic_partitions(client, topic, timeout)? {
+    for p in topic_partitions(client, brokers, topic, timeout)? {
         list.add_partition_offset(topic, p, Offset::Beginning)
             .map_err(|e| kafka_error("cannot assign partitions", e))?;
     }
@@ -222,6 +232,9 @@ impl Connector for KafkaConnector {
                     });
                 }
                 sink::key_and_timestamp_columns(schema, &options)?;
+                if let Ok(headers) = schema.field_with_name(metadata::HEADERS_COLUMN) {
+                    MetadataKind::Headers.check_type(headers)?;
+                }
             }
         }
         Ok(())
@@ -241,9 +254,16 @@ impl Connector for KafkaConnector {
             return Ok(None);
         }
         let client = metadata_client(profile)?;
+        let brokers = profile.brokers()?.to_string();
         let topic = table.topic.clone();
         let samples = blocking(move || {
-            sample_values(&client, &topic, SAMPLE_RECORDS, Duration::from_secs(5))
+            sample_values(
+                &client,
+                &brokers,
+                &topic,
+                SAMPLE_RECORDS,
+                Duration::from_secs(5),
+            )
         })
         .await??;
         json_schema(samples.iter().map(Vec::as_slice)).map_err(|reason| ConnectorError::Io {

@@ -6,17 +6,21 @@
 use std::ops::Range;
 use std::time::Duration;
 
-use arrow::array::{Array, AsArray, StringArray};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, StringArray};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit, TimestampMillisecondType};
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use serde_json::Value;
 
 use super::config::{KafkaProfile, KafkaTable, SinkOptions, client_config};
 use super::kafka_error;
+use super::metadata::{HEADERS_COLUMN, MetadataKind};
 use crate::connector::{Sink, SinkContext};
 use crate::error::{ConnectorError, Result};
 use crate::format::{CHANGE_COLUMN, Format, RecordEncoder};
@@ -32,6 +36,7 @@ pub(super) struct KafkaSink {
     encoder: RecordEncoder,
     key_column: Option<usize>,
     timestamp_column: Option<usize>,
+    headers_column: Option<usize>,
     buffer: Vec<u8>,
     ranges: Vec<Range<usize>>,
     in_flight: Vec<DeliveryFuture>,
@@ -106,15 +111,31 @@ impl KafkaSink {
     ) -> Result<Self> {
         let options = table.sink.clone().unwrap_or_default();
         let (key_column, timestamp_column) = key_and_timestamp_columns(&ctx.schema, &options)?;
+        // A `_headers` column holds each record's headers; it is not part of the value.
+        let headers_column = ctx.schema.index_of(HEADERS_COLUMN).ok();
+        if let Some(i) = headers_column {
+            MetadataKind::Headers.check_type(ctx.schema.field(i))?;
+        }
+        let value_schema = match headers_column {
+            Some(i) => Arc::new(
+                ctx.schema.as_ref().clone().project(
+                    &(0..ctx.schema.fields().len())
+                        .filter(|c| *c != i)
+                        .collect::<Vec<_>>(),
+                )?,
+            ),
+            None => ctx.schema.clone(),
+        };
         let producer: FutureProducer = client_config(profile, Some(table))?
             .create()
             .map_err(|e| kafka_error("cannot create a producer", e))?;
         Ok(KafkaSink {
             producer,
             topic: table.topic.clone(),
-            encoder: RecordEncoder::new(&ctx.format, &ctx.schema)?,
+            encoder: RecordEncoder::new(&ctx.format, &value_schema)?,
             key_column,
             timestamp_column,
+            headers_column,
             buffer: Vec::new(),
             ranges: Vec::new(),
             in_flight: Vec::new(),
@@ -137,6 +158,70 @@ fn upsert_ops(batch: &RecordBatch, debezium: bool) -> Result<Option<StringArray>
         )),
         _ => Ok(None),
     }
+}
+
+/// Each row's headers from a `_headers` column: a JSON object (TEXT; string values as they
+/// are, others as JSON text) or a MAP of names to bytes or text.
+fn record_headers(column: &ArrayRef) -> Result<Vec<Option<OwnedHeaders>>> {
+    let mut out = Vec::with_capacity(column.len());
+    if let Some(text) = column.as_string_opt::<i32>() {
+        for row in text.iter() {
+            let Some(row) = row else {
+                out.push(None);
+                continue;
+            };
+            let object: serde_json::Map<String, Value> = serde_json::from_str(row).map_err(|e| {
+                ConnectorError::Config(format!(
+                    "kafka: _headers must hold a JSON object of header names to values, not {row:?}: {e}"
+                ))
+            })?;
+            let mut headers = OwnedHeaders::new_with_capacity(object.len());
+            for (name, value) in &object {
+                let bytes = match value {
+                    Value::String(s) => s.as_bytes().to_vec(),
+                    Value::Null => {
+                        headers = headers.insert(Header {
+                            key: name,
+                            value: None::<&[u8]>,
+                        });
+                        continue;
+                    }
+                    other => other.to_string().into_bytes(),
+                };
+                headers = headers.insert(Header {
+                    key: name,
+                    value: Some(&bytes),
+                });
+            }
+            out.push(Some(headers));
+        }
+        return Ok(out);
+    }
+    let map = column.as_map_opt().ok_or_else(|| {
+        ConnectorError::Config("kafka: _headers must be TEXT (a JSON object) or a MAP".into())
+    })?;
+    let names = cast(map.keys(), &DataType::Utf8)?;
+    let names = names.as_string::<i32>();
+    let values = cast(map.values(), &DataType::Binary)?;
+    let values = values.as_binary::<i32>();
+    let offsets = map.value_offsets();
+    for row in 0..map.len() {
+        if map.is_null(row) {
+            out.push(None);
+            continue;
+        }
+        let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);
+        let mut headers = OwnedHeaders::new_with_capacity(end - start);
+        for entry in start..end {
+            let value = values.is_valid(entry).then(|| values.value(entry));
+            headers = headers.insert(Header {
+                key: names.value(entry),
+                value,
+            });
+        }
+        out.push(Some(headers));
+    }
+    Ok(out)
 }
 
 /// Wait for every record in flight; the first failure is the error.
@@ -169,12 +254,22 @@ impl Sink for KafkaSink {
         // Changes of an updating query (a last `_op` column) written as keyed upserts: the
         // new value for +I/+U, a tombstone (no value) for -D, nothing for -U (its +U follows).
         let upserts = upsert_ops(&batch, self.debezium)?;
-        let batch = match &upserts {
-            Some(_) => batch.project(&(0..batch.num_columns() - 1).collect::<Vec<_>>())?,
-            None => batch,
+        let data_columns = batch.num_columns() - usize::from(upserts.is_some());
+        let headers = match self.headers_column {
+            Some(i) => Some(record_headers(batch.column(i))?),
+            None => None,
+        };
+        // The value: the table's columns without `_headers` (and `_op` for upserts).
+        let value_columns: Vec<usize> = (0..batch.num_columns())
+            .filter(|c| Some(*c) != self.headers_column && (*c < data_columns || self.debezium))
+            .collect();
+        let value = if value_columns.len() == batch.num_columns() {
+            batch.clone()
+        } else {
+            batch.project(&value_columns)?
         };
         self.encoder
-            .encode_records(&batch, &mut self.buffer, &mut self.ranges)?;
+            .encode_records(&value, &mut self.buffer, &mut self.ranges)?;
         // Keys and timestamps go with rows; change events that merge rows (debezium's
         // updates) take the key of their last row.
         let per_row = self.ranges.len() == batch.num_rows();
@@ -214,6 +309,9 @@ impl Sink for KafkaSink {
                 && timestamps.is_valid(row)
             {
                 record = record.timestamp(timestamps.value(row));
+            }
+            if let Some(Some(h)) = headers.as_ref().map(|h| h[row].as_ref()) {
+                record = record.headers(h.clone());
             }
             loop {
                 match self.producer.send_result(record) {

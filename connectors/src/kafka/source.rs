@@ -30,6 +30,7 @@ const DISCOVERY_INTERVAL: Duration = Duration::from_secs(10);
 
 pub(super) struct KafkaSource {
     consumer: Arc<StreamConsumer>,
+    brokers: String,
     topic: String,
     table: String,
     start: StartOffset,
@@ -114,6 +115,7 @@ impl KafkaSource {
             .any(|(_, kind, _)| *kind == MetadataKind::Headers);
         Ok(KafkaSource {
             consumer: Arc::new(consumer),
+            brokers: profile.brokers()?.to_string(),
             topic: table.topic.clone(),
             table: ctx.table_name.clone(),
             start,
@@ -138,9 +140,11 @@ impl KafkaSource {
         self.next_discovery = Instant::now() + DISCOVERY_INTERVAL;
         let consumer = self.consumer.clone();
         let topic = self.topic.clone();
-        let partitions =
-            blocking(move || topic_partitions(consumer.as_ref(), &topic, Duration::from_secs(10)))
-                .await??;
+        let brokers = self.brokers.clone();
+        let partitions = blocking(move || {
+            topic_partitions(consumer.as_ref(), &brokers, &topic, Duration::from_secs(10))
+        })
+        .await??;
         let mine: Vec<i32> = partitions
             .into_iter()
             .filter(|p| (*p as usize) % self.instances == self.instance)
