@@ -5,6 +5,7 @@
 //! `_timestamp`, `_key`, `_partition`, `_offset`, `_headers`. Sinks write one record per
 //! row with an optional key and timestamp column.
 
+mod client;
 mod config;
 mod metadata;
 mod sink;
@@ -27,6 +28,7 @@ use crate::connector::{
 use crate::error::{ConnectorError, Result};
 use crate::format::infer::json_schema;
 use crate::format::{Format, FormatSpec};
+use client::{Diagnosed, explain_connection_error};
 use config::{CommitMode, client_config};
 use metadata::MetadataKind;
 
@@ -56,8 +58,8 @@ pub(crate) async fn blocking<T: Send + 'static>(
 
 /// The partitions of `topic`, or an error naming the topic when the brokers (`brokers`, for
 /// the message) do not have it or cannot be reached.
-pub(crate) fn topic_partitions<C: Consumer>(
-    consumer: &C,
+pub(crate) fn topic_partitions(
+    consumer: &BaseConsumer<Diagnosed>,
     brokers: &str,
     topic: &str,
     timeout: Duration,
@@ -69,7 +71,7 @@ pub(crate) fn topic_partitions<C: Consumer>(
                 connector: "kafka".into(),
                 message: format!(
                     "cannot look up topic '{topic}': {}",
-                    explain_connection_error(brokers, &e)
+                    explain_connection_error(brokers, &e, client::reported(consumer))
                 ),
             })?;
     let found = metadata.topics().iter().find(|t| t.name() == topic);
@@ -92,7 +94,7 @@ const SAMPLE_RECORDS: usize = 100;
 /// Up to `count` record values from the start of every partition of `topic`, waiting at
 /// most `timeout` (blocking: run it off the async threads).
 fn sample_values(
-    client: &BaseConsumer,
+    client: &BaseConsumer<Diagnosed>,
     brokers: &str,
     topic: &str,
     count: usize,
@@ -126,39 +128,19 @@ fn sample_values(
     Ok(values)
 }
 
-/// A short-lived consumer for metadata requests with `profile`'s settings.
-fn metadata_client(profile: &KafkaProfile) -> Result<BaseConsumer> {
-    client_config(profile, None)?
+/// A consumer for metadata requests (and sampling) with `profile`'s settings and `table`'s
+/// client configs.
+pub(crate) fn metadata_client(
+    profile: &KafkaProfile,
+    table: Option<&KafkaTable>,
+) -> Result<BaseConsumer<Diagnosed>> {
+    client_config(profile, table)?
         .set("socket.timeout.ms", "10000")
         // A group id for `assign` + `poll` when sampling; nothing is committed.
         .set("group.id", "laminar-sampler")
         .set("enable.auto.commit", "false")
-        .create()
+        .create_with_context(Diagnosed::default())
         .map_err(|e| kafka_error("cannot create a client", e))
-}
-
-/// What a failed metadata request most likely means, in words a user can act on.
-fn explain_connection_error(brokers: &str, e: &KafkaError) -> String {
-    let text = e.to_string();
-    let lower = text.to_ascii_lowercase();
-    let cause = if lower.contains("resolve") {
-        "the broker host name does not resolve (DNS)"
-    } else if lower.contains("authenticat") || lower.contains("sasl") {
-        "authentication failed (check auth.mechanism, auth.username and auth.password)"
-    } else if lower.contains("ssl") || lower.contains("certificate") || lower.contains("handshake")
-    {
-        "the TLS handshake failed (check auth.protocol and tls.ca)"
-    } else if lower.contains("refused")
-        || lower.contains("all brokers down")
-        || lower.contains("transport")
-    {
-        "the connection was refused or dropped (is a broker listening there?)"
-    } else if lower.contains("timed out") {
-        "no broker answered in time"
-    } else {
-        "the brokers could not be reached"
-    };
-    format!("cannot connect to Kafka at {brokers}: {cause} ({text})")
 }
 
 #[async_trait]
@@ -253,7 +235,7 @@ impl Connector for KafkaConnector {
         {
             return Ok(None);
         }
-        let client = metadata_client(profile)?;
+        let client = metadata_client(profile, None)?;
         let brokers = profile.brokers()?.to_string();
         let topic = table.topic.clone();
         let samples = blocking(move || {
@@ -277,12 +259,14 @@ impl Connector for KafkaConnector {
 
     async fn test_profile(&self, profile: &KafkaProfile) -> Result<TestOutcome> {
         let brokers = profile.brokers()?.to_string();
-        let client = metadata_client(profile)?;
+        let client = metadata_client(profile, None)?;
         // Shorter than the REST deadline, so that a failure is explained.
+        let shown = brokers.clone();
         let answer = blocking(move || {
             client
                 .fetch_metadata(None, Duration::from_secs(5))
                 .map(|m| (m.brokers().len(), m.topics().len()))
+                .map_err(|e| explain_connection_error(&shown, &e, client::reported(&client)))
         })
         .await?;
         Ok(match answer {
@@ -293,9 +277,9 @@ impl Connector for KafkaConnector {
                 ),
                 sample_data: Vec::new(),
             },
-            Err(e) => TestOutcome {
+            Err(message) => TestOutcome {
                 success: false,
-                message: explain_connection_error(&brokers, &e),
+                message,
                 sample_data: Vec::new(),
             },
         })
@@ -303,7 +287,7 @@ impl Connector for KafkaConnector {
 
     async fn autocomplete(&self, profile: &KafkaProfile) -> Result<Vec<(String, Vec<String>)>> {
         let brokers = profile.brokers()?.to_string();
-        let client = metadata_client(profile)?;
+        let client = metadata_client(profile, None)?;
         let topics = blocking(move || {
             client
                 .fetch_metadata(None, Duration::from_secs(10))
@@ -317,12 +301,12 @@ impl Connector for KafkaConnector {
                     names.sort();
                     names
                 })
+                .map_err(|e| ConnectorError::Io {
+                    connector: "kafka".into(),
+                    message: explain_connection_error(&brokers, &e, client::reported(&client)),
+                })
         })
-        .await?
-        .map_err(|e| ConnectorError::Io {
-            connector: "kafka".into(),
-            message: explain_connection_error(&brokers, &e),
-        })?;
+        .await??;
         Ok(vec![("topics".to_string(), topics)])
     }
 

@@ -11,14 +11,15 @@ use arrow::array::ArrayRef;
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{Value, json};
 
+use super::client::Diagnosed;
 use super::config::{KafkaProfile, KafkaTable, ReadMode, StartOffset, client_config};
 use super::metadata::{Envelopes, MetadataKind};
-use super::{blocking, kafka_error, topic_partitions};
+use super::{blocking, kafka_error, metadata_client, topic_partitions};
 use crate::connector::{Source, SourceContext};
 use crate::error::{ConnectorError, Result};
 use crate::format::{BadRecord, RecordDecoder};
@@ -29,7 +30,10 @@ const LINGER: Duration = Duration::from_millis(50);
 const DISCOVERY_INTERVAL: Duration = Duration::from_secs(10);
 
 pub(super) struct KafkaSource {
-    consumer: Arc<StreamConsumer>,
+    consumer: StreamConsumer<Diagnosed>,
+    /// A second client for the topic's partition list, whose connection errors are reported
+    /// (the stream consumer's only surface while it is read).
+    metadata_client: Arc<BaseConsumer<Diagnosed>>,
     brokers: String,
     topic: String,
     table: String,
@@ -85,8 +89,8 @@ impl KafkaSource {
                     ReadMode::ReadUncommitted => "read_uncommitted",
                 },
             );
-        let consumer: StreamConsumer = config
-            .create()
+        let consumer: StreamConsumer<Diagnosed> = config
+            .create_with_context(Diagnosed::default())
             .map_err(|e| kafka_error("cannot create a consumer", e))?;
         let mut value_fields = Vec::new();
         let mut value_positions = Vec::new();
@@ -114,7 +118,8 @@ impl KafkaSource {
             .iter()
             .any(|(_, kind, _)| *kind == MetadataKind::Headers);
         Ok(KafkaSource {
-            consumer: Arc::new(consumer),
+            consumer,
+            metadata_client: Arc::new(metadata_client(profile, Some(table))?),
             brokers: profile.brokers()?.to_string(),
             topic: table.topic.clone(),
             table: ctx.table_name.clone(),
@@ -138,7 +143,7 @@ impl KafkaSource {
     /// Assign this instance's partitions that are not assigned yet.
     async fn discover_partitions(&mut self) -> Result<()> {
         self.next_discovery = Instant::now() + DISCOVERY_INTERVAL;
-        let consumer = self.consumer.clone();
+        let consumer = self.metadata_client.clone();
         let topic = self.topic.clone();
         let brokers = self.brokers.clone();
         let partitions = blocking(move || {
