@@ -7,6 +7,7 @@
 
 mod decode;
 mod encode;
+#[cfg(any(feature = "filesystem", feature = "kafka"))]
 pub(crate) mod infer;
 mod json;
 mod raw;

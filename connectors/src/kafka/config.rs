@@ -150,6 +150,9 @@ pub struct KafkaTable {
     /// librdkafka properties for this table's clients: `'k=v,k2=v2'` in SQL, an object in
     /// REST. They override the profile's.
     pub client_configs: Option<ClientConfigs>,
+    /// Source columns filled from the record's envelope, column → `timestamp`, `key`,
+    /// `partition`, `offset` or `headers` (SQL: `col TYPE METADATA FROM 'key'`).
+    pub metadata: Option<BTreeMap<String, String>>,
 }
 
 /// `source.*`.

@@ -44,6 +44,37 @@ impl MetadataKind {
         })
     }
 
+    /// The metadata `METADATA FROM '<key>'` names (Arroyo's `offset_id` too).
+    pub(super) fn from_key(key: &str) -> Result<MetadataKind> {
+        Ok(match key.to_ascii_lowercase().as_str() {
+            "timestamp" => MetadataKind::Timestamp,
+            "key" => MetadataKind::Key,
+            "partition" => MetadataKind::Partition,
+            "offset" | "offset_id" => MetadataKind::Offset,
+            "headers" => MetadataKind::Headers,
+            _ => {
+                return Err(ConnectorError::InvalidValue {
+                    connector: "kafka".into(),
+                    key: "METADATA FROM".into(),
+                    value: key.into(),
+                    expected: "one of timestamp, key, partition, offset, headers".into(),
+                });
+            }
+        })
+    }
+
+    /// The metadata column `field` is on a table declaring `declared` (column → key): by
+    /// `METADATA FROM`, or by its name (`_key`, ...).
+    pub(super) fn of_column(
+        field: &Field,
+        declared: Option<&std::collections::BTreeMap<String, String>>,
+    ) -> Result<Option<MetadataKind>> {
+        match declared.and_then(|d| d.get(field.name())) {
+            Some(key) => Self::from_key(key).map(Some),
+            None => Ok(Self::of(field.name())),
+        }
+    }
+
     /// Whether a column of `data_type` can hold this metadata.
     pub(super) fn check_type(self, field: &Field) -> Result<()> {
         let ok = match self {

@@ -192,16 +192,23 @@ impl Connector for KafkaConnector {
                         "kafka: sink.* options are for sink tables (type = 'sink')".into(),
                     ));
                 }
+                for column in table.metadata.iter().flat_map(|m| m.keys()) {
+                    if schema.field_with_name(column).is_err() {
+                        return Err(ConnectorError::Config(format!(
+                            "kafka: METADATA FROM names column '{column}', which the table does not have"
+                        )));
+                    }
+                }
                 for field in schema.fields() {
-                    if let Some(kind) = MetadataKind::of(field.name()) {
+                    if let Some(kind) = MetadataKind::of_column(field, table.metadata.as_ref())? {
                         kind.check_type(field)?;
                     }
                 }
             }
             TableRole::Sink => {
-                if table.source.is_some() {
+                if table.source.is_some() || table.metadata.is_some() {
                     return Err(ConnectorError::Config(
-                        "kafka: source.* options are for source tables (type = 'source')".into(),
+                        "kafka: source.* options and METADATA FROM columns are for source tables (type = 'source')".into(),
                     ));
                 }
                 let options = table.sink.clone().unwrap_or_default();

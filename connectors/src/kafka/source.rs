@@ -96,7 +96,7 @@ impl KafkaSource {
         let mut value_positions = Vec::new();
         let mut metadata = Vec::new();
         for (position, field) in ctx.schema.fields().iter().enumerate() {
-            match MetadataKind::of(field.name()) {
+            match MetadataKind::of_column(field, table.metadata.as_ref())? {
                 Some(kind) => {
                     kind.check_type(field)?;
                     metadata.push((position, kind, field.clone()));

@@ -2,6 +2,7 @@
 //! translation of `WITH (...)` options.
 
 pub mod literals;
+pub mod metadata_columns;
 pub mod naming;
 pub mod options;
 pub mod parse;

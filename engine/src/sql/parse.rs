@@ -361,10 +361,13 @@ fn parse_one(
 ) -> Result<LaminarStatement> {
     let words = leading_words(&tokens, 3);
     let word = |i: usize| words.get(i).map(String::as_str).unwrap_or_default();
-    let watermark = if word(0) == "CREATE" {
-        super::watermark::extract(&mut tokens)?
+    let (watermark, metadata_columns) = if word(0) == "CREATE" {
+        (
+            super::watermark::extract(&mut tokens)?,
+            super::metadata_columns::extract(&mut tokens)?,
+        )
     } else {
-        None
+        (None, Vec::new())
     };
     if word(0) == "DECLARE"
         && let Some(declare) = declare_subscribe(dialect, &tokens)?
@@ -426,7 +429,7 @@ fn parse_one(
             parser.next_token();
         }
     };
-    let statement = match (word(0), word(1), word(2)) {
+    let mut statement = match (word(0), word(1), word(2)) {
         ("CREATE", "CONNECTION", "PROFILE") => {
             skip(&mut parser, 3);
             let if_not_exists =
@@ -544,6 +547,14 @@ fn parse_one(
             "unexpected '{}' at line {}, column {}",
             rest.token, rest.span.start.line, rest.span.start.column
         )));
+    }
+    if !metadata_columns.is_empty() {
+        let LaminarStatement::Sql(statement) = &mut statement else {
+            return Err(EngineError::Syntax(
+                "METADATA FROM is only allowed in CREATE TABLE".into(),
+            ));
+        };
+        super::metadata_columns::apply(statement, metadata_columns)?;
     }
     match (statement, watermark) {
         (LaminarStatement::Sql(mut statement), Some(clause)) => {
