@@ -106,6 +106,9 @@ pub struct SourceContext {
     pub format: FormatSpec,
     /// Counts records dropped under `bad_data = 'drop'` (shown as the job's errors).
     pub bad_records: Arc<AtomicU64>,
+    /// A preview (sample rows for a table test): read, but leave no trace upstream (no
+    /// consumer-group commits, no acks).
+    pub preview: bool,
 }
 
 /// What a sink instance needs to know about the table it writes.
@@ -238,6 +241,17 @@ pub trait Connector: Send + Sync + 'static {
         })
     }
 
+    /// Facts about a source table's data for `POST /v1/connection_tables/test` (Kafka: each
+    /// partition's offsets and the consumer group's lag); `Null` when there are none.
+    async fn table_statistics(
+        &self,
+        _profile: &Self::ProfileConfig,
+        _table: &Self::TableConfig,
+        _table_name: &str,
+    ) -> Result<Value> {
+        Ok(Value::Null)
+    }
+
     /// Suggestions for table settings (topics, streams, ...), by kind.
     async fn autocomplete(
         &self,
@@ -316,6 +330,13 @@ pub trait DynConnector: Send + Sync {
     async fn test_profile(&self, profile: &Value, deadline: Duration) -> Result<TestOutcome>;
     /// See [`Connector::autocomplete`].
     async fn autocomplete(&self, profile: &Value) -> Result<Vec<(String, Vec<String>)>>;
+    /// See [`Connector::table_statistics`].
+    async fn table_statistics(
+        &self,
+        profile: &Value,
+        table: &Value,
+        table_name: &str,
+    ) -> Result<Value>;
     /// See [`Connector::make_source`].
     fn make_source(
         &self,
@@ -406,6 +427,18 @@ impl<C: Connector> DynConnector for C {
                 sample_data: Vec::new(),
             }),
         }
+    }
+
+    async fn table_statistics(
+        &self,
+        profile: &Value,
+        table: &Value,
+        table_name: &str,
+    ) -> Result<Value> {
+        let id = Connector::metadata(self).id;
+        let profile: C::ProfileConfig = parse_config(id, profile.clone())?;
+        let table: C::TableConfig = parse_config(id, table.clone())?;
+        Connector::table_statistics(self, &profile, &table, table_name).await
     }
 
     async fn autocomplete(&self, profile: &Value) -> Result<Vec<(String, Vec<String>)>> {

@@ -587,6 +587,7 @@ impl Engine {
             batch_size: n.max(1),
             format: table.format.clone(),
             bad_records: Default::default(),
+            preview: true,
         };
         let mut source =
             table

@@ -836,6 +836,7 @@ mod tests {
             batch_size,
             format: FormatSpec::default(),
             bad_records: Default::default(),
+            preview: false,
         }
     }
 

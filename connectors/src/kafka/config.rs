@@ -225,6 +225,16 @@ pub enum ClientConfigs {
     Map(BTreeMap<String, String>),
 }
 
+impl SourceOptions {
+    /// The consumer group of `table`'s sources: `group_id`, else `<prefix>-<table>`.
+    pub fn group_id(&self, table: &str) -> String {
+        self.group_id.clone().unwrap_or_else(|| {
+            let prefix = self.group_id_prefix.as_deref().unwrap_or("laminar");
+            format!("{prefix}-{table}")
+        })
+    }
+}
+
 impl ClientConfigs {
     /// The properties as pairs, or which part of the text is not `key=value`.
     pub fn pairs(&self) -> Result<Vec<(String, String)>> {

@@ -292,6 +292,55 @@ impl Connector for KafkaConnector {
         })
     }
 
+    /// Per partition: the oldest and next offsets the brokers hold, the consumer group's
+    /// committed offset and the lag behind the newest record.
+    async fn table_statistics(
+        &self,
+        profile: &KafkaProfile,
+        table: &KafkaTable,
+        table_name: &str,
+    ) -> Result<serde_json::Value> {
+        let brokers = profile.brokers()?.to_string();
+        let group = table
+            .source
+            .clone()
+            .unwrap_or_default()
+            .group_id(table_name);
+        let client: BaseConsumer<Diagnosed> = client_config(profile, Some(table))?
+            .set("group.id", &group)
+            .set("enable.auto.commit", "false")
+            .create_with_context(Diagnosed::default())
+            .map_err(|e| kafka_error("cannot create a client", e))?;
+        let topic = table.topic.clone();
+        blocking(move || {
+            let timeout = Duration::from_secs(5);
+            let partitions = topic_partitions(&client, &brokers, &topic, timeout)?;
+            let mut list = TopicPartitionList::new();
+            for p in &partitions {
+                list.add_partition(&topic, *p);
+            }
+            let committed = client
+                .committed_offsets(list, timeout)
+                .map_err(|e| kafka_error("cannot read the group's offsets", e))?;
+            let mut rows = Vec::new();
+            for p in partitions {
+                let (low, high) = client
+                    .fetch_watermarks(&topic, p, timeout)
+                    .map_err(|e| kafka_error("cannot read the partition offsets", e))?;
+                let committed = committed
+                    .find_partition(&topic, p)
+                    .and_then(|e| e.offset().to_raw())
+                    .filter(|o| *o >= 0);
+                let lag = high - committed.unwrap_or(low);
+                rows.push(serde_json::json!({
+                    "partition": p, "low": low, "high": high, "committed": committed, "lag": lag,
+                }));
+            }
+            Ok(serde_json::json!({ "group": group, "partitions": rows }))
+        })
+        .await?
+    }
+
     async fn autocomplete(&self, profile: &KafkaProfile) -> Result<Vec<(String, Vec<String>)>> {
         let brokers = profile.brokers()?.to_string();
         let client = metadata_client(profile, None)?;

@@ -52,6 +52,8 @@ pub(super) struct KafkaSource {
     /// When the first record of the buffered batch arrived.
     first_buffered: Option<Instant>,
     next_discovery: Instant,
+    /// A preview (table test): commit nothing to the consumer group.
+    preview: bool,
     /// `topic t partition 3 offset`, per partition: where a bad record came from.
     positions: BTreeMap<i32, Arc<str>>,
 }
@@ -64,10 +66,7 @@ impl KafkaSource {
     ) -> Result<KafkaSource> {
         let options = table.source.clone().unwrap_or_default();
         let start = options.offset.unwrap_or(StartOffset::Latest);
-        let group = options.group_id.clone().unwrap_or_else(|| {
-            let prefix = options.group_id_prefix.as_deref().unwrap_or("laminar");
-            format!("{prefix}-{}", ctx.table_name)
-        });
+        let group = options.group_id(&ctx.table_name);
         let mut config = client_config(profile, Some(table))?;
         config
             .set("group.id", &group)
@@ -137,6 +136,7 @@ impl KafkaSource {
             // Partitions are assigned on the first call.
             next_discovery: Instant::now(),
             positions: BTreeMap::new(),
+            preview: ctx.preview,
         })
     }
 
@@ -216,6 +216,9 @@ impl KafkaSource {
     /// Commit the offsets read so far to the consumer group (asynchronously, once per
     /// batch), for monitoring tools and `source.offset = 'group'`.
     fn commit_to_group(&mut self) {
+        if self.preview {
+            return;
+        }
         let mut list = TopicPartitionList::new();
         for (p, next) in &self.offsets {
             if *next >= 0

@@ -133,6 +133,7 @@ mod tests {
             batch_size: 1_000,
             format: FormatSpec::default(),
             bad_records: Default::default(),
+            preview: false,
         }
     }
 

@@ -88,6 +88,7 @@ impl PartitionStream for ConnectorPartition {
             batch_size: self.batch_size,
             format: self.table.format.clone(),
             bad_records: self.counters.errors.clone(),
+            preview: false,
         };
         let name = self.table.def.name.clone();
         let schema = self.table.schema.clone();

@@ -428,11 +428,24 @@ pub(crate) async fn test_table(
     let request = table_request(&engine, &body)?;
     let resolved = engine.check_table(request).await?;
     let sample = engine.sample_rows(&resolved, 5, TEST_DEADLINE).await?;
+    let statistics = match resolved.role {
+        connectors::TableRole::Source => {
+            resolved
+                .connector
+                .table_statistics(
+                    &resolved.profile_config,
+                    &resolved.def.config,
+                    &resolved.def.name,
+                )
+                .await?
+        }
+        connectors::TableRole::Sink => Value::Null,
+    };
     data(json!({
         "success": true,
         "message": format!("table '{}' is valid", resolved.def.name),
         "sample_data": sample,
-        "statistics": {},
+        "statistics": if statistics.is_null() { json!({}) } else { statistics },
     }))
 }
 
