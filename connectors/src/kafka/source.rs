@@ -11,6 +11,7 @@ use arrow::array::ArrayRef;
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
+use futures::FutureExt;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
@@ -28,6 +29,9 @@ use crate::format::{BadRecord, RecordDecoder};
 const LINGER: Duration = Duration::from_millis(50);
 /// How often the topic's partition count is checked.
 const DISCOVERY_INTERVAL: Duration = Duration::from_secs(10);
+/// How often read offsets are committed to the consumer group. Not per batch: a broker
+/// serves a connection's requests in order, so frequent commits hold up fetches.
+const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 
 pub(super) struct KafkaSource {
     consumer: StreamConsumer<Diagnosed>,
@@ -54,6 +58,9 @@ pub(super) struct KafkaSource {
     next_discovery: Instant,
     /// A preview (table test): commit nothing to the consumer group.
     preview: bool,
+    /// Records were read since the last commit to the group.
+    uncommitted: bool,
+    last_commit: Instant,
     /// `topic t partition 3 offset`, per partition: where a bad record came from.
     positions: BTreeMap<i32, Arc<str>>,
 }
@@ -137,6 +144,8 @@ impl KafkaSource {
             next_discovery: Instant::now(),
             positions: BTreeMap::new(),
             preview: ctx.preview,
+            uncommitted: false,
+            last_commit: Instant::now(),
         })
     }
 
@@ -213,12 +222,15 @@ impl KafkaSource {
         Ok(Some(batch))
     }
 
-    /// Commit the offsets read so far to the consumer group (asynchronously, once per
-    /// batch), for monitoring tools and `source.offset = 'group'`.
+    /// Commit the offsets read so far to the consumer group (asynchronously, at most once
+    /// per `COMMIT_INTERVAL`, and when reading pauses), for monitoring tools and
+    /// `source.offset = 'group'`.
     fn commit_to_group(&mut self) {
-        if self.preview {
+        if self.preview || !self.uncommitted || self.last_commit.elapsed() < COMMIT_INTERVAL {
             return;
         }
+        self.uncommitted = false;
+        self.last_commit = Instant::now();
         let mut list = TopicPartitionList::new();
         for (p, next) in &self.offsets {
             if *next >= 0
@@ -244,24 +256,47 @@ impl Source for KafkaSource {
             }
             let wait = match self.first_buffered {
                 Some(first) => LINGER.saturating_sub(first.elapsed()),
+                // Wake up for the next partition check, and to commit what was read.
                 None => self
                     .next_discovery
-                    .saturating_duration_since(Instant::now()),
+                    .saturating_duration_since(Instant::now())
+                    .min(COMMIT_INTERVAL),
             };
-            match tokio::time::timeout(wait, self.consumer.recv()).await {
-                Ok(Ok(message)) => {
-                    let payload = message.payload().unwrap_or_default();
+            // Buffer one record; the fields are borrowed one by one, as the message borrows
+            // the consumer.
+            macro_rules! buffer {
+                ($message:expr) => {{
+                    let message = $message;
                     let partition = message.partition();
                     let topic = &self.topic;
                     let position = self.positions.entry(partition).or_insert_with(|| {
                         Arc::from(format!("topic {topic} partition {partition} offset"))
                     });
-                    self.decoder
-                        .push(payload, position, message.offset().max(0) as u64);
+                    self.decoder.push(
+                        message.payload().unwrap_or_default(),
+                        position,
+                        message.offset().max(0) as u64,
+                    );
                     self.envelopes.push(&message);
-                    self.offsets
-                        .insert(message.partition(), message.offset() + 1);
+                    self.offsets.insert(partition, message.offset() + 1);
+                    self.uncommitted = true;
+                }};
+            }
+            match tokio::time::timeout(wait, self.consumer.recv()).await {
+                Ok(Ok(message)) => {
+                    buffer!(message);
                     self.first_buffered.get_or_insert_with(Instant::now);
+                    // Records already waiting are taken without a timer each.
+                    while self.decoder.pending() < self.batch_size {
+                        match self.consumer.recv().now_or_never() {
+                            Some(Ok(message)) => buffer!(message),
+                            Some(Err(e)) => {
+                                tracing::warn!(table = %self.table, topic = %self.topic, error = %e, "kafka consumer error");
+                                break;
+                            }
+                            None => break,
+                        }
+                    }
                     if self.decoder.pending() >= self.batch_size
                         && let Some(batch) = self.flush()?
                     {
@@ -279,6 +314,7 @@ impl Source for KafkaSource {
                     {
                         return Ok(Some(batch));
                     }
+                    self.commit_to_group();
                 }
             }
         }
