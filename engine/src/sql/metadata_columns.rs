@@ -5,9 +5,7 @@
 //! parsing and becomes the table option `metadata.<col> = '<key>'`, which is how REST says
 //! the same; the connector checks the key.
 
-use datafusion::sql::sqlparser::ast::{
-    CreateTableOptions, Expr, Ident, SqlOption, Statement, Value,
-};
+use datafusion::sql::sqlparser::ast::Statement;
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan};
 
 use crate::error::{EngineError, Result};
@@ -92,28 +90,11 @@ fn usage() -> EngineError {
 
 /// Record the metadata columns as `metadata.<col>` options of the `CREATE TABLE`.
 pub fn apply(statement: &mut Statement, columns: MetadataColumns) -> Result<()> {
-    let Statement::CreateTable(create) = statement else {
-        return Err(EngineError::Syntax(
-            "METADATA FROM is only allowed in CREATE TABLE".into(),
-        ));
-    };
-    let added: Vec<SqlOption> = columns
+    let options = columns
         .into_iter()
-        .map(|(column, key)| SqlOption::KeyValue {
-            key: Ident::with_quote('\'', format!("metadata.{column}")),
-            value: Expr::value(Value::SingleQuotedString(key)),
-        })
+        .map(|(column, key)| (format!("metadata.{column}"), key))
         .collect();
-    match &mut create.table_options {
-        CreateTableOptions::With(options) => options.extend(added),
-        other @ CreateTableOptions::None => *other = CreateTableOptions::With(added),
-        other => {
-            return Err(EngineError::Syntax(format!(
-                "expected WITH (...) options, found {other}"
-            )));
-        }
-    }
-    Ok(())
+    super::watermark::add_table_options(statement, "METADATA FROM", options)
 }
 
 #[cfg(test)]

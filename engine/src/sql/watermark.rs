@@ -142,22 +142,37 @@ fn delay_of(column: &str, expr: &Expr) -> Option<String> {
 
 /// Put the clause into the statement's `WITH` options.
 pub fn apply(statement: &mut Statement, clause: WatermarkClause) -> Result<()> {
+    add_table_options(
+        statement,
+        "WATERMARK FOR",
+        vec![
+            ("event_time_field".to_string(), clause.column),
+            ("watermark_delay".to_string(), clause.delay),
+        ],
+    )
+}
+
+/// Add `key = 'value'` options to a `CREATE TABLE`'s `WITH` list: how clauses that
+/// sqlparser cannot read (`WATERMARK FOR`, `METADATA FROM`) reach the catalog. `clause`
+/// names the clause for the error on other statements.
+pub(crate) fn add_table_options(
+    statement: &mut Statement,
+    clause: &str,
+    added: Vec<(String, String)>,
+) -> Result<()> {
     let Statement::CreateTable(create) = statement else {
-        return Err(EngineError::Syntax(
-            "WATERMARK FOR is only allowed in CREATE TABLE".into(),
-        ));
+        return Err(EngineError::Syntax(format!(
+            "{clause} is only allowed in CREATE TABLE"
+        )));
     };
-    let option = |key: &str, value: String| SqlOption::KeyValue {
-        key: Ident::new(key),
+    let added = added.into_iter().map(|(key, value)| SqlOption::KeyValue {
+        // Quoted: a dotted key (`metadata.col`) is one option name.
+        key: Ident::with_quote('\'', key),
         value: Expr::value(Value::SingleQuotedString(value)),
-    };
-    let added = [
-        option("event_time_field", clause.column),
-        option("watermark_delay", clause.delay),
-    ];
+    });
     match &mut create.table_options {
         CreateTableOptions::With(options) => options.extend(added),
-        other @ CreateTableOptions::None => *other = CreateTableOptions::With(added.to_vec()),
+        other @ CreateTableOptions::None => *other = CreateTableOptions::With(added.collect()),
         other => {
             return Err(EngineError::Syntax(format!(
                 "expected WITH (...) options, found {other}"
