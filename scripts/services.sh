@@ -65,7 +65,8 @@ apt_install() {
         local sudo=""
         [ "$(id -u)" -eq 0 ] || sudo="sudo"
         $sudo apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
+            ${APT_NO_RECOMMENDS:+--no-install-recommends} "${missing[@]}"
     fi
 }
 
@@ -115,7 +116,8 @@ status() {
 
 case "${1:-}" in
     build-deps) build_deps ;;
-    apt) shift; apt_install "$@" ;;
+    # Tools for checks (docker-compose without the Docker engine it recommends).
+    apt) shift; APT_NO_RECOMMENDS=1 apt_install "$@" ;;
     install) install ;;
     start) start ;;
     stop) stop ;;
