@@ -50,6 +50,15 @@ pub(crate) fn reported(consumer: &BaseConsumer<Diagnosed>) -> Option<String> {
     take()
 }
 
+/// Serve `consumer`'s queued events without waiting (it must have no assigned partitions:
+/// a poll would take a record).
+pub(crate) fn serve_events(consumer: &BaseConsumer<Diagnosed>) {
+    let _ = consumer.poll(Duration::ZERO);
+    if let Ok(mut last) = consumer.context().last.lock() {
+        *last = None;
+    }
+}
+
 /// What a failed connection most likely means, in words a user can act on: from the
 /// client's last error report when there is one, else from the call's own error.
 pub(crate) fn explain_connection_error(

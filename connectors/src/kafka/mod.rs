@@ -74,6 +74,9 @@ pub(crate) fn topic_partitions(
                     explain_connection_error(brokers, &e, client::reported(consumer))
                 ),
             })?;
+    // Serve queued client events (logs, transient errors) so they do not pile up in a
+    // long-lived client that is otherwise never polled.
+    client::serve_events(consumer);
     let found = metadata.topics().iter().find(|t| t.name() == topic);
     match found {
         Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
