@@ -75,6 +75,12 @@ impl KafkaSource {
         let start = options.offset.unwrap_or(StartOffset::Latest);
         let group = options.group_id(&ctx.table_name);
         let mut config = client_config(profile, Some(table))?;
+        // librdkafka pauses a partition's fetching for this long whenever its local queue is
+        // full (default 1 s): with a consumer that drains in bursts, as batches are, that
+        // pause dominated (0.15 M records/s; 1 ms: over 0.8 M/s). A user's value wins.
+        if config.get("fetch.queue.backoff.ms").is_none() {
+            config.set("fetch.queue.backoff.ms", "1");
+        }
         config
             .set("group.id", &group)
             .set("enable.auto.commit", "false")
