@@ -69,8 +69,9 @@ SECTION="## Kafka (scripts/bench-kafka.sh)
 
 $RECORDS JSON records of about $RECORD_BYTES bytes (4 fields), one partition, the local
 tansu broker (in-memory storage) on the same 2-core machine, release build, parallelism 1.
-Raw rdkafka is connectors/examples/kafka_baseline.rs: the same client library, records
-prebuilt as strings, no SQL and no Arrow. Laminar's source time includes the job's start and
+Raw rdkafka is connectors/examples/kafka_baseline.rs: the same client library (and, for the
+consumer, the same \`fetch.queue.backoff.ms = 1\` Laminar sets), records prebuilt as strings, no
+SQL and no Arrow. Laminar's source time includes the job's start and
 is measured to the moment the pipeline's input count reaches the total (polled every 0.1 s).
 
 | path | records/s | MB/s |

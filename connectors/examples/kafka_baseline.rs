@@ -68,6 +68,9 @@ async fn consume(brokers: &str, topic: &str, records: u64) -> Result<(), Error> 
         .set("bootstrap.servers", brokers)
         .set("group.id", "kafka-baseline")
         .set("enable.auto.commit", "false")
+        // As Laminar's source sets it (librdkafka's 1 s default pauses fetching whenever the
+        // local queue is full).
+        .set("fetch.queue.backoff.ms", "1")
         .create()?;
     let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
     let mut list = TopicPartitionList::new();
