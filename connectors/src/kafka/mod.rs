@@ -36,12 +36,17 @@ use metadata::MetadataKind;
 #[derive(Debug, Clone, Copy)]
 pub struct KafkaConnector;
 
-/// A Kafka failure as a connector error, saying what was being done.
-pub(crate) fn kafka_error(doing: &str, e: KafkaError) -> ConnectorError {
+/// A failure talking to Kafka, as a connector error.
+pub(crate) fn io_error(message: String) -> ConnectorError {
     ConnectorError::Io {
         connector: "kafka".into(),
-        message: format!("{doing}: {e}"),
+        message,
     }
+}
+
+/// A Kafka failure as a connector error, saying what was being done.
+pub(crate) fn kafka_error(doing: &str, e: KafkaError) -> ConnectorError {
+    io_error(format!("{doing}: {e}"))
 }
 
 /// Run librdkafka's blocking calls (metadata requests, polls) off the async threads.
@@ -50,10 +55,7 @@ pub(crate) async fn blocking<T: Send + 'static>(
 ) -> Result<T> {
     tokio::task::spawn_blocking(call)
         .await
-        .map_err(|e| ConnectorError::Io {
-            connector: "kafka".into(),
-            message: format!("a blocking Kafka call failed: {e}"),
-        })
+        .map_err(|e| io_error(format!("a blocking Kafka call failed: {e}")))
 }
 
 /// The partitions of `topic`, or an error naming the topic when the brokers (`brokers`, for
@@ -64,16 +66,12 @@ pub(crate) fn topic_partitions(
     topic: &str,
     timeout: Duration,
 ) -> Result<Vec<i32>> {
-    let metadata =
-        consumer
-            .fetch_metadata(Some(topic), timeout)
-            .map_err(|e| ConnectorError::Io {
-                connector: "kafka".into(),
-                message: format!(
-                    "cannot look up topic '{topic}': {}",
-                    explain_connection_error(brokers, &e, client::reported(consumer))
-                ),
-            })?;
+    let metadata = consumer.fetch_metadata(Some(topic), timeout).map_err(|e| {
+        io_error(format!(
+            "cannot look up topic '{topic}': {}",
+            explain_connection_error(brokers, &e, client::reported(consumer))
+        ))
+    })?;
     // Serve queued client events (logs, transient errors) so they do not pile up in a
     // long-lived client that is otherwise never polled.
     client::serve_events(consumer);
@@ -82,12 +80,9 @@ pub(crate) fn topic_partitions(
         Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
             Ok(t.partitions().iter().map(|p| p.id()).collect())
         }
-        _ => Err(ConnectorError::Io {
-            connector: "kafka".into(),
-            message: format!(
-                "topic '{topic}' does not exist on the brokers (create it first, or check the topic name)"
-            ),
-        }),
+        _ => Err(io_error(format!(
+            "topic '{topic}' does not exist on the brokers (create it first, or check the topic name)"
+        ))),
     }
 }
 
@@ -258,12 +253,11 @@ impl Connector for KafkaConnector {
             )
         })
         .await??;
-        json_schema(samples.iter().map(Vec::as_slice)).map_err(|reason| ConnectorError::Io {
-            connector: "kafka".into(),
-            message: format!(
+        json_schema(samples.iter().map(Vec::as_slice)).map_err(|reason| {
+            io_error(format!(
                 "cannot infer the columns of topic '{}': {reason}",
                 table.topic
-            ),
+            ))
         })
     }
 
@@ -360,9 +354,12 @@ impl Connector for KafkaConnector {
                     names.sort();
                     names
                 })
-                .map_err(|e| ConnectorError::Io {
-                    connector: "kafka".into(),
-                    message: explain_connection_error(&brokers, &e, client::reported(&client)),
+                .map_err(|e| {
+                    io_error(explain_connection_error(
+                        &brokers,
+                        &e,
+                        client::reported(&client),
+                    ))
                 })
         })
         .await??;

@@ -19,8 +19,8 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use serde_json::Value;
 
 use super::config::{KafkaProfile, KafkaTable, SinkOptions, client_config};
-use super::kafka_error;
 use super::metadata::{HEADERS_COLUMN, MetadataKind};
+use super::{io_error, kafka_error};
 use crate::connector::{Sink, SinkContext};
 use crate::error::{ConnectorError, Result};
 use crate::format::{CHANGE_COLUMN, Format, RecordEncoder};
@@ -236,10 +236,9 @@ async fn acknowledged(in_flight: &mut Vec<DeliveryFuture>, topic: &str) -> Resul
                 ));
             }
             Err(_) => {
-                return Err(ConnectorError::Io {
-                    connector: "kafka".into(),
-                    message: format!("writing to topic '{topic}': the producer went away"),
-                });
+                return Err(io_error(format!(
+                    "writing to topic '{topic}': the producer went away"
+                )));
             }
         }
     }

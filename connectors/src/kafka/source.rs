@@ -77,7 +77,8 @@ impl KafkaSource {
         let mut config = client_config(profile, Some(table))?;
         // librdkafka pauses a partition's fetching for this long whenever its local queue is
         // full (default 1 s): with a consumer that drains in bursts, as batches are, that
-        // pause dominated (0.15 M records/s; 1 ms: over 0.8 M/s). A user's value wins.
+        // pause dominated (0.15 M records/s; with 1 ms about 1.1 M/s, docs/benchmarks.md).
+        // A user's value wins.
         if config.get("fetch.queue.backoff.ms").is_none() {
             config.set("fetch.queue.backoff.ms", "1");
         }
