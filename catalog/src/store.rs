@@ -22,6 +22,8 @@ const VIEW: &str = "view";
 pub struct Catalog {
     pool: SqlitePool,
     path: String,
+    /// Where the catalog lives, next to which checkpoints go (`None` in memory).
+    data_dir: Option<std::path::PathBuf>,
 }
 
 impl Catalog {
@@ -42,7 +44,7 @@ impl Catalog {
             .connect_with(options)
             .await
             .map_err(storage)?;
-        Self::init(pool, display).await
+        Self::init(pool, display, Some(data_dir.to_path_buf())).await
     }
 
     /// An in-memory catalog, for tests.
@@ -56,11 +58,24 @@ impl Catalog {
                 path: display.clone(),
                 source,
             })?;
-        Self::init(pool, display).await
+        Self::init(pool, display, None).await
     }
 
-    async fn init(pool: SqlitePool, path: String) -> Result<Catalog> {
-        let catalog = Catalog { pool, path };
+    /// The data directory (`None` for an in-memory catalog).
+    pub fn data_dir(&self) -> Option<&Path> {
+        self.data_dir.as_deref()
+    }
+
+    async fn init(
+        pool: SqlitePool,
+        path: String,
+        data_dir: Option<std::path::PathBuf>,
+    ) -> Result<Catalog> {
+        let catalog = Catalog {
+            pool,
+            path,
+            data_dir,
+        };
         sqlx::query(
             "CREATE TABLE IF NOT EXISTS objects (
                 kind TEXT NOT NULL,

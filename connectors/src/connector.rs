@@ -109,6 +109,21 @@ pub struct SourceContext {
     /// A preview (sample rows for a table test): read, but leave no trace upstream (no
     /// consumer-group commits, no acks).
     pub preview: bool,
+    /// The position this instance had in the checkpoint a pipeline resumes from (what
+    /// [`Source::snapshot`] returned then); `None` to start afresh.
+    pub restore: Option<Value>,
+}
+
+impl SourceContext {
+    /// A `u64` field of the restored position (generators keep `emitted`), 0 when starting
+    /// afresh.
+    pub fn restored_u64(&self, field: &str) -> u64 {
+        self.restore
+            .as_ref()
+            .and_then(|r| r.get(field))
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+    }
 }
 
 /// What a sink instance needs to know about the table it writes.
@@ -120,6 +135,9 @@ pub struct SinkContext {
     pub schema: SchemaRef,
     /// How rows are encoded.
     pub format: FormatSpec,
+    /// The pipeline takes checkpoints: written data must stay invisible until
+    /// [`Sink::commit`] (exactly-once), and survive a crash until then.
+    pub checkpointed: bool,
 }
 
 /// A running source instance.

@@ -19,6 +19,17 @@ impl Pacer {
         Pacer { rate, start }
     }
 
+    /// A pacer for a generator resuming after `emitted` rows: as if it had started long
+    /// enough ago to have emitted them, so it goes on at its rate instead of pausing.
+    pub(crate) fn resumed(rate: f64, emitted: u64) -> Self {
+        let now = Instant::now();
+        let behind = Duration::try_from_secs_f64(emitted as f64 / rate).unwrap_or_default();
+        Pacer {
+            rate,
+            start: now.checked_sub(behind).unwrap_or(now),
+        }
+    }
+
     /// When row number `n` (0-based) is due.
     fn due(&self, n: u64) -> Instant {
         self.start + Duration::from_secs_f64(n as f64 / self.rate)

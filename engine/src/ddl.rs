@@ -588,6 +588,7 @@ impl Engine {
             format: table.format.clone(),
             bad_records: Default::default(),
             preview: true,
+            restore: None,
         };
         let mut source =
             table

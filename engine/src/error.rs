@@ -69,6 +69,9 @@ pub enum EngineError {
     /// DECLARE of a name already open.
     #[error("cursor \"{0}\" already exists")]
     DuplicateCursor(String),
+    /// Checkpoints could not be written or read.
+    #[error("{0}")]
+    Checkpoint(String),
 }
 
 impl EngineError {
@@ -108,6 +111,7 @@ impl EngineError {
             EngineError::Canceled => QUERY_CANCELED,
             EngineError::UnknownCursor(_) => INVALID_CURSOR_NAME,
             EngineError::DuplicateCursor(_) => DUPLICATE_CURSOR,
+            EngineError::Checkpoint(_) => IO_ERROR,
         }
     }
 
@@ -126,7 +130,7 @@ impl EngineError {
             EngineError::Catalog(CatalogError::NotFound { .. }) => "NOT_FOUND",
             EngineError::Catalog(CatalogError::Duplicate { .. }) => "ALREADY_EXISTS",
             EngineError::Catalog(CatalogError::InUse { .. }) => "CONFLICT",
-            EngineError::Catalog(_) => "INTERNAL_ERROR",
+            EngineError::Catalog(_) | EngineError::Checkpoint(_) => "INTERNAL_ERROR",
             EngineError::Canceled => "CANCELED",
         }
     }

@@ -9,6 +9,7 @@
 //!
 //! The engine never imports a client SDK; connectors hide every external system.
 
+pub mod checkpoint;
 pub mod ddl;
 pub mod error;
 pub mod exec;

@@ -11,12 +11,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use catalog::{Catalog, DesiredState, JobRecord, PipelineDef, new_id, now_millis};
+use datafusion::execution::TaskContext;
 use datafusion::physical_plan::{ExecutionPlanProperties, execute_stream};
 use futures::StreamExt;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::Engine;
+use crate::checkpoint::{CheckpointHub, CheckpointRecord, CheckpointStore, checkpoint_blocker};
 use crate::error::{EngineError, Result};
 use crate::exec::planner::Planned;
 use crate::metrics::Counters;
@@ -36,6 +38,8 @@ struct RunningJob {
     cancel: CancellationToken,
     counters: Arc<Counters>,
     handle: JoinHandle<()>,
+    /// Why this job takes no checkpoints, if it does not.
+    checkpoints_off: Option<String>,
 }
 
 /// The jobs of this process, by pipeline id.
@@ -90,7 +94,9 @@ impl Engine {
             id,
             query: insert.to_string(),
             parallelism: session.parallelism as u32,
-            checkpoint_interval_micros: checkpoint_interval_micros.unwrap_or(10_000_000),
+            checkpoint_interval_micros: checkpoint_interval_micros.unwrap_or(
+                u64::try_from(session.checkpoint_interval.as_micros()).unwrap_or(u64::MAX),
+            ),
             desired: DesiredState::Running,
             tables: planned.tables.clone(),
             created_at: now_millis(),
@@ -184,6 +190,7 @@ impl Engine {
             created_at: now,
         };
         self.catalog.create_job(&job).await?;
+        let (planned, hub, checkpoints_off) = self.checkpointing(def, &job, planned)?;
         let cancel = self.shutdown.child_token();
         let counters = planned.counters.clone();
         let catalog = self.catalog.clone();
@@ -196,7 +203,7 @@ impl Engine {
         let handle = tokio::spawn(async move {
             // A panic in an operator fails the job with its message instead of leaving
             // the pipeline looking alive.
-            let outcome = std::panic::AssertUnwindSafe(run_job(planned, &task_cancel))
+            let outcome = std::panic::AssertUnwindSafe(run_job(planned, hub, &task_cancel))
                 .catch_unwind()
                 .await
                 .unwrap_or_else(|panic| {
@@ -241,8 +248,84 @@ impl Engine {
                 cancel,
                 counters,
                 handle,
+                checkpoints_off,
             },
         );
+        Ok(())
+    }
+
+    /// Set a job up to take checkpoints, resuming from the pipeline's latest one: the plan
+    /// runs with the job's hub in its task context. Returns why not, when it cannot.
+    fn checkpointing(
+        &self,
+        def: &PipelineDef,
+        job: &JobRecord,
+        mut planned: Planned,
+    ) -> Result<(Planned, Option<Arc<CheckpointHub>>, Option<String>)> {
+        let off = |reason: String| {
+            tracing::info!(pipeline = %def.name, reason = %reason, "pipeline runs without checkpoints");
+            Some(reason)
+        };
+        let Some(data_dir) = self.catalog.data_dir() else {
+            return Ok((planned, None, off("the catalog is in memory".into())));
+        };
+        if def.checkpoint_interval_micros == 0 {
+            return Ok((planned, None, off("checkpoint_interval is 0".into())));
+        }
+        if let Some(operator) = checkpoint_blocker(&planned.plan) {
+            let reason = format!(
+                "its plan has {operator}, whose state checkpoints do not capture yet; a restart runs the query from its start"
+            );
+            return Ok((planned, None, off(reason)));
+        }
+        let store = CheckpointStore::new(data_dir, &def.id);
+        let restored = store.latest()?;
+        if let Some(record) = &restored {
+            tracing::info!(pipeline = %def.name, epoch = record.epoch, "resuming from checkpoint");
+        }
+        let hub = Arc::new(CheckpointHub::new(
+            &def.id,
+            &job.id,
+            Duration::from_micros(def.checkpoint_interval_micros),
+            store,
+            restored,
+        ));
+        let task = &planned.task_ctx;
+        let config = task.session_config().clone().with_extension(hub.clone());
+        planned.task_ctx = Arc::new(TaskContext::new(
+            task.task_id(),
+            task.session_id(),
+            config,
+            task.scalar_functions().clone(),
+            task.aggregate_functions().clone(),
+            task.window_functions().clone(),
+            task.runtime_env(),
+        ));
+        Ok((planned, Some(hub), None))
+    }
+
+    /// The kept checkpoints of a pipeline, oldest first, with their sizes; and why its
+    /// running job takes none, if so.
+    pub fn checkpoints(
+        &self,
+        pipeline_id: &str,
+    ) -> Result<(Vec<SizedCheckpoint>, Option<String>)> {
+        let off = self
+            .jobs
+            .lock()
+            .get(pipeline_id)
+            .and_then(|r| r.checkpoints_off.clone());
+        let list = match self.catalog.data_dir() {
+            Some(dir) => CheckpointStore::new(dir, pipeline_id).list()?,
+            None => Vec::new(),
+        };
+        Ok((list, off))
+    }
+
+    fn forget_checkpoints(&self, pipeline_id: &str) -> Result<()> {
+        if let Some(dir) = self.catalog.data_dir() {
+            CheckpointStore::new(dir, pipeline_id).remove_all()?;
+        }
         Ok(())
     }
 
@@ -250,6 +333,18 @@ impl Engine {
     pub async fn start_pipeline(&self, id_or_name: &str) -> Result<PipelineStatus> {
         let mut def = self.catalog.pipeline(id_or_name).await?;
         if !self.jobs.lock().contains_key(&def.id) {
+            // A pipeline that finished (bounded input) runs again from the start; a stopped
+            // or failed one resumes from its last checkpoint.
+            let finished = self
+                .catalog
+                .jobs()
+                .await?
+                .iter()
+                .rfind(|j| j.pipeline_id == def.id)
+                .is_some_and(|j| j.state == "Finished");
+            if finished {
+                self.forget_checkpoints(&def.id)?;
+            }
             let planned = self.plan_pipeline(&def).await?;
             self.launch(&def, planned).await?;
         }
@@ -287,6 +382,7 @@ impl Engine {
         let def = self.catalog.pipeline(id_or_name).await?;
         self.stop_job(&def.id).await;
         self.catalog.drop_pipeline(&def.id).await?;
+        self.forget_checkpoints(&def.id)?;
         tracing::info!(pipeline = %def.name, "dropped pipeline");
         Ok(def)
     }
@@ -412,17 +508,43 @@ impl Engine {
     }
 }
 
+/// A kept checkpoint and its size in bytes.
+pub type SizedCheckpoint = (CheckpointRecord, u64);
+
 enum JobEnd {
     Finished,
     Stopped,
 }
 
-/// Drive a planned pipeline to its end or until cancelled.
-async fn run_job(planned: Planned, cancel: &CancellationToken) -> Result<JobEnd> {
+/// How long a stopping job may take for its last checkpoint.
+const FINAL_CHECKPOINT_TIMEOUT: Duration = Duration::from_secs(8);
+
+/// Drive a planned pipeline to its end or until cancelled; a job that takes checkpoints
+/// takes a last one when stopped, so it resumes exactly there.
+async fn run_job(
+    planned: Planned,
+    hub: Option<Arc<CheckpointHub>>,
+    cancel: &CancellationToken,
+) -> Result<JobEnd> {
     let mut stream = execute_stream(planned.plan, planned.task_ctx)?;
     loop {
         tokio::select! {
-            _ = cancel.cancelled() => return Ok(JobEnd::Stopped),
+            _ = cancel.cancelled() => {
+                if let Some(hub) = &hub {
+                    hub.stop.cancel();
+                    let drain = async {
+                        while let Some(next) = stream.next().await {
+                            next?;
+                        }
+                        Ok::<_, EngineError>(())
+                    };
+                    match tokio::time::timeout(FINAL_CHECKPOINT_TIMEOUT, drain).await {
+                        Ok(outcome) => outcome?,
+                        Err(_) => tracing::warn!(pipeline = %hub.pipeline_id, "no last checkpoint in time; the job resumes from the one before"),
+                    }
+                }
+                return Ok(JobEnd::Stopped);
+            }
             next = stream.next() => match next {
                 Some(Ok(_count)) => {}
                 Some(Err(e)) => return Err(e.into()),

@@ -10,6 +10,9 @@ pub const DEFAULT_BATCH_SIZE: usize = 1024;
 /// How long an updating aggregate keeps a group nobody has updated.
 pub const DEFAULT_UPDATING_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
+/// How often pipelines take checkpoints unless told otherwise.
+pub const DEFAULT_CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Settings of one client session.
 #[derive(Debug, Clone)]
 pub struct Session {
@@ -19,6 +22,9 @@ pub struct Session {
     pub parallelism: usize,
     /// State time-to-live of updating aggregates (`SET updating_ttl = '1 hour'`).
     pub updating_ttl: std::time::Duration,
+    /// Checkpoint interval of pipelines created in this session (`SET checkpoint_interval =
+    /// '5 seconds'`, or Flink's `execution.checkpointing.interval`); zero: none.
+    pub checkpoint_interval: std::time::Duration,
     /// Values of `$1, $2, ...` for the statement being executed (extended protocol).
     pub params: Vec<datafusion::common::ScalarValue>,
     /// Everything else clients set (application_name, DateStyle, ...), kept for `SHOW`.
@@ -41,6 +47,7 @@ impl Default for Session {
             ("search_path", "public"),
             ("application_name", ""),
             ("updating_ttl", "1 day"),
+            ("checkpoint_interval", "10 seconds"),
         ] {
             vars.insert(k.to_string(), v.to_string());
         }
@@ -48,6 +55,7 @@ impl Default for Session {
             batch_size: DEFAULT_BATCH_SIZE,
             parallelism: 1,
             updating_ttl: DEFAULT_UPDATING_TTL,
+            checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
             params: Vec::new(),
             vars,
         }
@@ -80,6 +88,18 @@ impl Session {
                     })?;
                 self.vars.insert(name, value);
             }
+            "checkpoint_interval" | "execution.checkpointing.interval" => {
+                self.checkpoint_interval = match value.trim() {
+                    "0" => std::time::Duration::ZERO,
+                    text => connectors::options::parse_duration(text).ok_or_else(|| {
+                        EngineError::InvalidParameter(format!(
+                            "invalid value '{value}' for setting '{name}': expected {} (0 for no checkpoints)",
+                            connectors::options::DURATION_EXPECTED
+                        ))
+                    })?,
+                };
+                self.vars.insert("checkpoint_interval".into(), value);
+            }
             _ => {
                 self.vars.insert(name, value);
             }
@@ -102,6 +122,13 @@ impl Session {
         }
         if is("updating_ttl") {
             self.updating_ttl = defaults.updating_ttl;
+        }
+        if is("checkpoint_interval") || is("execution.checkpointing.interval") {
+            self.checkpoint_interval = defaults.checkpoint_interval;
+            self.vars.insert(
+                "checkpoint_interval".into(),
+                defaults.vars["checkpoint_interval"].clone(),
+            );
         }
         for (key, value) in defaults.vars {
             if is(&key) {

@@ -736,7 +736,7 @@ impl DatagenSource {
             .into_iter()
             .map(|column| Column::new(column, seed, partition))
             .collect::<Result<Vec<_>>>()?;
-        Ok(DatagenSource {
+        let mut source = DatagenSource {
             schema: ctx.schema.clone(),
             columns,
             partition,
@@ -745,7 +745,17 @@ impl DatagenSource {
             limit,
             pacer: Pacer::new(rate / partitions as f64, Instant::now()),
             batch_size: ctx.batch_size.max(1),
-        })
+        };
+        // Resuming: run the generators past the rows already emitted (random columns are
+        // sequences from the seed, so this lands exactly where the checkpoint was).
+        let resume_at = ctx.restored_u64("emitted");
+        while source.emitted < resume_at {
+            let rows = (resume_at - source.emitted).min(source.batch_size as u64) as usize;
+            source.build(rows)?;
+            source.emitted += rows as u64;
+        }
+        source.pacer = Pacer::resumed(rate / partitions as f64, resume_at);
+        Ok(source)
     }
 
     fn build(&mut self, rows: usize) -> Result<RecordBatch> {
@@ -837,6 +847,7 @@ mod tests {
             format: FormatSpec::default(),
             bad_records: Default::default(),
             preview: false,
+            restore: None,
         }
     }
 

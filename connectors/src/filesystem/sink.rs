@@ -2,7 +2,10 @@
 //!
 //! A file is written under a hidden in-progress name (`.part-....json.inprogress`, which
 //! sources skip) and renamed to its final name when it is closed, so readers only ever see
-//! complete files.
+//! complete files. In a pipeline that takes checkpoints the rename waits for the checkpoint
+//! that covers the file's rows: every open file is closed at the checkpoint barrier
+//! ([`Sink::prepare`]) and renamed once the checkpoint is durable ([`Sink::commit`]), so a
+//! crash never shows rows that the resumed pipeline will write again (exactly-once).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -98,6 +101,10 @@ pub(super) struct FileSink {
     scratch: Vec<u8>,
     sequence: u64,
     run: String,
+    /// Renames wait for checkpoints (see the module docs).
+    checkpointed: bool,
+    /// Closed files whose rename waits for the next checkpoint: (in-progress, final).
+    pending: Vec<(PathBuf, PathBuf)>,
 }
 
 fn parquet_properties(spec: &FormatSpec) -> Result<WriterProperties> {
@@ -244,6 +251,8 @@ impl FileSink {
             scratch: Vec::new(),
             sequence: 0,
             run,
+            checkpointed: ctx.checkpointed,
+            pending: Vec::new(),
         })
     }
 
@@ -352,9 +361,34 @@ impl FileSink {
                     .map_err(|e| self.io(&file.in_progress, e))?;
             }
         }
-        std::fs::rename(&file.in_progress, &file.target).map_err(|e| self.io(&file.target, e))?;
+        if self.checkpointed {
+            self.pending.push((file.in_progress, file.target));
+            return Ok(());
+        }
+        self.publish(&file.in_progress, file.target)
+    }
+
+    /// Give a closed file its final name (and queue it for upload). Idempotent, so a
+    /// resumed pipeline can repeat the commit of its last checkpoint.
+    fn publish(&mut self, in_progress: &Path, target: PathBuf) -> Result<()> {
+        match std::fs::rename(in_progress, &target) {
+            Ok(()) => {}
+            // Published before a crash: the final file is there (or already uploaded).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if target.exists() {
+                    tracing::debug!(file = %target.display(), "file was published before");
+                } else if self.upload.is_none() {
+                    return Err(self.io(
+                        in_progress,
+                        "a file of a completed checkpoint is gone (neither its in-progress nor its final name exists)",
+                    ));
+                }
+                return Ok(());
+            }
+            Err(e) => return Err(self.io(&target, e)),
+        }
         if self.upload.is_some() {
-            self.finished.push(file.target);
+            self.finished.push(target);
         }
         Ok(())
     }
@@ -428,13 +462,77 @@ impl Sink for FileSink {
         self.upload_finished().await
     }
 
+    async fn prepare(&mut self, _epoch: u64) -> Result<serde_json::Value> {
+        // Every file covering rows before the barrier is closed and synced, still hidden.
+        self.finish_all()?;
+        let files: Vec<[String; 2]> = std::mem::take(&mut self.pending)
+            .into_iter()
+            .map(|(from, to)| {
+                [
+                    from.to_string_lossy().into_owned(),
+                    to.to_string_lossy().into_owned(),
+                ]
+            })
+            .collect();
+        Ok(serde_json::json!({ "run": self.run, "files": files }))
+    }
+
+    async fn commit(&mut self, _epoch: u64, prepared: serde_json::Value) -> Result<()> {
+        let files: Vec<[String; 2]> = prepared
+            .get("files")
+            .cloned()
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|e| ConnectorError::Config(format!("filesystem: unreadable commit: {e}")))?
+            .unwrap_or_default();
+        for [from, to] in files {
+            self.publish(Path::new(&from), PathBuf::from(to))?;
+        }
+        // Recovering a crashed run: what it wrote after this checkpoint is replayed by
+        // this run, so its hidden leftovers go.
+        if let Some(run) = prepared.get("run").and_then(|r| r.as_str())
+            && run != self.run
+        {
+            self.remove_leftovers(&self.dir.clone(), &format!(".{}-{run}-", self.prefix));
+        }
+        self.upload_finished().await
+    }
+
     async fn close(&mut self) -> Result<()> {
         self.finish_all()?;
+        // The input ended: nothing will be replayed, so pending files are final.
+        for (from, to) in std::mem::take(&mut self.pending) {
+            self.publish(&from, to)?;
+        }
         self.upload_finished().await
     }
 }
 
 impl FileSink {
+    /// Remove in-progress files starting with `start` under `dir` (partition directories
+    /// included).
+    fn remove_leftovers(&self, dir: &Path, start: &str) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if path.is_dir() {
+                self.remove_leftovers(&path, start);
+            } else if name.starts_with(start) && name.ends_with(".inprogress") {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {
+                        tracing::info!(table = %self.table, file = %path.display(), "removed a crashed run's unfinished file")
+                    }
+                    Err(e) => {
+                        tracing::warn!(table = %self.table, file = %path.display(), error = %e, "cannot remove a crashed run's unfinished file")
+                    }
+                }
+            }
+        }
+    }
+
     async fn upload_finished(&mut self) -> Result<()> {
         match &self.upload {
             Some(upload) if !self.finished.is_empty() => {
@@ -454,9 +552,18 @@ impl FileSink {
 }
 
 impl Drop for FileSink {
-    /// A stopped pipeline drops its sink without `close`: keep what was written rather than
-    /// leaving it in hidden in-progress files (until checkpoints make this exactly-once).
+    /// A stopped pipeline drops its sink without `close`. Without checkpoints, keep what was
+    /// written rather than leaving it in hidden in-progress files; with them, rows after the
+    /// last checkpoint will be written again when the pipeline resumes, so their files go.
     fn drop(&mut self) {
+        if self.checkpointed {
+            let open = self.open.drain().map(|(_, f)| f.in_progress);
+            let pending = self.pending.drain(..).map(|(from, _)| from);
+            for path in open.chain(pending).collect::<Vec<_>>() {
+                let _ = std::fs::remove_file(path);
+            }
+            return;
+        }
         if let Err(e) = self.finish_all() {
             tracing::warn!(table = %self.table, error = %e, "could not finish files of a stopped sink");
         }

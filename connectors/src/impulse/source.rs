@@ -5,7 +5,6 @@ use arrow::array::{Int64Array, TimestampNanosecondArray};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
-use tokio::time::Instant;
 
 use super::ImpulseTable;
 use crate::connector::{Source, SourceContext};
@@ -51,19 +50,29 @@ impl ImpulseSource {
         let limit = table
             .message_count
             .map(|n| n / partitions + u64::from(partition < n % partitions));
-        let start_ns = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as i64)
-            .unwrap_or_default();
+        // A resumed source goes on from its checkpointed position with the same event times.
+        let emitted = ctx.restored_u64("emitted");
+        let start_ns = ctx
+            .restore
+            .as_ref()
+            .and_then(|r| r.get("start_ns"))
+            .and_then(serde_json::Value::as_i64)
+            .unwrap_or_else(|| {
+                SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as i64)
+                    .unwrap_or_default()
+            });
+        let rate = table.event_rate / partitions as f64;
         Ok(ImpulseSource {
             schema: ctx.schema.clone(),
             partition: partition as i64,
             partitions: partitions as i64,
-            emitted: 0,
+            emitted,
             limit,
             event_time_interval_ns: table.event_time_interval.map(|us| us as i64 * 1000),
             start_ns,
-            pacer: Pacer::new(table.event_rate / partitions as f64, Instant::now()),
+            pacer: Pacer::resumed(rate, emitted),
             batch_size: ctx.batch_size.max(1),
         })
     }
@@ -117,6 +126,6 @@ impl Source for ImpulseSource {
     }
 
     fn snapshot(&self) -> serde_json::Value {
-        serde_json::json!({ "emitted": self.emitted })
+        serde_json::json!({ "emitted": self.emitted, "start_ns": self.start_ns })
     }
 }

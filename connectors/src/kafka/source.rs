@@ -53,6 +53,9 @@ pub(super) struct KafkaSource {
     metadata: Vec<(usize, MetadataKind, Arc<Field>)>,
     /// Next offset to read, per assigned partition.
     offsets: BTreeMap<i32, i64>,
+    /// Next offsets from the checkpoint a pipeline resumes from: those partitions start
+    /// there, whatever `source.offset` says.
+    restored: BTreeMap<i32, i64>,
     /// When the first record of the buffered batch arrived.
     first_buffered: Option<Instant>,
     next_discovery: Instant,
@@ -127,6 +130,13 @@ impl KafkaSource {
             value_schema,
             ctx.bad_records.clone(),
         )?;
+        // Snapshots carry `offsets` as {"<partition>": next offset}.
+        let restored = ctx
+            .restore
+            .as_ref()
+            .and_then(|r| r.get("offsets"))
+            .and_then(|o| serde_json::from_value::<BTreeMap<i32, i64>>(o.clone()).ok())
+            .unwrap_or_default();
         let keep_headers = metadata
             .iter()
             .any(|(_, kind, _)| *kind == MetadataKind::Headers);
@@ -146,6 +156,7 @@ impl KafkaSource {
             value_positions,
             metadata,
             offsets: BTreeMap::new(),
+            restored,
             first_buffered: None,
             // Partitions are assigned on the first call.
             next_discovery: Instant::now(),
@@ -174,20 +185,26 @@ impl KafkaSource {
         if mine.is_empty() {
             return Ok(());
         }
-        let first_assignment = self.offsets.is_empty();
+        // Partitions found after the first assignment (or after the checkpoint resumed from)
+        // are new: read from their start.
+        let first_assignment = self.offsets.is_empty() && self.restored.is_empty();
         let mut list = TopicPartitionList::new();
         for p in &mine {
-            let offset = match self.start {
-                // Partitions that appear while running are read from their start.
-                _ if !first_assignment => Offset::Beginning,
-                StartOffset::Earliest => Offset::Beginning,
-                StartOffset::Latest => Offset::End,
-                // The group's committed offset, else `auto.offset.reset` (earliest).
-                StartOffset::Group => Offset::Stored,
+            let offset = match (self.restored.get(p).copied(), self.start) {
+                (Some(next), _) if next >= 0 => Offset::Offset(next),
+                // Known to the checkpoint but not read yet: as at the first start.
+                (Some(_), start) => start_offset(start),
+                (None, _) if !first_assignment => Offset::Beginning,
+                (None, start) => start_offset(start),
             };
             list.add_partition_offset(&self.topic, *p, offset)
                 .map_err(|e| kafka_error("cannot assign partitions", e))?;
-            self.offsets.insert(*p, -1);
+            // A resumed partition keeps its position in snapshots until it reads more.
+            let next = match offset {
+                Offset::Offset(next) => next,
+                _ => -1,
+            };
+            self.offsets.insert(*p, next);
         }
         self.consumer
             .incremental_assign(&list)
@@ -251,6 +268,16 @@ impl KafkaSource {
         {
             tracing::warn!(table = %self.table, error = %e, "kafka: committing offsets to the group failed");
         }
+    }
+}
+
+/// Where a partition is first read under `source.offset`.
+fn start_offset(start: StartOffset) -> Offset {
+    match start {
+        StartOffset::Earliest => Offset::Beginning,
+        StartOffset::Latest => Offset::End,
+        // The group's committed offset, else `auto.offset.reset` (earliest).
+        StartOffset::Group => Offset::Stored,
     }
 }
 

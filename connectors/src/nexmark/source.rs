@@ -13,6 +13,8 @@ use crate::pacing::Pacer;
 /// Emits event indices `partition, partition + partitions, ...` at this partition's share
 /// of the rate, so all partitions together produce exactly the single-partition stream.
 pub(super) struct NexmarkSource {
+    /// Event time of the first event, kept in snapshots.
+    base_time_ms: u64,
     generator: NexmarkGenerator,
     /// Columns of the full schema the table declares, if not all of them in order.
     projection: Option<Vec<usize>>,
@@ -47,8 +49,14 @@ impl NexmarkSource {
             .runtime
             .and_then(|r| Duration::try_from_secs_f64(r).ok())
             .and_then(|r| now.checked_add(r));
-        // Truncated to the second so partitions started together agree on event times.
-        let base_time_ms = table.base_time.unwrap_or_else(|| {
+        // Truncated to the second so partitions started together agree on event times; a
+        // resumed source keeps the base time it started with.
+        let restored_base = ctx
+            .restore
+            .as_ref()
+            .and_then(|r| r.get("base_time_ms"))
+            .and_then(serde_json::Value::as_u64);
+        let base_time_ms = table.base_time.or(restored_base).unwrap_or_else(|| {
             SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_secs() * 1000)
@@ -60,15 +68,17 @@ impl NexmarkSource {
             base_time_ms,
             table.event_time_rate.unwrap_or(table.event_rate),
         );
+        let emitted = ctx.restored_u64("emitted");
         Ok(NexmarkSource {
+            base_time_ms,
             generator,
             projection,
             partition,
             partitions,
-            emitted: 0,
+            emitted,
             limit,
             deadline,
-            pacer: Pacer::new(table.event_rate / partitions as f64, now),
+            pacer: Pacer::resumed(table.event_rate / partitions as f64, emitted),
             batch_size: ctx.batch_size.max(1),
         })
     }
@@ -96,7 +106,7 @@ impl Source for NexmarkSource {
     }
 
     fn snapshot(&self) -> serde_json::Value {
-        serde_json::json!({ "emitted": self.emitted })
+        serde_json::json!({ "emitted": self.emitted, "base_time_ms": self.base_time_ms })
     }
 }
 
@@ -134,6 +144,7 @@ mod tests {
             format: FormatSpec::default(),
             bad_records: Default::default(),
             preview: false,
+            restore: None,
         }
     }
 

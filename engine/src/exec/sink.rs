@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
-use connectors::SinkContext;
+use connectors::{Sink, SinkContext};
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::datasource::TableType;
 use datafusion::datasource::sink::{DataSink, DataSinkExec};
@@ -19,6 +19,7 @@ use datafusion::physical_plan::{
 };
 use futures::StreamExt;
 
+use crate::checkpoint::CheckpointHub;
 use crate::ddl::ResolvedTable;
 use crate::error::EngineError;
 use crate::metrics::Counters;
@@ -115,32 +116,60 @@ impl DataSink for ConnectorDataSink {
     async fn write_all(
         &self,
         mut data: SendableRecordBatchStream,
-        _context: &Arc<TaskContext>,
+        context: &Arc<TaskContext>,
     ) -> DfResult<u64> {
+        let hub = context.session_config().get_extension::<CheckpointHub>();
         let ctx = SinkContext {
             table_name: self.table.def.name.clone(),
             schema: self.table.schema.clone(),
             format: self.table.format.clone(),
+            checkpointed: hub.is_some(),
         };
         let mut sink = self
             .table
             .connector
             .make_sink(&self.table.profile_config, &self.table.def.config, ctx)
             .map_err(external)?;
+        // Resuming: finish the commit of the checkpoint resumed from, which a crash may
+        // have interrupted (sinks make it idempotent).
+        if let Some((epoch, prepared)) = hub.as_ref().and_then(|h| h.restored_sink()) {
+            sink.commit(epoch, prepared).await.map_err(external)?;
+        }
         let mut written = 0u64;
         // Sinks with time-based work (rolling files) get ticks while no data arrives.
         let mut ticks = sink.tick_interval().map(tokio::time::interval);
+        let mut checkpoints = hub.as_ref().map(|h| {
+            let mut timer =
+                tokio::time::interval_at(tokio::time::Instant::now() + h.interval, h.interval);
+            timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            timer
+        });
         loop {
+            // Between polls of `data`, every operator and source of the query is at rest:
+            // the cut at which checkpoints are taken (see crate::checkpoint).
             let next = tokio::select! {
                 next = data.next() => next,
+                _ = every(&mut ticks) => {
+                    sink.tick().await.map_err(external)?;
+                    continue;
+                }
+                _ = every(&mut checkpoints) => {
+                    if let Some(hub) = &hub {
+                        take_checkpoint(sink.as_mut(), hub).await?;
+                    }
+                    continue;
+                }
                 _ = async {
-                    match ticks.as_mut() {
-                        Some(t) => { t.tick().await; }
+                    match &hub {
+                        Some(hub) => hub.stop.cancelled().await,
                         None => futures::future::pending::<()>().await,
                     }
                 } => {
-                    sink.tick().await.map_err(external)?;
-                    continue;
+                    // A graceful stop: the resumed job starts exactly here.
+                    if let Some(hub) = &hub {
+                        take_checkpoint(sink.as_mut(), hub).await?;
+                    }
+                    return Ok(written);
                 }
             };
             let Some(batch) = next else { break };
@@ -151,9 +180,43 @@ impl DataSink for ConnectorDataSink {
             self.counters.add_out(rows, bytes);
             written += rows as u64;
         }
+        // The input ended: a last checkpoint covers everything, so a crash before the job
+        // is recorded as finished does not write anything twice.
+        if let Some(hub) = &hub {
+            take_checkpoint(sink.as_mut(), hub).await?;
+        }
         sink.close().await.map_err(external)?;
         Ok(written)
     }
+}
+
+/// The next tick of an optional timer (never, without one).
+async fn every(timer: &mut Option<tokio::time::Interval>) {
+    match timer.as_mut() {
+        Some(t) => {
+            t.tick().await;
+        }
+        None => futures::future::pending::<()>().await,
+    }
+}
+
+/// Prepare the sink, write the checkpoint, commit: see crate::checkpoint.
+async fn take_checkpoint(sink: &mut dyn Sink, hub: &CheckpointHub) -> DfResult<()> {
+    let epoch = hub.next_epoch();
+    let started = catalog::now_millis();
+    let prepared = sink.prepare(epoch).await.map_err(external)?;
+    let record = hub
+        .write(epoch, started, prepared.clone())
+        .map_err(external)?;
+    sink.commit(epoch, prepared).await.map_err(external)?;
+    hub.committed(epoch);
+    tracing::debug!(
+        pipeline = %hub.pipeline_id,
+        epoch,
+        took_ms = record.finish_time.saturating_sub(started),
+        "checkpoint complete"
+    );
+    Ok(())
 }
 
 /// The same sink taking changes (rows with a last `_op` column), if its table can write

@@ -12,6 +12,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::PartitionStream;
 use futures::stream;
 
+use crate::checkpoint::{CheckpointHub, SourcePosition};
 use crate::ddl::ResolvedTable;
 use crate::error::EngineError;
 use crate::exec::dlq::dead_letter_batch;
@@ -79,7 +80,16 @@ impl PartitionStream for ConnectorPartition {
         &self.table.schema
     }
 
-    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+    fn execute(&self, task: Arc<TaskContext>) -> SendableRecordBatchStream {
+        // In a pipeline that takes checkpoints: where this partition resumes, and where it
+        // reports its position after each batch.
+        let (position, restore) = match task.session_config().get_extension::<CheckpointHub>() {
+            Some(hub) => {
+                let (position, restore) = hub.register_source(&self.table.def.name, self.partition);
+                (Some(position), restore)
+            }
+            None => (None, None),
+        };
         let ctx = SourceContext {
             table_name: self.table.def.name.clone(),
             schema: self.table.schema.clone(),
@@ -89,6 +99,7 @@ impl PartitionStream for ConnectorPartition {
             format: self.table.format.clone(),
             bad_records: self.counters.errors.clone(),
             preview: false,
+            restore,
         };
         let name = self.table.def.name.clone();
         let schema = self.table.schema.clone();
@@ -107,6 +118,8 @@ impl PartitionStream for ConnectorPartition {
             source,
             name,
             dead_letters: self.dlq.clone().map(DeadLetters::new),
+            position,
+            acked: 0,
         };
         let counters = self.counters.clone();
         // A watermark per execution: two scans of one table advance independently.
@@ -122,6 +135,15 @@ impl PartitionStream for ConnectorPartition {
             let event_time = event_time.clone();
             async move {
                 let mut state = state?;
+                if let Some(position) = &state.position {
+                    let committed = position.committed();
+                    if committed > state.acked {
+                        state.acked = committed;
+                        if let Err(e) = state.source.checkpoint_committed(committed).await {
+                            return Some((Err(external(&state.name, e)), None));
+                        }
+                    }
+                }
                 let next = state.source.next_batch().await;
                 let bad = state.source.take_bad_records();
                 if let Some(dlq) = state.dead_letters.as_mut()
@@ -131,6 +153,9 @@ impl PartitionStream for ConnectorPartition {
                 }
                 match next {
                     Ok(Some(batch)) => {
+                        if let Some(position) = &state.position {
+                            position.record(state.source.snapshot());
+                        }
                         counters.add_in(batch.num_rows(), batch.get_array_memory_size());
                         if let Some((column, watermark)) = &event_time {
                             watermark.observe(batch.column(*column));
@@ -162,6 +187,10 @@ struct PartitionState {
     source: Box<dyn Source>,
     name: String,
     dead_letters: Option<DeadLetters>,
+    /// Where the position goes, in a pipeline that takes checkpoints.
+    position: Option<Arc<SourcePosition>>,
+    /// The newest checkpoint the source was told about.
+    acked: u64,
 }
 
 /// The dead-letter table of a source, its sink opened on the first bad record.
@@ -183,10 +212,12 @@ impl DeadLetters {
         let sink = match self.sink.as_mut() {
             Some(sink) => sink,
             None => {
+                // Dead letters are written at least once (not part of checkpoints).
                 let ctx = SinkContext {
                     table_name: self.table.def.name.clone(),
                     schema: self.table.schema.clone(),
                     format: self.table.format.clone(),
+                    checkpointed: false,
                 };
                 let sink = self.table.connector.make_sink(
                     &self.table.profile_config,

@@ -54,9 +54,8 @@ impl From<EngineError> for ApiError {
             EngineError::Catalog(CatalogError::Duplicate { .. } | CatalogError::InUse { .. }) => {
                 StatusCode::CONFLICT
             }
-            EngineError::Catalog(CatalogError::Storage { .. } | CatalogError::Corrupt { .. }) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            EngineError::Catalog(CatalogError::Storage { .. } | CatalogError::Corrupt { .. })
+            | EngineError::Checkpoint(_) => StatusCode::INTERNAL_SERVER_ERROR,
             EngineError::Syntax(_)
             | EngineError::Connector(_)
             | EngineError::DataFusion(_)

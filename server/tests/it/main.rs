@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 mod pg;
+mod recovery;
 mod rest;
 mod restart;
 mod security;

@@ -1,0 +1,267 @@
+//! Pipelines resume from their last checkpoint after `kill -9`, with exactly-once output.
+//!
+//! These tests run the `laminar` binary as a child process, kill it with SIGKILL mid-run and
+//! start it again on the same data directory.
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+
+use crate::support::DataDir;
+
+/// A `laminar` process.
+struct Laminar {
+    child: Child,
+    pg_port: u16,
+    http_port: u16,
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+impl Laminar {
+    fn start(dir: &Path) -> Laminar {
+        let (pg_port, http_port) = (free_port(), free_port());
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("server.log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_laminar"))
+            .arg("--pg-addr")
+            .arg(format!("127.0.0.1:{pg_port}"))
+            .arg("--http-addr")
+            .arg(format!("127.0.0.1:{http_port}"))
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        Laminar {
+            child,
+            pg_port,
+            http_port,
+        }
+    }
+
+    async fn connect(&self) -> Client {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match tokio_postgres::connect(
+                &format!("host=127.0.0.1 port={} user=laminar", self.pg_port),
+                NoTls,
+            )
+            .await
+            {
+                Ok((client, connection)) => {
+                    tokio::spawn(connection);
+                    return client;
+                }
+                Err(e) if Instant::now() > deadline => panic!("laminar did not start: {e}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+
+    /// SIGKILL: no shutdown, no last checkpoint.
+    fn kill_9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        reqwest::get(format!("http://127.0.0.1:{}{path}", self.http_port))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Laminar {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The state of a pipeline, from SHOW PIPELINES.
+async fn pipeline_state(client: &Client, name: &str) -> String {
+    client
+        .simple_query("SHOW PIPELINES")
+        .await
+        .unwrap()
+        .iter()
+        .find_map(|m| match m {
+            SimpleQueryMessage::Row(r) if r.get(1) == Some(name) => {
+                Some(format!("{} {}", r.get(2)?, r.get(10).unwrap_or_default()))
+            }
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+async fn wait_finished(client: &Client, name: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let state = pipeline_state(client, name).await;
+        if state.starts_with("Finished") {
+            return;
+        }
+        assert!(
+            !state.starts_with("Failed") && Instant::now() < deadline,
+            "pipeline {name}: {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The `counter` of every row in the visible (committed) JSON files under `dir`, with how
+/// often each appears.
+fn committed_counters(dir: &Path) -> BTreeMap<i64, usize> {
+    let mut seen = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        for line in std::fs::read_to_string(entry.path()).unwrap().lines() {
+            let row: Value = serde_json::from_str(line).unwrap();
+            *seen.entry(row["counter"].as_i64().unwrap()).or_default() += 1;
+        }
+    }
+    seen
+}
+
+fn hidden_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect()
+}
+
+/// Checkpoints of a pipeline's latest job, from the REST API.
+async fn checkpoints(server: &Laminar, pipeline: &str) -> Vec<Value> {
+    let jobs = server.get("/v1/jobs").await;
+    let job = jobs["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rfind(|j| j["pipeline_id"] == pipeline)
+        .cloned()
+        .unwrap();
+    let list = server
+        .get(&format!(
+            "/v1/jobs/{}/checkpoints",
+            job["id"].as_str().unwrap()
+        ))
+        .await;
+    list["data"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn kill_9_resumes_from_the_last_checkpoint_exactly_once() {
+    let dir = DataDir::new("kill9");
+    let out = dir.0.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    const ROWS: i64 = 24_000;
+    let server = Laminar::start(&dir.0);
+    let client = server.connect().await;
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE numbers WITH (connector = 'impulse', event_rate = '4000', message_count = '{ROWS}');
+             CREATE TABLE out (counter BIGINT) WITH (connector = 'filesystem', path = '{}',
+               type = 'sink', format = 'json');
+             SET checkpoint_interval = '300ms';
+             CREATE PIPELINE copy AS INSERT INTO out SELECT counter FROM numbers;",
+            out.display()
+        ))
+        .await
+        .unwrap();
+    let pipeline = server.get("/v1/pipelines").await["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Two crashes mid-run: each restart resumes where the last checkpoint was.
+    let mut server = server;
+    for round in 0..2 {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let taken = checkpoints(&server, &pipeline).await;
+        assert!(!taken.is_empty(), "round {round}: no checkpoint was listed");
+        assert!(taken[0]["source_positions"]["numbers/0"]["emitted"].as_u64() > Some(0));
+        server.kill_9();
+        // Only committed rows are visible, and none twice.
+        let visible = committed_counters(&out);
+        assert!(
+            visible.values().all(|n| *n == 1),
+            "round {round}: a row is visible twice"
+        );
+        assert!(
+            (visible.len() as i64) < ROWS,
+            "round {round}: the crash came too late"
+        );
+        server = Laminar::start(&dir.0);
+        server.connect().await;
+    }
+    let client = server.connect().await;
+    wait_finished(&client, "copy", Duration::from_secs(60)).await;
+    let visible = committed_counters(&out);
+    let twice: Vec<_> = visible.iter().filter(|(_, n)| **n > 1).take(5).collect();
+    assert!(twice.is_empty(), "rows written twice: {twice:?}");
+    assert_eq!(visible.len() as i64, ROWS, "every row exactly once");
+    assert_eq!(visible.keys().next(), Some(&0));
+    assert_eq!(visible.keys().last(), Some(&(ROWS - 1)));
+    assert!(
+        hidden_files(&out).is_empty(),
+        "crashed runs' unfinished files were removed: {:?}",
+        hidden_files(&out)
+    );
+}
+
+#[tokio::test]
+async fn stop_and_start_resume_where_the_pipeline_stopped() {
+    let dir = DataDir::new("stopstart");
+    let out = dir.0.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let server = Laminar::start(&dir.0);
+    let client = server.connect().await;
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE numbers WITH (connector = 'impulse', event_rate = '5000', message_count = '10000');
+             CREATE TABLE out (counter BIGINT) WITH (connector = 'filesystem', path = '{}',
+               type = 'sink', format = 'json');
+             CREATE PIPELINE copy AS INSERT INTO out SELECT counter FROM numbers;",
+            out.display()
+        ))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    // A stop takes a last checkpoint (the interval here is the default 10 s): what was
+    // written so far becomes visible at once, and the restart goes on from there.
+    client.batch_execute("STOP PIPELINE copy").await.unwrap();
+    let at_stop = committed_counters(&out);
+    assert!(!at_stop.is_empty(), "the stop committed what was written");
+    assert!(at_stop.len() < 10_000);
+    client.batch_execute("START PIPELINE copy").await.unwrap();
+    wait_finished(&client, "copy", Duration::from_secs(30)).await;
+    let visible = committed_counters(&out);
+    assert_eq!(visible.len(), 10_000);
+    assert!(visible.values().all(|n| *n == 1), "no row twice");
+    // A finished pipeline started again runs from the beginning.
+    client.batch_execute("START PIPELINE copy").await.unwrap();
+    wait_finished(&client, "copy", Duration::from_secs(30)).await;
+    assert!(committed_counters(&out).values().all(|n| *n == 2));
+}
