@@ -306,10 +306,7 @@ impl Engine {
 
     /// The kept checkpoints of a pipeline, oldest first, with their sizes; and why its
     /// running job takes none, if so.
-    pub fn checkpoints(
-        &self,
-        pipeline_id: &str,
-    ) -> Result<(Vec<SizedCheckpoint>, Option<String>)> {
+    pub fn checkpoints(&self, pipeline_id: &str) -> Result<(Vec<SizedCheckpoint>, Option<String>)> {
         let off = self
             .jobs
             .lock()

@@ -19,6 +19,7 @@
 //! Operators outside [`checkpoint_blocker`]'s list hold state that is not captured yet:
 //! such pipelines run without checkpoints (and say so).
 
+pub mod arrow_state;
 pub mod store;
 
 use std::collections::{BTreeMap, HashMap};
@@ -31,6 +32,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Result;
+use crate::stream::window_agg::WindowAggregateExec;
 pub use store::{CheckpointRecord, CheckpointStore};
 
 /// Operators that hold no rows between polls (or rebuild what they hold from bounded,
@@ -49,14 +51,22 @@ const STATELESS: &[&str] = &[
 
 /// The first operator of `plan` whose state checkpoints do not capture, if any.
 pub fn checkpoint_blocker(plan: &Arc<dyn ExecutionPlan>) -> Option<String> {
-    if !STATELESS.contains(&plan.name()) && !SNAPSHOTTING.contains(&plan.name()) {
-        return Some(plan.name().to_string());
+    if !STATELESS.contains(&plan.name()) && !registers_state(plan) {
+        let what = match plan.as_any().downcast_ref::<WindowAggregateExec>() {
+            Some(_) => "WindowAggregateExec (session windows)".to_string(),
+            None => plan.name().to_string(),
+        };
+        return Some(what);
     }
     plan.children().into_iter().find_map(checkpoint_blocker)
 }
 
 /// Stateful operators that register their state with the hub.
-const SNAPSHOTTING: &[&str] = &[];
+fn registers_state(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    plan.as_any()
+        .downcast_ref::<WindowAggregateExec>()
+        .is_some_and(WindowAggregateExec::checkpointed)
+}
 
 /// A source partition's position after the last batch it emitted.
 #[derive(Debug, Default)]

@@ -202,6 +202,85 @@ impl GroupedState {
         Ok((keys, values))
     }
 
+    /// The keys and the accumulators' intermediate state of every group, as columns
+    /// (keys first), with how many state columns each aggregate has. Taking state from
+    /// DataFusion's accumulators empties them, so they are rebuilt from it at once.
+    pub fn snapshot(&mut self, spec: &AggregateSpec) -> Result<(RecordBatch, Vec<usize>)> {
+        let rows = self.num_groups;
+        let keys = match self.groups.as_mut() {
+            Some(groups) => groups.emit(EmitTo::All)?,
+            None => Vec::new(),
+        };
+        let states = self
+            .accumulators
+            .iter_mut()
+            .map(|acc| acc.state(EmitTo::All))
+            .collect::<Result<Vec<_>>>()?;
+        *self = GroupedState::restore(spec, &keys, &states, rows)?;
+        let layout = states.iter().map(Vec::len).collect();
+        let columns = keys
+            .into_iter()
+            .chain(states.into_iter().flatten())
+            .collect();
+        Ok((
+            crate::checkpoint::arrow_state::columns_batch(columns, rows)?,
+            layout,
+        ))
+    }
+
+    /// Groups with the given keys and intermediate states (see [`GroupedState::snapshot`]).
+    pub fn restore(
+        spec: &AggregateSpec,
+        keys: &[ArrayRef],
+        states: &[Vec<ArrayRef>],
+        rows: usize,
+    ) -> Result<Self> {
+        let mut state = GroupedState::new(spec)?;
+        match state.groups.as_mut() {
+            Some(groups) => {
+                groups.intern(keys, &mut state.group_ids)?;
+                state.num_groups = groups.len();
+            }
+            None => {
+                state.group_ids = vec![0; rows];
+                state.num_groups = rows.min(1);
+            }
+        }
+        for (acc, columns) in state.accumulators.iter_mut().zip(states) {
+            acc.merge_batch(columns, &state.group_ids, None, state.num_groups)?;
+        }
+        Ok(state)
+    }
+
+    /// Rebuild from a snapshot batch and its layout.
+    pub fn from_snapshot(
+        spec: &AggregateSpec,
+        batch: &RecordBatch,
+        layout: &[usize],
+    ) -> Result<Self> {
+        let key_count = spec.key_schema.fields().len();
+        let columns = batch.columns();
+        let mut next = key_count;
+        let mut states = Vec::with_capacity(layout.len());
+        for width in layout {
+            let end = next + width;
+            let Some(part) = columns.get(next..end) else {
+                return datafusion::common::internal_err!(
+                    "checkpointed aggregate state has {} columns, expected more",
+                    columns.len()
+                );
+            };
+            states.push(part.to_vec());
+            next = end;
+        }
+        GroupedState::restore(
+            spec,
+            &columns[..key_count.min(columns.len())],
+            &states,
+            batch.num_rows(),
+        )
+    }
+
     /// Bytes held.
     pub fn size(&self) -> usize {
         self.groups.as_ref().map_or(0, |g| g.size())

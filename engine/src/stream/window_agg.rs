@@ -9,8 +9,8 @@ use std::any::Any;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -33,6 +33,8 @@ use super::session::Sessions;
 use super::streaming_properties;
 use super::watermark::{WATERMARK_MAX, WATERMARK_MIN, Watermarks, collect_sources};
 use super::window::WindowSpec;
+use crate::checkpoint::arrow_state::{decode, encode};
+use crate::checkpoint::{CheckpointHub, OperatorSnapshot};
 use crate::metrics::Counters;
 
 /// How often an event-time window operator with open windows re-reads the watermark
@@ -77,6 +79,11 @@ impl WindowAggregateExec {
     /// Position of the window column in the output.
     pub fn window_index(&self) -> usize {
         self.shared.window_index
+    }
+
+    /// Whether its state is in checkpoints (tumbling and hopping windows; not sessions).
+    pub fn checkpointed(&self) -> bool {
+        !matches!(self.shared.window, WindowSpec::Session { .. })
     }
 
     /// Whether windows come out in window order, each in one batch (not so for sessions,
@@ -146,16 +153,31 @@ impl ExecutionPlan for WindowAggregateExec {
             }
             _ => State::Fixed(BTreeMap::new()),
         };
+        let hub = context.session_config().get_extension::<CheckpointHub>();
         let (input, watermarks) = collect_sources(|| self.input.execute(partition, context));
         let stats = shared.counters.register_operator(self);
+        let core = Arc::new(Mutex::new(Core {
+            state,
+            watermark: WATERMARK_MIN,
+            output: VecDeque::new(),
+        }));
+        // In a pipeline that takes checkpoints: resume with the checkpointed windows, and
+        // hand them over at every checkpoint.
+        if let Some(hub) = hub {
+            let snapshots = Arc::new(WindowSnapshots {
+                core: core.clone(),
+                shared: shared.clone(),
+            });
+            if let Some(saved) = hub.register_operator(self.name(), snapshots.clone()) {
+                snapshots.restore(&saved)?;
+            }
+        }
         Ok(Box::pin(WindowAggregateStream {
             input: input?,
             watermarks,
             stats,
             shared,
-            state,
-            watermark: WATERMARK_MIN,
-            output: VecDeque::new(),
+            core,
             finished: false,
             timer: None,
             reported_state: 0,
@@ -169,6 +191,21 @@ enum State {
     Sessions(Sessions),
 }
 
+/// What a checkpoint captures of the operator (shared with [`WindowSnapshots`]).
+struct Core {
+    state: State,
+    /// The watermark windows have been emitted up to.
+    watermark: i64,
+    /// Closed windows not yet handed downstream.
+    output: VecDeque<RecordBatch>,
+}
+
+/// Lock the core; a panic elsewhere cannot leave it half-updated in a way that matters
+/// (the job fails with that panic).
+fn lock(core: &Mutex<Core>) -> MutexGuard<'_, Core> {
+    core.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 struct WindowAggregateStream {
     input: SendableRecordBatchStream,
     /// The watermarks of the source partitions this operator's input started.
@@ -176,10 +213,7 @@ struct WindowAggregateStream {
     /// This operator's own counters.
     stats: Arc<crate::metrics::OperatorStats>,
     shared: Arc<WindowAggregate>,
-    state: State,
-    /// The watermark windows have been emitted up to.
-    watermark: i64,
-    output: VecDeque<RecordBatch>,
+    core: Arc<Mutex<Core>>,
     finished: bool,
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
     /// State bytes last added to the job's counter.
@@ -236,9 +270,11 @@ impl WindowAggregateStream {
             )) as ArrayRef,
         };
         let times = times.as_primitive::<TimestampNanosecondType>();
-        match &mut self.state {
+        let mut core = lock(&self.core);
+        let watermark = core.watermark;
+        match &mut core.state {
             State::Fixed(windows) => {
-                let late = assign_fixed(&shared, windows, &inputs, times, self.watermark)?;
+                let late = assign_fixed(&shared, windows, &inputs, times, watermark)?;
                 self.count_late(late);
             }
             State::Sessions(sessions) => {
@@ -247,7 +283,7 @@ impl WindowAggregateStream {
                 let mut late = 0;
                 for (i, t) in times.iter().enumerate() {
                     match t {
-                        Some(t) if t.saturating_add(gap) > self.watermark => rows.push(i as u32),
+                        Some(t) if t.saturating_add(gap) > watermark => rows.push(i as u32),
                         _ => late += 1,
                     }
                 }
@@ -260,12 +296,14 @@ impl WindowAggregateStream {
 
     /// Emit every window the watermark has passed.
     fn advance(&mut self, watermark: i64) -> Result<()> {
-        if watermark <= self.watermark {
+        let mut core = lock(&self.core);
+        if watermark <= core.watermark {
             return Ok(());
         }
-        self.watermark = watermark;
+        core.watermark = watermark;
         let shared = self.shared.clone();
-        match &mut self.state {
+        let Core { state, output, .. } = &mut *core;
+        match state {
             State::Fixed(windows) => {
                 let width = shared.window.width();
                 while let Some(entry) = windows.first_entry() {
@@ -278,13 +316,12 @@ impl WindowAggregateStream {
                     let (keys, values) = state.emit()?;
                     let starts = vec![start; rows];
                     let ends = vec![start + width; rows];
-                    self.output
-                        .push_back(output_batch(&shared, keys, starts, ends, values)?);
+                    output.push_back(output_batch(&shared, keys, starts, ends, values)?);
                 }
             }
             State::Sessions(sessions) => {
                 if let Some(closed) = sessions.close(watermark)? {
-                    self.output.push_back(output_batch(
+                    output.push_back(output_batch(
                         &shared,
                         closed.keys,
                         closed.starts,
@@ -294,7 +331,8 @@ impl WindowAggregateStream {
                 }
             }
         }
-        let bytes = self.state_size() as u64;
+        let bytes = state_size(&core.state) as u64;
+        drop(core);
         self.stats.state_bytes.store(bytes, Ordering::Relaxed);
         self.shared
             .counters
@@ -302,16 +340,9 @@ impl WindowAggregateStream {
         Ok(())
     }
 
-    fn state_size(&self) -> usize {
-        match &self.state {
-            State::Fixed(windows) => windows.values().map(GroupedState::size).sum(),
-            State::Sessions(sessions) => sessions.size(),
-        }
-    }
-
     /// When the quiet operator should look at the clock or the watermark again.
     fn next_wakeup(&self) -> Option<Duration> {
-        let next_end = match &self.state {
+        let next_end = match &lock(&self.core).state {
             State::Fixed(windows) => windows
                 .keys()
                 .next()
@@ -326,6 +357,13 @@ impl WindowAggregateStream {
             Some(_) if !self.watermarks.is_empty() => Some(WATERMARK_POLL),
             Some(_) => None,
         }
+    }
+}
+
+fn state_size(state: &State) -> usize {
+    match state {
+        State::Fixed(windows) => windows.values().map(GroupedState::size).sum(),
+        State::Sessions(sessions) => sessions.size(),
     }
 }
 
@@ -412,7 +450,8 @@ impl Stream for WindowAggregateStream {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         loop {
-            if let Some(batch) = self.output.pop_front() {
+            let queued = lock(&self.core).output.pop_front();
+            if let Some(batch) = queued {
                 self.stats
                     .records_out
                     .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
@@ -455,7 +494,7 @@ impl Stream for WindowAggregateStream {
                         self.finished = true;
                         return Poll::Ready(Some(Err(e)));
                     }
-                    if self.output.is_empty() {
+                    if lock(&self.core).output.is_empty() {
                         // Nothing closed yet: arm the next timer before sleeping.
                         let Some(wait) = self.next_wakeup() else {
                             return Poll::Pending;
@@ -469,6 +508,72 @@ impl Stream for WindowAggregateStream {
                 }
             }
         }
+    }
+}
+
+/// Hands the open windows (partial aggregates) and closed-but-unsent results to checkpoints.
+struct WindowSnapshots {
+    core: Arc<Mutex<Core>>,
+    shared: Arc<WindowAggregate>,
+}
+
+impl OperatorSnapshot for WindowSnapshots {
+    fn snapshot(&self) -> crate::error::Result<serde_json::Value> {
+        let mut core = lock(&self.core);
+        let State::Fixed(windows) = &mut core.state else {
+            return Err(crate::error::EngineError::Unsupported(
+                "session windows are not checkpointed yet".into(),
+            ));
+        };
+        let mut open = Vec::with_capacity(windows.len());
+        for (start, groups) in windows.iter_mut() {
+            let (batch, layout) = groups.snapshot(&self.shared.spec)?;
+            open.push(serde_json::json!({
+                "start": start,
+                "layout": layout,
+                "groups": encode(&batch)?,
+            }));
+        }
+        let output = core.output.iter().map(encode).collect::<Result<Vec<_>>>()?;
+        Ok(serde_json::json!({
+            "watermark": core.watermark,
+            "windows": open,
+            "output": output,
+        }))
+    }
+}
+
+impl WindowSnapshots {
+    fn restore(&self, saved: &serde_json::Value) -> Result<()> {
+        let bad = || {
+            datafusion::error::DataFusionError::Internal(format!(
+                "checkpointed window state is unreadable: {saved}"
+            ))
+        };
+        let mut core = lock(&self.core);
+        core.watermark = saved["watermark"].as_i64().ok_or_else(bad)?;
+        let State::Fixed(windows) = &mut core.state else {
+            return internal_err!("session windows are not checkpointed");
+        };
+        for window in saved["windows"].as_array().ok_or_else(bad)? {
+            let start = window["start"].as_i64().ok_or_else(bad)?;
+            let layout: Vec<usize> =
+                serde_json::from_value(window["layout"].clone()).map_err(|_| bad())?;
+            let batch = decode(window["groups"].as_str().ok_or_else(bad)?)?;
+            windows.insert(
+                start,
+                GroupedState::from_snapshot(&self.shared.spec, &batch, &layout)?,
+            );
+        }
+        for batch in saved["output"].as_array().ok_or_else(bad)? {
+            let batch = decode(batch.as_str().ok_or_else(bad)?)?;
+            // Restore the output schema's names (snapshots keep columns only).
+            core.output.push_back(RecordBatch::try_new(
+                self.shared.schema.clone(),
+                batch.columns().to_vec(),
+            )?);
+        }
+        Ok(())
     }
 }
 

@@ -265,3 +265,118 @@ async fn stop_and_start_resume_where_the_pipeline_stopped() {
     wait_finished(&client, "copy", Duration::from_secs(30)).await;
     assert!(committed_counters(&out).values().all(|n| *n == 2));
 }
+
+/// JSON rows of the visible files under `dir`.
+fn committed_rows(dir: &Path) -> Vec<Value> {
+    let mut rows = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        for line in std::fs::read_to_string(entry.path()).unwrap().lines() {
+            rows.push(serde_json::from_str(line).unwrap());
+        }
+    }
+    rows
+}
+
+#[tokio::test]
+async fn window_state_survives_kill_9() {
+    let dir = DataDir::new("kill9-windows");
+    let out = dir.0.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    const ROWS: i64 = 24_000;
+    let server = Laminar::start(&dir.0);
+    let client = server.connect().await;
+    // One event per millisecond of event time: 1-second windows of about 1000 rows, three
+    // keys each; the counters a window saw are contiguous.
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE numbers (WATERMARK FOR timestamp) WITH (connector = 'impulse',
+               event_rate = '4000', message_count = '{ROWS}', event_time_interval = '1000');
+             CREATE TABLE out (ws TEXT, k BIGINT, n BIGINT, lo BIGINT, hi BIGINT, d BIGINT)
+               WITH (connector = 'filesystem', path = '{}', type = 'sink', format = 'json');
+             SET checkpoint_interval = '300ms';
+             CREATE PIPELINE windows AS INSERT INTO out
+               SELECT CAST(window.start AS TEXT), k, n, lo, hi, d FROM (
+                 SELECT tumble(INTERVAL '1' SECOND) AS window, counter % 3 AS k, count(*) AS n,
+                   min(counter) AS lo, max(counter) AS hi, count(DISTINCT counter % 10) AS d
+                 FROM numbers GROUP BY window, k);",
+            out.display()
+        ))
+        .await
+        .unwrap();
+    let mut server = server;
+    for round in 0..2 {
+        tokio::time::sleep(Duration::from_millis(1800)).await;
+        let explain = checkpoints(&server, &server_pipeline(&server).await).await;
+        assert!(
+            explain.iter().any(|c| c["operator_states"]
+                .as_array()
+                .is_some_and(|o| !o.is_empty())),
+            "round {round}: checkpoints hold the window operator's state: {explain:?}"
+        );
+        server.kill_9();
+        server = Laminar::start(&dir.0);
+        server.connect().await;
+    }
+    let client = server.connect().await;
+    wait_finished(&client, "windows", Duration::from_secs(60)).await;
+
+    // (k, n, lo, hi, d) per group, by window start.
+    type Group = (i64, i64, i64, i64, i64);
+    let mut per_window: BTreeMap<String, Vec<Group>> = BTreeMap::new();
+    for row in committed_rows(&out) {
+        per_window
+            .entry(row["ws"].as_str().unwrap().to_string())
+            .or_default()
+            .push((
+                row["k"].as_i64().unwrap(),
+                row["n"].as_i64().unwrap(),
+                row["lo"].as_i64().unwrap(),
+                row["hi"].as_i64().unwrap(),
+                row["d"].as_i64().unwrap(),
+            ));
+    }
+    let mut next = 0;
+    let mut total = 0;
+    for (window, groups) in &per_window {
+        let mut keys: Vec<i64> = groups.iter().map(|g| g.0).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(
+            keys.len(),
+            groups.len(),
+            "window {window} emitted twice: {groups:?}"
+        );
+        let lo = groups.iter().map(|g| g.2).min().unwrap();
+        let hi = groups.iter().map(|g| g.3).max().unwrap();
+        let n: i64 = groups.iter().map(|g| g.1).sum();
+        assert_eq!(
+            lo, next,
+            "window {window} starts where the previous one ended"
+        );
+        assert_eq!(
+            n,
+            hi - lo + 1,
+            "window {window} counted each row once: {groups:?}"
+        );
+        for g in groups {
+            assert_eq!(
+                g.4,
+                (g.1).min(10),
+                "window {window}: distinct counts kept: {g:?}"
+            );
+        }
+        next = hi + 1;
+        total += n;
+    }
+    assert_eq!(total, ROWS, "every row in exactly one window");
+}
+
+async fn server_pipeline(server: &Laminar) -> String {
+    server.get("/v1/pipelines").await["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
