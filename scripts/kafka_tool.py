@@ -3,10 +3,12 @@
 
   kafka_tool.py BROKERS create TOPIC [PARTITIONS]
   kafka_tool.py BROKERS produce TOPIC [--partition N] [--key K] [--header k=v ...] VALUE ...
+  kafka_tool.py BROKERS produce-range TOPIC START END
   kafka_tool.py BROKERS consume TOPIC COUNT [--timeout S] [--read-committed] [--keys] [--headers]
   kafka_tool.py BROKERS committed GROUP TOPIC
 
-`consume` reads the topic from the beginning and prints COUNT records, one per line, sorted
+`produce-range` writes `{"n": i}` for START <= i < END, keyed by i (so spread over the
+partitions). `consume` reads the topic from the beginning and prints COUNT records, one per line, sorted
 (partition order is not defined across partitions): `value`, or `key|value` with --keys, with
 `|k=v,...` appended for --headers. It fails when fewer than COUNT arrive within the timeout
 and says what it got. `committed` prints the group's committed offsets summed over partitions.
@@ -35,6 +37,20 @@ def produce(brokers, args):
         producer.produce(args.topic, value=value.encode(), key=args.key, headers=headers or None,
                          **extra)
     left = producer.flush(15)
+    if left:
+        sys.exit(f"{left} record(s) not delivered")
+
+
+def produce_range(brokers, args):
+    producer = Producer({"bootstrap.servers": brokers, "linger.ms": 5})
+    for i in range(args.start, args.end):
+        while True:
+            try:
+                producer.produce(args.topic, value=f'{{"n": {i}}}'.encode(), key=str(i).encode())
+                break
+            except BufferError:
+                producer.poll(0.05)
+    left = producer.flush(30)
     if left:
         sys.exit(f"{left} record(s) not delivered")
 
@@ -100,6 +116,10 @@ def main():
     p.add_argument("--key")
     p.add_argument("--header", action="append", default=[])
     p.add_argument("values", nargs="+")
+    pr = commands.add_parser("produce-range")
+    pr.add_argument("topic")
+    pr.add_argument("start", type=int)
+    pr.add_argument("end", type=int)
     r = commands.add_parser("consume")
     r.add_argument("topic")
     r.add_argument("count", type=int)
@@ -111,7 +131,7 @@ def main():
     g.add_argument("group")
     g.add_argument("topic")
     args = parser.parse_args()
-    {"create": create, "produce": produce, "consume": consume,
+    {"create": create, "produce": produce, "produce-range": produce_range, "consume": consume,
      "committed": committed}[args.command](args.brokers, args)
 
 
