@@ -469,3 +469,68 @@ async fn kafka_offsets_in_checkpoints_survive_kill_9() {
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert!(committed_ns(&out).values().all(|c| *c == 1));
 }
+
+/// Write `{"n": i}` lines for `range` into `dir/name`, visible at once (renamed into place).
+fn write_numbers(dir: &Path, name: &str, range: std::ops::Range<i64>) {
+    let lines: String = range.map(|i| format!("{{\"n\": {i}}}\n")).collect();
+    let hidden = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&hidden, lines).unwrap();
+    std::fs::rename(hidden, dir.join(name)).unwrap();
+}
+
+#[tokio::test]
+async fn files_read_are_checkpointed() {
+    let dir = DataDir::new("kill9-files");
+    let input = dir.0.join("in");
+    let out = dir.0.join("out");
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::create_dir_all(&out).unwrap();
+    write_numbers(&input, "a.json", 0..3000);
+    write_numbers(&input, "b.json", 3000..6000);
+    let server = Laminar::start(&dir.0);
+    let client = server.connect().await;
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE numbers (n BIGINT) WITH (connector = 'filesystem', path = '{}',
+               type = 'source', format = 'json', 'source.watch' = 'true',
+               'source.watch_interval_ms' = '100');
+             CREATE TABLE out (n BIGINT) WITH (connector = 'filesystem', path = '{}',
+               type = 'sink', format = 'json');
+             SET checkpoint_interval = '300ms';
+             CREATE PIPELINE copy AS INSERT INTO out SELECT n FROM numbers;",
+            input.display(),
+            out.display()
+        ))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while committed_ns(&out).len() < 6000 {
+        assert!(Instant::now() < deadline, "the first files were not copied");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    write_numbers(&input, "c.json", 6000..9000);
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    server.kill_9();
+    write_numbers(&input, "d.json", 9000..12000);
+    let server = Laminar::start(&dir.0);
+    server.connect().await;
+    // Files finished before the checkpoint are not read again; the rest is read once.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let seen = committed_ns(&out);
+        let twice: Vec<_> = seen.iter().filter(|(_, c)| **c > 1).take(5).collect();
+        assert!(
+            twice.is_empty(),
+            "rows read twice after the restart: {twice:?}"
+        );
+        if seen.len() == 12_000 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {} of 12000 rows arrived after the restart",
+            seen.len()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
