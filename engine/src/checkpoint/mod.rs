@@ -32,6 +32,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Result;
+use crate::stream::updating::UpdatingAggregateExec;
 use crate::stream::window_agg::WindowAggregateExec;
 pub use store::{CheckpointRecord, CheckpointStore};
 
@@ -63,9 +64,10 @@ pub fn checkpoint_blocker(plan: &Arc<dyn ExecutionPlan>) -> Option<String> {
 
 /// Stateful operators that register their state with the hub.
 fn registers_state(plan: &Arc<dyn ExecutionPlan>) -> bool {
-    plan.as_any()
-        .downcast_ref::<WindowAggregateExec>()
+    let any = plan.as_any();
+    any.downcast_ref::<WindowAggregateExec>()
         .is_some_and(WindowAggregateExec::checkpointed)
+        || any.is::<UpdatingAggregateExec>()
 }
 
 /// A source partition's position after the last batch it emitted.

@@ -10,7 +10,7 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -29,6 +29,8 @@ use futures::{Stream, StreamExt};
 
 use super::aggregates::{AggregateSpec, key_converter, update_accumulators};
 use super::streaming_properties;
+use crate::checkpoint::arrow_state::{columns_batch, decode, encode};
+use crate::checkpoint::{CheckpointHub, OperatorSnapshot};
 use crate::metrics::Counters;
 
 /// The changelog column's name.
@@ -129,15 +131,25 @@ impl ExecutionPlan for UpdatingAggregateExec {
     ) -> Result<SendableRecordBatchStream> {
         let converter = key_converter(&self.shared.spec.key_schema)?;
         let stats = self.shared.counters.register_operator(self);
+        let table = Arc::new(Mutex::new(Groups::default()));
+        // In a pipeline that takes checkpoints: resume with the checkpointed groups, and
+        // hand them over at every checkpoint.
+        if let Some(hub) = context.session_config().get_extension::<CheckpointHub>() {
+            let snapshots = Arc::new(GroupSnapshots {
+                table: table.clone(),
+                shared: self.shared.clone(),
+            });
+            if let Some(saved) = hub.register_operator(self.name(), snapshots.clone()) {
+                snapshots.restore(&saved)?;
+            }
+        }
         Ok(Box::pin(UpdatingStream {
             stats,
             input: self.input.execute(partition, context)?,
             shared: self.shared.clone(),
             schema: self.schema.clone(),
             converter,
-            index: HashMap::new(),
-            groups: Vec::new(),
-            free: Vec::new(),
+            table,
             last_sweep: Instant::now(),
             reported_state: 0,
         }))
@@ -150,6 +162,20 @@ struct Group {
     last_update: Instant,
 }
 
+/// Every group: what a checkpoint captures (shared with [`GroupSnapshots`]).
+#[derive(Default)]
+struct Groups {
+    /// Key bytes → slot in `groups`.
+    index: HashMap<Box<[u8]>, usize>,
+    groups: Vec<Option<Group>>,
+    /// Slots of expired groups, reused.
+    free: Vec<usize>,
+}
+
+fn lock(table: &Mutex<Groups>) -> MutexGuard<'_, Groups> {
+    table.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 struct UpdatingStream {
     /// This operator's own counters.
     stats: Arc<crate::metrics::OperatorStats>,
@@ -158,11 +184,7 @@ struct UpdatingStream {
     schema: SchemaRef,
     /// Key columns ↔ bytes; `None` without keys (one group).
     converter: Option<RowConverter>,
-    /// Key bytes → slot in `groups`.
-    index: HashMap<Box<[u8]>, usize>,
-    groups: Vec<Option<Group>>,
-    /// Slots of expired groups, reused.
-    free: Vec<usize>,
+    table: Arc<Mutex<Groups>>,
     last_sweep: Instant,
     /// State bytes last added to the job's counter.
     reported_state: u64,
@@ -175,16 +197,26 @@ struct Change {
     values: Vec<ScalarValue>,
 }
 
-impl UpdatingStream {
-    fn slot_for(&mut self, key: &[u8], now: Instant) -> Result<(usize, bool)> {
+impl Groups {
+    fn slot_for(
+        &mut self,
+        spec: &AggregateSpec,
+        key: &[u8],
+        now: Instant,
+    ) -> Result<(usize, bool)> {
         if let Some(&slot) = self.index.get(key) {
             return Ok((slot, false));
         }
         let group = Group {
             key: key.into(),
-            accumulators: self.shared.spec.accumulators()?,
+            accumulators: spec.accumulators()?,
             last_update: now,
         };
+        Ok((self.insert(group), true))
+    }
+
+    fn insert(&mut self, group: Group) -> usize {
+        let key = group.key.clone();
         let slot = match self.free.pop() {
             Some(slot) => {
                 self.groups[slot] = Some(group);
@@ -195,10 +227,12 @@ impl UpdatingStream {
                 self.groups.len() - 1
             }
         };
-        self.index.insert(key.into(), slot);
-        Ok((slot, true))
+        self.index.insert(key, slot);
+        slot
     }
+}
 
+impl UpdatingStream {
     fn evaluate(group: &mut Group) -> Result<Vec<ScalarValue>> {
         group
             .accumulators
@@ -213,6 +247,8 @@ impl UpdatingStream {
         }
         let now = Instant::now();
         let shared = self.shared.clone();
+        let table = self.table.clone();
+        let mut table = lock(&table);
         let inputs = shared.spec.evaluate(batch)?;
         let rows = match &self.converter {
             Some(converter) => Some(converter.convert_columns(&inputs.keys)?),
@@ -226,13 +262,13 @@ impl UpdatingStream {
             let (slot, new) = match &rows {
                 Some(rows) => {
                     let row = rows.row(i);
-                    self.slot_for(row.as_ref(), now)?
+                    table.slot_for(&shared.spec, row.as_ref(), now)?
                 }
-                None => self.slot_for(&[], now)?,
+                None => table.slot_for(&shared.spec, &[], now)?,
             };
             slots.push(slot as u32);
             if seen.insert(slot) {
-                let before = match (&mut self.groups[slot], new) {
+                let before = match (&mut table.groups[slot], new) {
                     (Some(group), false) => Some(Self::evaluate(group)?),
                     _ => None,
                 };
@@ -251,7 +287,7 @@ impl UpdatingStream {
                 end += 1;
             }
             let part = sorted.slice(first, end - first)?;
-            if let Some(group) = self.groups[slot as usize].as_mut() {
+            if let Some(group) = table.groups[slot as usize].as_mut() {
                 group.last_update = now;
                 update_accumulators(&mut group.accumulators, &part)?;
             }
@@ -259,7 +295,7 @@ impl UpdatingStream {
         }
         let mut changes = Vec::with_capacity(touched.len() * 2);
         for (slot, before) in touched {
-            let Some(group) = self.groups[slot].as_mut() else {
+            let Some(group) = table.groups[slot].as_mut() else {
                 continue;
             };
             let after = Self::evaluate(group)?;
@@ -284,14 +320,14 @@ impl UpdatingStream {
                 Some(_) => {}
             }
         }
-        let mut expired = self.expire(now)?;
+        let mut expired = self.expire(&mut table, now)?;
         changes.append(&mut expired.0);
-        let batch = self.changes_batch(&changes, &expired.1)?;
+        let batch = self.changes_batch(&table, &changes, &expired.1)?;
         for slot in expired.2 {
-            self.groups[slot] = None;
-            self.free.push(slot);
+            table.groups[slot] = None;
+            table.free.push(slot);
         }
-        let bytes: usize = self
+        let bytes: usize = table
             .groups
             .iter()
             .flatten()
@@ -315,6 +351,7 @@ impl UpdatingStream {
     #[allow(clippy::type_complexity)]
     fn expire(
         &mut self,
+        table: &mut Groups,
         now: Instant,
     ) -> Result<(Vec<Change>, HashMap<usize, Box<[u8]>>, Vec<usize>)> {
         let ttl = self.shared.ttl;
@@ -326,7 +363,8 @@ impl UpdatingStream {
             return Ok((changes, keys, slots));
         }
         self.last_sweep = now;
-        for (slot, entry) in self.groups.iter_mut().enumerate() {
+        let Groups { index, groups, .. } = table;
+        for (slot, entry) in groups.iter_mut().enumerate() {
             let Some(group) = entry.as_mut() else {
                 continue;
             };
@@ -338,7 +376,7 @@ impl UpdatingStream {
                 op: "-D",
                 values: Self::evaluate(group)?,
             });
-            self.index.remove(&group.key);
+            index.remove(&group.key);
             keys.insert(slot, group.key.clone());
             slots.push(slot);
         }
@@ -347,6 +385,7 @@ impl UpdatingStream {
 
     fn changes_batch(
         &self,
+        table: &Groups,
         changes: &[Change],
         expired_keys: &HashMap<usize, Box<[u8]>>,
     ) -> Result<Option<RecordBatch>> {
@@ -357,7 +396,7 @@ impl UpdatingStream {
             Some(converter) => {
                 let parser = converter.parser();
                 let key_rows = changes.iter().map(|c| {
-                    let key: &[u8] = match (&self.groups[c.group], expired_keys.get(&c.group)) {
+                    let key: &[u8] = match (&table.groups[c.group], expired_keys.get(&c.group)) {
                         (_, Some(key)) => key,
                         (Some(group), None) => &group.key,
                         (None, None) => &[],
@@ -395,6 +434,106 @@ impl Stream for UpdatingStream {
                 other => return other,
             }
         }
+    }
+}
+
+/// Hands every group (key, accumulator state, age) to checkpoints.
+struct GroupSnapshots {
+    table: Arc<Mutex<Groups>>,
+    shared: Arc<UpdatingAggregate>,
+}
+
+impl OperatorSnapshot for GroupSnapshots {
+    fn snapshot(&self) -> crate::error::Result<serde_json::Value> {
+        let mut table = lock(&self.table);
+        let spec = &self.shared.spec;
+        let now = Instant::now();
+        let live: Vec<&mut Group> = table.groups.iter_mut().flatten().collect();
+        let rows = live.len();
+        let mut keys = Vec::with_capacity(rows);
+        let mut ages = Vec::with_capacity(rows);
+        let mut states: Vec<Vec<Vec<ScalarValue>>> = vec![Vec::new(); spec.functions.len()];
+        for group in live {
+            keys.push(group.key.clone());
+            ages.push(now.duration_since(group.last_update).as_millis() as u64);
+            for (i, acc) in group.accumulators.iter_mut().enumerate() {
+                states[i].push(acc.state()?);
+            }
+        }
+        let mut columns: Vec<ArrayRef> = match key_converter(&spec.key_schema)? {
+            Some(converter) => {
+                let parser = converter.parser();
+                converter.convert_rows(keys.iter().map(|k| parser.parse(k)))?
+            }
+            None => Vec::new(),
+        };
+        let mut layout = Vec::with_capacity(states.len());
+        for (i, function) in spec.functions.iter().enumerate() {
+            let width = function.state_fields()?.len();
+            layout.push(width);
+            for column in 0..width {
+                columns.push(ScalarValue::iter_to_array(
+                    states[i].iter().map(|state| state[column].clone()),
+                )?);
+            }
+        }
+        columns.push(Arc::new(arrow::array::UInt64Array::from(ages)));
+        Ok(serde_json::json!({
+            "layout": layout,
+            "groups": encode(&columns_batch(columns, rows)?)?,
+        }))
+    }
+}
+
+impl GroupSnapshots {
+    fn restore(&self, saved: &serde_json::Value) -> Result<()> {
+        let bad = || {
+            datafusion::error::DataFusionError::Internal(format!(
+                "checkpointed group state is unreadable: {saved}"
+            ))
+        };
+        let layout: Vec<usize> =
+            serde_json::from_value(saved["layout"].clone()).map_err(|_| bad())?;
+        let batch = decode(saved["groups"].as_str().ok_or_else(bad)?)?;
+        let spec = &self.shared.spec;
+        let key_count = spec.key_schema.fields().len();
+        let columns = batch.columns();
+        if columns.len() != key_count + layout.iter().sum::<usize>() + 1 {
+            return Err(bad());
+        }
+        let keys = match key_converter(&spec.key_schema)? {
+            Some(converter) => Some(converter.convert_columns(&columns[..key_count])?),
+            None => None,
+        };
+        let ages = columns[columns.len() - 1]
+            .as_any()
+            .downcast_ref::<arrow::array::UInt64Array>()
+            .ok_or_else(bad)?;
+        let now = Instant::now();
+        let mut table = lock(&self.table);
+        for row in 0..batch.num_rows() {
+            let mut accumulators = spec.accumulators()?;
+            let mut next = key_count;
+            for (acc, width) in accumulators.iter_mut().zip(&layout) {
+                let state: Vec<ArrayRef> = columns[next..next + width]
+                    .iter()
+                    .map(|c| c.slice(row, 1))
+                    .collect();
+                acc.merge_batch(&state)?;
+                next += width;
+            }
+            let key: Box<[u8]> = match &keys {
+                Some(rows) => rows.row(row).as_ref().into(),
+                None => Box::new([]),
+            };
+            let age = Duration::from_millis(ages.value(row));
+            table.insert(Group {
+                key,
+                accumulators,
+                last_update: now.checked_sub(age).unwrap_or(now),
+            });
+        }
+        Ok(())
     }
 }
 
