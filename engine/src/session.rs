@@ -65,7 +65,10 @@ impl Default for Session {
 impl Session {
     /// Apply `SET name = value`.
     pub fn set(&mut self, name: &str, value: &str) -> Result<()> {
-        let name = name.to_ascii_lowercase();
+        // Flink spells dotted settings as quoted strings: SET 'a.b' = 'c'.
+        let name = name
+            .trim_matches(|c| c == '\'' || c == '"')
+            .to_ascii_lowercase();
         let value = value.trim_matches('\'').to_string();
         let positive = |v: &str| {
             v.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
