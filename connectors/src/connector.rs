@@ -138,6 +138,8 @@ pub struct SinkContext {
     /// The pipeline takes checkpoints: written data must stay invisible until
     /// [`Sink::commit`] (exactly-once), and survive a crash until then.
     pub checkpointed: bool,
+    /// The pipeline writing, when there is one (a stable name for transactional ids).
+    pub pipeline_id: Option<String>,
 }
 
 /// A running source instance.

@@ -29,7 +29,7 @@ use crate::error::{ConnectorError, Result};
 use crate::format::infer::json_schema;
 use crate::format::{Format, FormatSpec};
 use client::{Diagnosed, explain_connection_error};
-use config::{CommitMode, client_config};
+use config::client_config;
 use metadata::MetadataKind;
 
 /// The Kafka connector.
@@ -210,14 +210,6 @@ impl Connector for KafkaConnector {
                     ));
                 }
                 let options = table.sink.clone().unwrap_or_default();
-                if options.commit_mode == Some(CommitMode::ExactlyOnce) {
-                    return Err(ConnectorError::InvalidValue {
-                        connector: "kafka".into(),
-                        key: "sink.commit_mode".into(),
-                        value: "exactly_once".into(),
-                        expected: "at_least_once (exactly_once needs checkpoints, which Laminar does not take yet)".into(),
-                    });
-                }
                 sink::key_and_timestamp_columns(schema, &options)?;
                 if let Ok(headers) = schema.field_with_name(metadata::HEADERS_COLUMN) {
                     MetadataKind::Headers.check_type(headers)?;

@@ -2,6 +2,13 @@
 //! optional key and timestamp taken from columns. Deliveries are awaited in bulk: a batch's
 //! records are queued at once and the sink waits for the broker's acknowledgements when
 //! many are in flight, before a checkpoint and when the input ends.
+//!
+//! `sink.commit_mode = 'exactly_once'` writes each checkpoint's records in one Kafka
+//! transaction: begun with the first record after a checkpoint, flushed at the barrier
+//! (`prepare`) and committed once the checkpoint is durable (`commit`), so read_committed
+//! consumers never see records a resumed pipeline writes again. The transactional id is
+//! stable per pipeline and table: a restarted pipeline's producer fences the crashed one and
+//! aborts its open transaction.
 
 use std::ops::Range;
 use std::time::Duration;
@@ -16,9 +23,9 @@ use async_trait::async_trait;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use super::config::{KafkaProfile, KafkaTable, SinkOptions, client_config};
+use super::config::{CommitMode, KafkaProfile, KafkaTable, SinkOptions, client_config};
 use super::metadata::{HEADERS_COLUMN, MetadataKind};
 use super::{io_error, kafka_error};
 use crate::connector::{Sink, SinkContext};
@@ -29,6 +36,21 @@ use crate::format::{CHANGE_COLUMN, Format, RecordEncoder};
 const MAX_IN_FLIGHT: usize = 50_000;
 /// How long closing waits for the last records to be acknowledged.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long transaction calls (init, commit) may take.
+const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The state of an exactly-once sink's transactions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transactions {
+    /// At-least-once: no transactions.
+    Off,
+    /// `init_transactions` has not run yet (it fences earlier producers of the id).
+    Uninitialized,
+    /// Ready; no transaction open.
+    Idle,
+    /// A transaction is open (records since the last checkpoint).
+    Open,
+}
 
 pub(super) struct KafkaSink {
     producer: FutureProducer,
@@ -42,6 +64,9 @@ pub(super) struct KafkaSink {
     in_flight: Vec<DeliveryFuture>,
     /// `debezium_json` encodes changes itself; other formats write them as upserts.
     debezium: bool,
+    transactions: Transactions,
+    /// The transactional id, for exactly-once.
+    transactional_id: Option<String>,
 }
 
 /// The position of the column `option` names, checked to be of an accepted type.
@@ -126,7 +151,27 @@ impl KafkaSink {
             ),
             None => ctx.schema.clone(),
         };
-        let producer: FutureProducer = client_config(profile, Some(table))?
+        let mut config = client_config(profile, Some(table))?;
+        let transactional_id = match options.commit_mode {
+            Some(CommitMode::ExactlyOnce) => {
+                let Some(pipeline) = ctx.pipeline_id.as_deref().filter(|_| ctx.checkpointed) else {
+                    return Err(ConnectorError::InvalidValue {
+                        connector: "kafka".into(),
+                        key: "sink.commit_mode".into(),
+                        value: "exactly_once".into(),
+                        expected: format!(
+                            "at_least_once for table '{}' here: exactly_once needs a pipeline that takes checkpoints (checkpoint_interval > 0, and a plan whose state checkpoints capture; see the server log)",
+                            ctx.table_name
+                        ),
+                    });
+                };
+                let id = format!("laminar-{pipeline}-{}", ctx.table_name);
+                config.set("transactional.id", &id);
+                Some(id)
+            }
+            _ => None,
+        };
+        let producer: FutureProducer = config
             .create()
             .map_err(|e| kafka_error("cannot create a producer", e))?;
         Ok(KafkaSink {
@@ -140,7 +185,46 @@ impl KafkaSink {
             ranges: Vec::new(),
             in_flight: Vec::new(),
             debezium: ctx.format.format == Some(Format::DebeziumJson),
+            transactions: if transactional_id.is_some() {
+                Transactions::Uninitialized
+            } else {
+                Transactions::Off
+            },
+            transactional_id,
         })
+    }
+}
+
+impl KafkaSink {
+    /// Run a blocking producer call off the async workers.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        call: impl FnOnce(&FutureProducer) -> std::result::Result<T, KafkaError> + Send + 'static,
+    ) -> Result<T> {
+        let producer = self.producer.clone();
+        tokio::task::spawn_blocking(move || call(&producer))
+            .await
+            .map_err(|e| io_error(format!("{what}: {e}")))?
+            .map_err(|e| kafka_error(what, e))
+    }
+
+    /// Exactly-once: make sure a transaction is open before records are sent.
+    async fn open_transaction(&mut self) -> Result<()> {
+        if self.transactions == Transactions::Uninitialized {
+            self.blocking("initializing Kafka transactions failed", |p| {
+                p.init_transactions(TRANSACTION_TIMEOUT)
+            })
+            .await?;
+            self.transactions = Transactions::Idle;
+        }
+        if self.transactions == Transactions::Idle {
+            self.producer
+                .begin_transaction()
+                .map_err(|e| kafka_error("beginning a Kafka transaction failed", e))?;
+            self.transactions = Transactions::Open;
+        }
+        Ok(())
     }
 }
 
@@ -248,6 +332,9 @@ async fn acknowledged(in_flight: &mut Vec<DeliveryFuture>, topic: &str) -> Resul
 #[async_trait]
 impl Sink for KafkaSink {
     async fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        if self.transactions != Transactions::Off {
+            self.open_transaction().await?;
+        }
         self.buffer.clear();
         self.ranges.clear();
         // Changes of an updating query (a last `_op` column) written as keyed upserts: the
@@ -343,11 +430,48 @@ impl Sink for KafkaSink {
 
     async fn prepare(&mut self, _epoch: u64) -> Result<Value> {
         acknowledged(&mut self.in_flight, &self.topic).await?;
-        Ok(Value::Null)
+        Ok(match &self.transactional_id {
+            Some(id) => json!({
+                "transactional_id": id,
+                "open": self.transactions == Transactions::Open,
+            }),
+            None => Value::Null,
+        })
+    }
+
+    async fn commit(&mut self, epoch: u64, prepared: Value) -> Result<()> {
+        match self.transactions {
+            Transactions::Open => {
+                self.blocking("committing the Kafka transaction failed", |p| {
+                    p.commit_transaction(TRANSACTION_TIMEOUT)
+                })
+                .await?;
+                self.transactions = Transactions::Idle;
+            }
+            // A resumed pipeline: the crashed producer's transaction cannot be committed by
+            // another producer (librdkafka has no way to resume it). If the crash came
+            // between the checkpoint and its commit, the fencing aborts those records.
+            _ if prepared.get("open") == Some(&Value::Bool(true)) => {
+                tracing::warn!(
+                    topic = %self.topic,
+                    epoch,
+                    "the Kafka transaction of the checkpoint resumed from may not have been committed before the restart"
+                );
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     async fn close(&mut self) -> Result<()> {
         acknowledged(&mut self.in_flight, &self.topic).await?;
+        if self.transactions == Transactions::Open {
+            self.blocking("committing the Kafka transaction failed", |p| {
+                p.commit_transaction(TRANSACTION_TIMEOUT)
+            })
+            .await?;
+            self.transactions = Transactions::Idle;
+        }
         self.producer
             .flush(FLUSH_TIMEOUT)
             .map_err(|e| kafka_error("flushing the producer failed", e))

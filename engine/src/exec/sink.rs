@@ -124,6 +124,7 @@ impl DataSink for ConnectorDataSink {
             schema: self.table.schema.clone(),
             format: self.table.format.clone(),
             checkpointed: hub.is_some(),
+            pipeline_id: hub.as_ref().map(|h| h.pipeline_id.clone()),
         };
         let mut sink = self
             .table

@@ -218,6 +218,7 @@ impl DeadLetters {
                     schema: self.table.schema.clone(),
                     format: self.table.format.clone(),
                     checkpointed: false,
+                    pipeline_id: None,
                 };
                 let sink = self.table.connector.make_sink(
                     &self.table.profile_config,
