@@ -297,6 +297,10 @@ impl Engine {
                 let fields = schema_to_fields(&implied);
                 (implied, fields, true)
             }
+            // A sink without columns takes those of the query that writes it.
+            (_, None) if role == TableRole::Sink => {
+                (Arc::new(arrow::datatypes::Schema::empty()), Vec::new(), false)
+            }
             (_, None) => match connector
                 .infer_schema(&profile_config, &config, &request.format)
                 .await?

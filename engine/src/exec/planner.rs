@@ -100,6 +100,34 @@ fn session_context(session: &Session) -> SessionContext {
     ctx
 }
 
+/// A sink table declared without columns takes those of the query that writes it (as in the
+/// product page's REST example: a sink with only a format). Its connector checks them then.
+async fn take_columns_from_query(
+    ctx: &SessionContext,
+    insert: &datafusion::sql::sqlparser::ast::Insert,
+    target: &str,
+) -> Result<()> {
+    let Some(source) = &insert.source else {
+        return Ok(());
+    };
+    let Some(provider) = ctx.table_provider(target).await.ok() else {
+        return Ok(());
+    };
+    let Some(sink) = provider.as_any().downcast_ref::<SinkTable>() else {
+        return Ok(());
+    };
+    if !sink.schema_is_open() {
+        return Ok(());
+    }
+    let query = DfStatement::Statement(Box::new(Statement::Query(source.clone())));
+    let plan = ctx.state().statement_to_plan(query).await?;
+    let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
+    let sink = sink.with_schema(schema)?;
+    ctx.deregister_table(target)?;
+    ctx.register_table(target, Arc::new(sink))?;
+    Ok(())
+}
+
 impl Engine {
     /// Plan a query, `INSERT` or `EXPLAIN` against the catalog's tables.
     pub async fn plan(&self, session: &Session, statement: &Statement) -> Result<Planned> {
@@ -134,6 +162,9 @@ impl Engine {
                 &counters,
             )
             .await?;
+        if let (Statement::Insert(insert), Some(target)) = (statement, &insert_target) {
+            take_columns_from_query(&ctx, insert, target).await?;
+        }
         let logical = ctx.state().statement_to_plan(df_statement).await?;
         let logical = bind_parameters(logical, &session.params)?;
         check_window_placement(&logical)?;

@@ -36,6 +36,28 @@ impl SinkTable {
     pub fn new(table: ResolvedTable, counters: Arc<Counters>) -> Self {
         SinkTable { table, counters }
     }
+
+    /// Declared without columns: the query writing it decides them.
+    pub fn schema_is_open(&self) -> bool {
+        self.table.schema.fields().is_empty()
+    }
+
+    /// The same table with the columns of the query that writes it, checked by its
+    /// connector (a `sink.key_field` must be one of them, ...).
+    pub fn with_schema(&self, schema: SchemaRef) -> Result<Self, EngineError> {
+        let mut table = self.table.clone();
+        table.connector.validate_table(
+            &table.profile_config,
+            &table.def.config,
+            table.role,
+            &schema,
+        )?;
+        table.schema = schema;
+        Ok(SinkTable {
+            table,
+            counters: self.counters.clone(),
+        })
+    }
 }
 
 fn external(e: impl Into<EngineError>) -> DataFusionError {
