@@ -298,9 +298,11 @@ impl Engine {
                 (implied, fields, true)
             }
             // A sink without columns takes those of the query that writes it.
-            (_, None) if role == TableRole::Sink => {
-                (Arc::new(arrow::datatypes::Schema::empty()), Vec::new(), false)
-            }
+            (_, None) if role == TableRole::Sink => (
+                Arc::new(arrow::datatypes::Schema::empty()),
+                Vec::new(),
+                false,
+            ),
             (_, None) => match connector
                 .infer_schema(&profile_config, &config, &request.format)
                 .await?

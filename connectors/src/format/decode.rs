@@ -19,6 +19,14 @@ use crate::error::{ConnectorError, Result};
 pub(crate) trait BatchDecoder: Send {
     /// All `records` as one batch of exactly `records.len()` rows, or why not.
     fn decode(&self, records: &[&[u8]]) -> std::result::Result<RecordBatch, String>;
+
+    /// Registry schema ids `records` refer to that the decoder does not know yet.
+    fn missing_schemas(&self, _records: &[&[u8]]) -> Vec<u32> {
+        Vec::new()
+    }
+
+    /// A writer schema fetched from the registry.
+    fn add_schema(&self, _id: u32, _schema: String) {}
 }
 
 /// A record that could not be decoded.
@@ -48,6 +56,8 @@ pub struct RecordDecoder {
     dead_letters: Vec<BadRecord>,
     /// Which records of the last flush made it into its batch (`None`: all of them).
     kept: Option<Vec<usize>>,
+    /// Where writer schemas come from (Avro in the Confluent wire format).
+    registry: Option<Arc<super::avro::SchemaRegistry>>,
 }
 
 impl std::fmt::Debug for RecordDecoder {
@@ -68,7 +78,24 @@ impl RecordDecoder {
         schema: SchemaRef,
         bad_records: Arc<AtomicU64>,
     ) -> Result<Self> {
+        Self::with_registry(table, spec, schema, bad_records, None)
+    }
+
+    /// The same, with the connection's schema registry (Avro records name their writer
+    /// schema by registry id; call [`RecordDecoder::resolve_schemas`] before a flush).
+    pub fn with_registry(
+        table: &str,
+        spec: &FormatSpec,
+        schema: SchemaRef,
+        bad_records: Arc<AtomicU64>,
+        registry: Option<super::avro::SchemaRegistry>,
+    ) -> Result<Self> {
         let inner: Box<dyn BatchDecoder> = match spec.format.unwrap_or(Format::Json) {
+            Format::Avro => Box::new(super::avro::AvroDecoder::new(
+                spec,
+                schema.clone(),
+                registry.is_some(),
+            )?),
             Format::Json => Box::new(super::json::JsonDecoder::new(spec, schema.clone())?),
             Format::RawString => Box::new(super::raw::RawDecoder::new(schema.clone(), false)?),
             Format::RawBytes => Box::new(super::raw::RawDecoder::new(schema.clone(), true)?),
@@ -95,7 +122,26 @@ impl RecordDecoder {
             bad_records,
             dead_letters: Vec::new(),
             kept: None,
+            registry: registry.map(Arc::new),
         })
+    }
+
+    /// Fetch the writer schemas the buffered records name and the decoder lacks. A schema
+    /// the registry does not know leaves its records to the bad-data policy.
+    pub async fn resolve_schemas(&mut self) -> Result<()> {
+        let Some(registry) = self.registry.clone() else {
+            return Ok(());
+        };
+        let missing = self.inner.missing_schemas(&self.records());
+        for id in missing {
+            match registry.schema(id).await? {
+                Some(schema) => self.inner.add_schema(id, schema),
+                None => {
+                    tracing::warn!(table = %self.table, id, "the schema registry has no schema with this id")
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Buffer one record from `source` at `offset`.

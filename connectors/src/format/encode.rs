@@ -17,14 +17,17 @@ pub const CHANGE_COLUMN: &str = "_op";
 pub struct RecordEncoder {
     format: Format,
     timestamps: TimestampFormat,
+    avro: Option<super::avro::AvroEncoder>,
 }
 
 impl RecordEncoder {
     /// An encoder for a sink table's format (`json` by default).
     pub fn new(spec: &FormatSpec, schema: &SchemaRef) -> Result<Self> {
         let format = spec.format.unwrap_or(Format::Json);
+        let mut avro = None;
         match format {
             Format::Json | Format::DebeziumJson => {}
+            Format::Avro => avro = Some(super::avro::AvroEncoder::new(spec, schema)?),
             Format::RawString | Format::RawBytes => {
                 let expected = if format == Format::RawBytes {
                     DataType::Binary
@@ -53,6 +56,25 @@ impl RecordEncoder {
         Ok(RecordEncoder {
             format,
             timestamps: TimestampFormat::of(spec)?,
+            avro,
+        })
+    }
+
+    /// The Avro writer schema (JSON), for formats that have one.
+    pub fn avro_schema(&self) -> Option<&str> {
+        self.avro.as_ref().map(|a| a.schema_json.as_str())
+    }
+
+    /// The same encoder writing Avro in the Confluent wire format with schema `id`.
+    pub fn with_schema_id(&self, id: u32) -> Result<Self> {
+        Ok(RecordEncoder {
+            format: self.format,
+            timestamps: self.timestamps,
+            avro: self
+                .avro
+                .as_ref()
+                .map(|a| a.with_schema_id(id))
+                .transpose()?,
         })
     }
 
@@ -77,6 +99,10 @@ impl RecordEncoder {
                 Ok(())
             }
             Format::DebeziumJson => self.encode_debezium(batch, out),
+            Format::Avro => Err(ConnectorError::Config(
+                "format 'avro' is written record by record (a message per row), not as lines"
+                    .into(),
+            )),
             _ => {
                 let batch = self.json_ready(batch)?;
                 let mut writer = arrow_json::LineDelimitedWriter::new(out);
@@ -96,6 +122,9 @@ impl RecordEncoder {
         out: &mut Vec<u8>,
         ranges: &mut Vec<std::ops::Range<usize>>,
     ) -> Result<()> {
+        if let Some(avro) = &self.avro {
+            return avro.encode_records(batch, out, ranges);
+        }
         match self.format {
             // Raw values may hold newlines: each value is its own record.
             Format::RawString | Format::RawBytes => {

@@ -5,6 +5,7 @@
 //! (a message, a line) to a [`RecordDecoder`], which builds Arrow batches and applies the
 //! bad-data policy; sinks turn batches back into records with a [`RecordEncoder`].
 
+pub mod avro;
 mod decode;
 mod encode;
 #[cfg(any(feature = "filesystem", feature = "kafka"))]
