@@ -4,17 +4,23 @@
   kafka_tool.py BROKERS create TOPIC [PARTITIONS]
   kafka_tool.py BROKERS produce TOPIC [--partition N] [--key K] [--header k=v ...] VALUE ...
   kafka_tool.py BROKERS produce-range TOPIC START END
+  kafka_tool.py BROKERS produce-avro TOPIC REGISTRY SCHEMA VALUE ...
+  kafka_tool.py BROKERS consume-avro TOPIC COUNT REGISTRY [--timeout S]
   kafka_tool.py BROKERS consume TOPIC COUNT [--timeout S] [--read-committed] [--keys] [--headers]
   kafka_tool.py BROKERS committed GROUP TOPIC
 
 `produce-range` writes `{"n": i}` for START <= i < END, keyed by i (so spread over the
-partitions). `consume` reads the topic from the beginning and prints COUNT records, one per line, sorted
+partitions). `produce-avro` registers SCHEMA (Avro JSON) under TOPIC-value at the schema
+registry REGISTRY (host:port) and writes each VALUE (JSON) in the Confluent wire format, with
+fastavro. `consume-avro` reads COUNT such records, fetching writer schemas by id, and prints
+each as JSON with sorted keys. `consume` reads the topic from the beginning and prints COUNT records, one per line, sorted
 (partition order is not defined across partitions): `value`, or `key|value` with --keys, with
 `|k=v,...` appended for --headers. It fails when fewer than COUNT arrive within the timeout
 and says what it got. `committed` prints the group's committed offsets summed over partitions.
 """
 
 import argparse
+import json
 import sys
 import time
 
@@ -53,6 +59,69 @@ def produce_range(brokers, args):
     left = producer.flush(30)
     if left:
         sys.exit(f"{left} record(s) not delivered")
+
+
+def registry_call(registry, method, path, body=None):
+    import urllib.request
+    request = urllib.request.Request(
+        f"http://{registry}{path}", method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Content-Type": "application/vnd.schemaregistry.v1+json"})
+    with urllib.request.urlopen(request, timeout=15) as response:
+        return json.load(response)
+
+
+def produce_avro(brokers, args):
+    import io
+    import fastavro
+    schema_id = registry_call(args.registry, "POST", f"/subjects/{args.topic}-value/versions",
+                              {"schema": args.schema})["id"]
+    parsed = fastavro.parse_schema(json.loads(args.schema))
+    producer = Producer({"bootstrap.servers": brokers})
+    for value in args.values:
+        body = io.BytesIO()
+        fastavro.schemaless_writer(body, parsed, json.loads(value))
+        producer.produce(args.topic, value=b"\x00" + schema_id.to_bytes(4, "big") + body.getvalue())
+    left = producer.flush(15)
+    if left:
+        sys.exit(f"{left} record(s) not delivered")
+
+
+def consume_avro(brokers, args):
+    import io
+    import fastavro
+    consumer = Consumer({
+        "bootstrap.servers": brokers,
+        "group.id": f"kafka-tool-{time.time_ns()}",
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+    })
+    metadata = consumer.list_topics(args.topic, timeout=15)
+    partitions = metadata.topics[args.topic].partitions
+    consumer.assign([TopicPartition(args.topic, p, 0) for p in partitions])
+    schemas = {}
+    lines = []
+    deadline = time.monotonic() + args.timeout
+    while len(lines) < args.count and time.monotonic() < deadline:
+        message = consumer.poll(0.2)
+        if message is None:
+            continue
+        if message.error():
+            raise KafkaException(message.error())
+        value = message.value()
+        if value[:1] != b"\x00":
+            sys.exit(f"not in the Confluent wire format: {value!r}")
+        schema_id = int.from_bytes(value[1:5], "big")
+        if schema_id not in schemas:
+            text = registry_call(args.registry, "GET", f"/schemas/ids/{schema_id}")["schema"]
+            schemas[schema_id] = fastavro.parse_schema(json.loads(text))
+        record = fastavro.schemaless_reader(io.BytesIO(value[5:]), schemas[schema_id])
+        lines.append(json.dumps(record, sort_keys=True, default=str))
+    consumer.close()
+    for line in sorted(lines):
+        print(line)
+    if len(lines) != args.count:
+        sys.exit(f"expected {args.count} record(s) in {args.topic}, got {len(lines)}")
 
 
 def consume(brokers, args):
@@ -120,6 +189,16 @@ def main():
     pr.add_argument("topic")
     pr.add_argument("start", type=int)
     pr.add_argument("end", type=int)
+    pa = commands.add_parser("produce-avro")
+    pa.add_argument("topic")
+    pa.add_argument("registry")
+    pa.add_argument("schema")
+    pa.add_argument("values", nargs="+")
+    ca = commands.add_parser("consume-avro")
+    ca.add_argument("topic")
+    ca.add_argument("count", type=int)
+    ca.add_argument("registry")
+    ca.add_argument("--timeout", type=float, default=15)
     r = commands.add_parser("consume")
     r.add_argument("topic")
     r.add_argument("count", type=int)
@@ -131,7 +210,8 @@ def main():
     g.add_argument("group")
     g.add_argument("topic")
     args = parser.parse_args()
-    {"create": create, "produce": produce, "produce-range": produce_range, "consume": consume,
+    {"create": create, "produce": produce, "produce-range": produce_range,
+     "produce-avro": produce_avro, "consume-avro": consume_avro, "consume": consume,
      "committed": committed}[args.command](args.brokers, args)
 
 

@@ -10,14 +10,14 @@
 # Services are added here by the issues that need them (Kafka-compatible broker, mosquitto,
 # nats-server, rabbitmq-server, redis-server, a Kinesis-compatible endpoint, ...). Each one is
 # listed in SERVICES with an install, start, check and stop function. The connectors built so
-# far need moto (an S3-compatible endpoint for the filesystem connector's object-store paths)
-# and a Kafka-compatible broker (tansu); the tools every test run needs (a C toolchain and
+# far need moto (an S3-compatible endpoint for the filesystem connector's object-store paths),
+# a Kafka-compatible broker (tansu) and a schema registry (a substitute, see below); the tools every test run needs (a C toolchain and
 # cmake for librdkafka, psql, pyarrow as an independent Parquet reader, confluent-kafka as an
 # independent Kafka client) are installed by `install`.
 set -euo pipefail
 
 RUN_DIR="${LAMINAR_SERVICES_DIR:-${TMPDIR:-/tmp}/laminar-services}"
-SERVICES=(moto kafka)
+SERVICES=(moto kafka registry)
 
 # --- moto: an S3-compatible endpoint (and Kinesis, later) on 127.0.0.1:5000, in memory.
 MOTO_PORT=${LAMINAR_MOTO_PORT:-5000}
@@ -55,6 +55,19 @@ AdminClient({"bootstrap.servers": f"127.0.0.1:{sys.argv[1]}"}).list_topics(timeo
 PY
 }
 stop_kafka() { [ -f "$RUN_DIR/kafka.pid" ] && kill "$(cat "$RUN_DIR/kafka.pid")" 2>/dev/null; rm -f "$RUN_DIR/kafka.pid"; }
+
+# --- registry: a Confluent Schema Registry substitute (scripts/schema_registry.py, since
+# Karapace does not install here) on 127.0.0.1:8081, in memory; fastavro is the independent
+# Avro reader and writer of the tests.
+REGISTRY_PORT=${LAMINAR_REGISTRY_PORT:-8081}
+install_registry() { pip_install fastavro "fastavro==1.12.1"; }
+start_registry() {
+    check_registry && return 0
+    nohup python3 "$(dirname "$0")/schema_registry.py" "$REGISTRY_PORT" >"$RUN_DIR/registry.log" 2>&1 &
+    echo $! >"$RUN_DIR/registry.pid"
+}
+check_registry() { curl -sf -o /dev/null "http://127.0.0.1:$REGISTRY_PORT/subjects"; }
+stop_registry() { [ -f "$RUN_DIR/registry.pid" ] && kill "$(cat "$RUN_DIR/registry.pid")" 2>/dev/null; rm -f "$RUN_DIR/registry.pid"; }
 
 apt_install() {
     local missing=()

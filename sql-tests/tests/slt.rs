@@ -122,6 +122,10 @@ async fn run_file(path: &Path) -> Result<(), String> {
     // (scripts/kafka_tool.py produces and consumes independently of Laminar).
     let kafka = std::env::var("LAMINAR_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into());
     runner.set_var("kafka".to_string(), kafka);
+    // The schema registry of scripts/services.sh (a Confluent-compatible substitute).
+    let registry =
+        std::env::var("LAMINAR_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:8081".into());
+    runner.set_var("registry".to_string(), registry);
     let scripts = std::env::var_os("CARGO_MANIFEST_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))

@@ -17,7 +17,7 @@ pub const CHANGE_COLUMN: &str = "_op";
 pub struct RecordEncoder {
     format: Format,
     timestamps: TimestampFormat,
-    avro: Option<super::avro::AvroEncoder>,
+    avro: Option<Box<super::avro::AvroEncoder>>,
 }
 
 impl RecordEncoder {
@@ -27,7 +27,7 @@ impl RecordEncoder {
         let mut avro = None;
         match format {
             Format::Json | Format::DebeziumJson => {}
-            Format::Avro => avro = Some(super::avro::AvroEncoder::new(spec, schema)?),
+            Format::Avro => avro = Some(Box::new(super::avro::AvroEncoder::new(spec, schema)?)),
             Format::RawString | Format::RawBytes => {
                 let expected = if format == Format::RawBytes {
                     DataType::Binary
@@ -70,11 +70,10 @@ impl RecordEncoder {
         Ok(RecordEncoder {
             format: self.format,
             timestamps: self.timestamps,
-            avro: self
-                .avro
-                .as_ref()
-                .map(|a| a.with_schema_id(id))
-                .transpose()?,
+            avro: match &self.avro {
+                Some(avro) => Some(Box::new(avro.with_schema_id(id)?)),
+                None => None,
+            },
         })
     }
 

@@ -283,6 +283,16 @@ impl KafkaProfile {
             .or(self.schema_registry_enum.as_ref())
             .filter(|r| r.endpoint.is_some())
     }
+
+    /// A client of the profile's schema registry, if it has one.
+    pub fn registry_client(&self) -> Option<crate::format::avro::SchemaRegistry> {
+        let registry = self.registry()?;
+        Some(crate::format::avro::SchemaRegistry::new(
+            registry.endpoint.as_deref()?,
+            registry.api_key.as_deref(),
+            registry.api_secret.as_deref(),
+        ))
+    }
 }
 
 /// The librdkafka configuration of a client for `profile` and `table` (brokers,

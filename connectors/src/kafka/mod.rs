@@ -154,7 +154,7 @@ impl Connector for KafkaConnector {
             category: "messaging",
             source: true,
             sink: true,
-            formats: &["json", "raw_string", "raw_bytes", "debezium_json"],
+            formats: &["json", "avro", "raw_string", "raw_bytes", "debezium_json"],
         }
     }
 
@@ -219,14 +219,38 @@ impl Connector for KafkaConnector {
         Ok(())
     }
 
-    /// JSON tables without a column list: the columns of up to 100 records from the start of
-    /// the topic (none yet: no inference, the table needs its columns).
+    /// Tables without a column list: for JSON the columns of up to 100 records from the
+    /// start of the topic (none yet: no inference, the table needs its columns); for Avro
+    /// those of the inline schema or the registry's latest `<topic>-value` schema.
     async fn infer_schema(
         &self,
         profile: &KafkaProfile,
         table: &KafkaTable,
         format: &FormatSpec,
     ) -> Result<Option<SchemaRef>> {
+        if format.format == Some(Format::Avro) {
+            let registry = profile.registry_client();
+            let schema = match crate::format::avro::AvroFraming::of(format, registry.is_some())? {
+                crate::format::avro::AvroFraming::Raw(inline) if !inline.is_empty() => inline,
+                crate::format::avro::AvroFraming::Raw(_) => return Ok(None),
+                crate::format::avro::AvroFraming::Confluent => {
+                    let Some(registry) = registry else {
+                        return Ok(None);
+                    };
+                    let subject = format!("{}-value", table.topic);
+                    match registry.latest(&subject).await? {
+                        Some(schema) => schema,
+                        None => {
+                            return Err(io_error(format!(
+                                "cannot infer the columns of topic '{}': the schema registry has no subject '{subject}'",
+                                table.topic
+                            )));
+                        }
+                    }
+                }
+            };
+            return crate::format::avro::arrow_schema_of(&schema).map(Some);
+        }
         if format.format.unwrap_or(Format::Json) != Format::Json
             || crate::format::json_unstructured(format)?
         {

@@ -67,6 +67,9 @@ pub(super) struct KafkaSink {
     transactions: Transactions,
     /// The transactional id, for exactly-once.
     transactional_id: Option<String>,
+    /// Avro in the Confluent wire format: the registry and subject to register the
+    /// writer schema under before the first record.
+    registration: Option<(crate::format::avro::SchemaRegistry, String)>,
 }
 
 /// The position of the column `option` names, checked to be of an accepted type.
@@ -174,7 +177,28 @@ impl KafkaSink {
         let producer: FutureProducer = config
             .create()
             .map_err(|e| kafka_error("cannot create a producer", e))?;
+        let registry = profile.registry_client();
+        let registration = match ctx.format.format {
+            Some(Format::Avro) => {
+                match crate::format::avro::AvroFraming::of(&ctx.format, registry.is_some())? {
+                    crate::format::avro::AvroFraming::Confluent => {
+                        let Some(registry) = registry else {
+                            return Err(ConnectorError::InvalidValue {
+                                connector: "kafka".into(),
+                                key: "avro.confluent_schema_registry".into(),
+                                value: "true".into(),
+                                expected: "false here: the connection profile has no schema registry (schema_registry.endpoint)".into(),
+                            });
+                        };
+                        Some((registry, format!("{}-value", table.topic)))
+                    }
+                    crate::format::avro::AvroFraming::Raw(_) => None,
+                }
+            }
+            _ => None,
+        };
         Ok(KafkaSink {
+            registration,
             producer,
             topic: table.topic.clone(),
             encoder: RecordEncoder::new(&ctx.format, &value_schema)?,
@@ -332,6 +356,12 @@ async fn acknowledged(in_flight: &mut Vec<DeliveryFuture>, topic: &str) -> Resul
 #[async_trait]
 impl Sink for KafkaSink {
     async fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        if let Some((registry, subject)) = self.registration.take() {
+            let schema = self.encoder.avro_schema().unwrap_or_default().to_string();
+            let id = registry.register(&subject, &schema).await?;
+            tracing::info!(topic = %self.topic, subject = %subject, id, "registered the Avro schema");
+            self.encoder = self.encoder.with_schema_id(id)?;
+        }
         if self.transactions != Transactions::Off {
             self.open_transaction().await?;
         }

@@ -124,11 +124,12 @@ impl KafkaSource {
             }
         }
         let value_schema = Arc::new(Schema::new(value_fields));
-        let decoder = RecordDecoder::new(
+        let decoder = RecordDecoder::with_registry(
             &ctx.table_name,
             &ctx.format,
             value_schema,
             ctx.bad_records.clone(),
+            profile.registry_client(),
         )?;
         // Snapshots carry `offsets` as {"<partition>": next offset}.
         let restored = ctx
@@ -215,8 +216,10 @@ impl KafkaSource {
 
     /// Decode what is buffered into a batch of the table's schema (`None` if every record
     /// was dropped as bad data).
-    fn flush(&mut self) -> Result<Option<RecordBatch>> {
+    async fn flush(&mut self) -> Result<Option<RecordBatch>> {
         self.first_buffered = None;
+        // Avro in the Confluent wire format: fetch writer schemas seen for the first time.
+        self.decoder.resolve_schemas().await?;
         let values = self.decoder.flush()?;
         let metadata = self
             .envelopes
@@ -332,7 +335,7 @@ impl Source for KafkaSource {
                         }
                     }
                     if self.decoder.pending() >= self.batch_size
-                        && let Some(batch) = self.flush()?
+                        && let Some(batch) = self.flush().await?
                     {
                         return Ok(Some(batch));
                     }
@@ -344,7 +347,7 @@ impl Source for KafkaSource {
                 }
                 Err(_) => {
                     if self.first_buffered.is_some()
-                        && let Some(batch) = self.flush()?
+                        && let Some(batch) = self.flush().await?
                     {
                         return Ok(Some(batch));
                     }
