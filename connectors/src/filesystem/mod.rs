@@ -1,6 +1,7 @@
 //! `filesystem`: JSON, CSV and Parquet files as sources; JSON and Parquet files as sinks.
 
 mod config;
+mod csv_rows;
 mod infer;
 mod location;
 mod paths;
@@ -56,6 +57,11 @@ impl Connector for FileSystemConnector {
         table: &FileSystemTable,
         format: &crate::format::FormatSpec,
     ) -> Result<Option<arrow::datatypes::SchemaRef>> {
+        if let location::Location::Store { .. } =
+            location::Location::resolve(&table.path, table.storage.as_ref())?
+        {
+            return infer::infer_remote(table, format).await;
+        }
         let table = table.clone();
         let format = format.clone();
         tokio::task::spawn_blocking(move || infer::infer(&table, &format))

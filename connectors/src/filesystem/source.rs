@@ -409,9 +409,12 @@ impl Reader {
             None => true,
             Some(v) => v == "true",
         };
-        let mut builder = arrow_csv::ReaderBuilder::new(self.schema.clone())
+        let delimiter = single("csv.delimiter", b',')?;
+        // Read as text, then cast: a value that does not fit its column makes a bad record
+        // (bad_data), not a failed file.
+        let mut builder = arrow_csv::ReaderBuilder::new(super::csv_rows::text_schema(&self.schema))
             .with_header(header)
-            .with_delimiter(single("csv.delimiter", b',')?)
+            .with_delimiter(delimiter)
             .with_quote(single("csv.quote", b'"')?)
             .with_batch_size(self.batch_size);
         if let Some(escape) = options.get("csv.escape") {
@@ -430,16 +433,31 @@ impl Reader {
             .map_err(|e| self.io(file, e))?;
         let mut skip = self.already_read(name);
         let mut rows = 0u64;
+        let file_name = file.to_string();
         for batch in reader {
             let batch = batch.map_err(|e| ConnectorError::BadData {
                 table: self.table.clone(),
-                position: file.to_string(),
+                position: file_name.clone(),
                 reason: e.to_string(),
             })?;
+            let rows_before = rows + skip.min(batch.num_rows() as u64);
             rows += batch.num_rows() as u64;
-            if let Some(batch) = Self::after_skip(batch, &mut skip)
-                && self.send(tx, batch, name, rows).is_err()
-            {
+            let Some(text) = Self::after_skip(batch, &mut skip) else {
+                continue;
+            };
+            let origin = super::csv_rows::CsvOrigin {
+                table: &self.table,
+                file: &file_name,
+                rows_before,
+                delimiter,
+                policy: self.format.bad_data,
+                bad_records: &self.bad_records,
+            };
+            let (typed, letters) = super::csv_rows::typed_rows(&text, &self.schema, &origin)?;
+            if !letters.is_empty() && tx.blocking_send(Ok(Chunk::Bad(letters))).is_err() {
+                return Ok(Err(Closed));
+            }
+            if self.send(tx, typed, name, rows).is_err() {
                 return Ok(Err(Closed));
             }
         }
