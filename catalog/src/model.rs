@@ -78,6 +78,9 @@ pub struct TableDef {
     /// How long a silent source partition holds the watermark back (`None`: 30 s).
     #[serde(default)]
     pub idle_time: Option<String>,
+    /// `PRIMARY KEY` columns (a source of changes, `debezium_json`, needs them).
+    #[serde(default)]
+    pub primary_key: Vec<String>,
     pub created_at: String,
     pub updated_at: String,
 }

@@ -380,6 +380,7 @@ mod tests {
             event_time_field: None,
             watermark_delay: None,
             idle_time: None,
+            primary_key: Vec::new(),
             created_at: now_rfc3339(),
             updated_at: now_rfc3339(),
         }

@@ -52,6 +52,8 @@ pub struct TableRequest {
     /// How long a source partition may be silent before it stops holding the watermark
     /// back (`'30s'`; `'0'` never).
     pub idle_time: Option<String>,
+    /// `PRIMARY KEY` columns.
+    pub primary_key: Vec<String>,
 }
 
 /// A profile definition from SQL or REST, before validation.
@@ -365,9 +367,20 @@ impl Engine {
                 )));
             }
         }
-        if role == TableRole::Source && request.format.format == Some(Format::DebeziumJson) {
-            return Err(EngineError::Unsupported(format!(
-                "table '{}': reading format 'debezium_json' (a source of changes) is not supported yet; sinks can write it",
+        for key in &request.primary_key {
+            if schema.field_with_name(key).is_err() {
+                return Err(EngineError::InvalidParameter(format!(
+                    "PRIMARY KEY column '{key}' is not a column of table '{}'",
+                    request.name
+                )));
+            }
+        }
+        if role == TableRole::Source
+            && request.format.format == Some(Format::DebeziumJson)
+            && request.primary_key.is_empty()
+        {
+            return Err(EngineError::InvalidParameter(format!(
+                "table '{}': a source of changes (format 'debezium_json') needs a PRIMARY KEY, e.g. (id BIGINT, ..., PRIMARY KEY (id))",
                 request.name
             )));
         }
@@ -394,6 +407,7 @@ impl Engine {
             event_time_field: request.event_time_field.clone(),
             watermark_delay: request.watermark_delay.clone(),
             idle_time: request.idle_time.clone(),
+            primary_key: request.primary_key.clone(),
             created_at: now.clone(),
             updated_at: now,
         };

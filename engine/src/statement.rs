@@ -492,7 +492,8 @@ impl Engine {
                     .collect(),
             )
         };
-        let request = TableRequest::from_sql(self, name, fields, options)?;
+        let mut request = TableRequest::from_sql(self, name, fields, options)?;
+        request.primary_key = primary_key(&create);
         self.create_table(request).await?;
         Ok(Outcome::Command("CREATE TABLE".into()))
     }
@@ -698,4 +699,30 @@ fn pipeline_id_schema() -> Result<SchemaRef> {
         text("state", Vec::<String>::new()),
     ])?
     .0)
+}
+
+/// The `PRIMARY KEY` columns of a CREATE TABLE: a table constraint or a column option.
+fn primary_key(create: &CreateTable) -> Vec<String> {
+    use datafusion::sql::sqlparser::ast::TableConstraint;
+    let from_constraint = create.constraints.iter().find_map(|c| match c {
+        TableConstraint::PrimaryKey(pk) => Some(
+            pk.columns
+                .iter()
+                .map(|c| c.column.expr.to_string().trim_matches('"').to_string())
+                .collect::<Vec<_>>(),
+        ),
+        _ => None,
+    });
+    from_constraint.unwrap_or_else(|| {
+        create
+            .columns
+            .iter()
+            .filter(|c| {
+                c.options
+                    .iter()
+                    .any(|o| matches!(o.option, ColumnOption::PrimaryKey(_)))
+            })
+            .map(|c| c.name.value.clone())
+            .collect()
+    })
 }

@@ -58,6 +58,8 @@ pub struct RecordDecoder {
     kept: Option<Vec<usize>>,
     /// Where writer schemas come from (Avro in the Confluent wire format).
     registry: Option<Arc<super::avro::SchemaRegistry>>,
+    /// Records are change events (`debezium_json`): decoded envelopes become change rows.
+    changes: bool,
 }
 
 impl std::fmt::Debug for RecordDecoder {
@@ -99,11 +101,7 @@ impl RecordDecoder {
             Format::Json => Box::new(super::json::JsonDecoder::new(spec, schema.clone())?),
             Format::RawString => Box::new(super::raw::RawDecoder::new(schema.clone(), false)?),
             Format::RawBytes => Box::new(super::raw::RawDecoder::new(schema.clone(), true)?),
-            Format::DebeziumJson => {
-                return Err(ConnectorError::Config(
-                    "reading format 'debezium_json' (a source of changes) is not supported yet; sinks can write it".into(),
-                ));
-            }
+            Format::DebeziumJson => Box::new(super::debezium::DebeziumDecoder::new(spec, &schema)?),
             other => {
                 return Err(ConnectorError::Config(format!(
                     "format '{}' cannot decode individual records; it is only supported by the filesystem connector",
@@ -123,6 +121,7 @@ impl RecordDecoder {
             dead_letters: Vec::new(),
             kept: None,
             registry: registry.map(Arc::new),
+            changes: spec.format == Some(Format::DebeziumJson),
         })
     }
 
@@ -201,7 +200,12 @@ impl RecordDecoder {
         self.bytes.clear();
         self.ends.clear();
         self.positions.clear();
-        result
+        match result {
+            Ok(Some(envelopes)) if self.changes => {
+                Ok(Some(super::debezium::expand(&envelopes, &self.schema)?))
+            }
+            other => other,
+        }
     }
 
     /// The slow path: find the bad records of a failed batch.
@@ -248,6 +252,7 @@ impl RecordDecoder {
         if good.is_empty() {
             return Ok(None);
         }
-        Ok(Some(concat_batches(&self.schema, &good)?))
+        // The batches' own schema: change events decode to envelopes first.
+        Ok(Some(concat_batches(&good[0].schema(), &good)?))
     }
 }

@@ -6,6 +6,7 @@
 //! bad-data policy; sinks turn batches back into records with a [`RecordEncoder`].
 
 pub mod avro;
+mod debezium;
 mod decode;
 mod encode;
 #[cfg(any(feature = "filesystem", feature = "kafka"))]

@@ -329,6 +329,11 @@ impl Engine {
                 )));
             }
             (TableRole::Source, false) => {
+                // A source of changes (debezium_json) emits the table's columns and `_op`.
+                let mut table = table;
+                if table.format.format == Some(connectors::format::Format::DebeziumJson) {
+                    table.schema = crate::stream::updating::with_op_column(&table.schema);
+                }
                 let bounded = table.connector.bounded(&table.def.config)?;
                 let partitions = session.parallelism.max(1);
                 let event_time = watermark_spec(&table)?;

@@ -19,6 +19,8 @@ use super::aggregates::AggregateSpec;
 use super::functions::{WindowFunction, interval_nanos, is_proctime};
 use super::per_window::PerWindowAggregateExec;
 use super::per_window_plan::PerWindowPlanExec;
+use datafusion::physical_plan::streaming::StreamingTableExec;
+
 use super::updating::{OP_COLUMN, UpdatingAggregate, UpdatingAggregateExec, is_changelog};
 use super::window::{WindowSpec, human};
 use super::window_agg::{WindowAggregate, WindowAggregateExec};
@@ -103,6 +105,7 @@ pub fn use_streaming_aggregates(
     plan: Arc<dyn ExecutionPlan>,
     ctx: &StreamingContext<'_>,
 ) -> Result<Arc<dyn ExecutionPlan>> {
+    let plan = keep_change_kinds(plan)?;
     let plan = plan
         .transform_up(|node| {
             if let Some(join) = WindowJoinExec::try_from_join(&node) {
@@ -131,6 +134,36 @@ pub fn use_streaming_aggregates(
         })?
         .data;
     propagate_changes(plan)
+}
+
+/// Scans of a source of changes keep its `_op` column (last) even when the query does not
+/// name it, so every operator above sees what kind of change each row is.
+fn keep_change_kinds(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
+    plan.transform_up(|node| {
+        let Some(scan) = node.as_any().downcast_ref::<StreamingTableExec>() else {
+            return Ok(Transformed::no(node));
+        };
+        let source = scan.partition_schema();
+        let Some(projection) = scan.projection() else {
+            return Ok(Transformed::no(node));
+        };
+        let op = source.fields().len().saturating_sub(1);
+        if !is_changelog(source) || projection.contains(&op) {
+            return Ok(Transformed::no(node));
+        }
+        let mut columns = projection.to_vec();
+        columns.push(op);
+        let rescan = StreamingTableExec::try_new(
+            source.clone(),
+            scan.partitions().clone(),
+            Some(&columns),
+            scan.projected_output_ordering(),
+            scan.is_infinite(),
+            scan.limit(),
+        )?;
+        Ok(Transformed::yes(Arc::new(rescan) as Arc<dyn ExecutionPlan>))
+    })
+    .map(|t| t.data)
 }
 
 /// An outer or anti join of two unbounded streams would only emit its unmatched rows at the
@@ -268,6 +301,11 @@ fn updating_aggregate(
             "an aggregate over the changes of another updating aggregate is not supported yet",
         ));
     }
+    if is_changelog(&aggregate.input().schema()) {
+        return Err(unsupported(
+            "an aggregate over a source of changes (format 'debezium_json') is not supported yet",
+        ));
+    }
     let input = single_mode_input(aggregate, "updating aggregates")?;
     let shared = UpdatingAggregate {
         spec: key_spec(aggregate, None)?,
@@ -322,9 +360,14 @@ fn propagate_changes(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPl
                  group by a window (tumble, hop or session) to write each result once, or write the changes with format = 'debezium_json' (a kafka sink with 'sink.key_field' writes them as upserts)"
             )));
         }
+        let what = match node.name() {
+            "AggregateExec" => "an aggregate",
+            "SortExec" => "ORDER BY",
+            "WindowAggregateExec" => "a window aggregate",
+            other => other,
+        };
         Err(unsupported(format!(
-            "{} over the changes of an updating aggregate is not supported yet",
-            node.name()
+            "{what} over changes (of an updating aggregate or a debezium_json source) is not supported yet"
         )))
     })
     .map(|t| t.data)

@@ -360,6 +360,19 @@ fn table_request(engine: &Engine, body: &Value) -> Result<TableRequest, ApiError
         event_time_field: str_field(body, "event_time_field"),
         watermark_delay: str_field(body, "watermark_delay"),
         idle_time: str_field(body, "idle_time"),
+        // `schema.primaryKeys` (as Arroyo's connection tables spell it) or `primary_key`.
+        primary_key: body
+            .get("schema")
+            .and_then(|s| s.get("primaryKeys").or_else(|| s.get("primary_keys")))
+            .or_else(|| body.get("primary_key"))
+            .and_then(Value::as_array)
+            .map(|keys| {
+                keys.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default(),
     })
 }
 
