@@ -130,7 +130,13 @@ pub(crate) fn expand(envelope: &RecordBatch, schema: &SchemaRef) -> Result<Recor
     let sources: [&dyn Array; 2] = [before, after];
     let rows = interleave(&sources, &picks)?;
     let rows = rows.as_struct();
-    let mut columns: Vec<ArrayRef> = schema.fields()[..schema.fields().len() - 1]
+    // Previews read with the table's columns alone; queries get `_op` too.
+    let with_op = schema
+        .fields()
+        .last()
+        .is_some_and(|f| f.name() == super::CHANGE_COLUMN);
+    let data_columns = schema.fields().len() - usize::from(with_op);
+    let mut columns: Vec<ArrayRef> = schema.fields()[..data_columns]
         .iter()
         .enumerate()
         .map(|(i, field)| {
@@ -142,6 +148,8 @@ pub(crate) fn expand(envelope: &RecordBatch, schema: &SchemaRef) -> Result<Recor
             }
         })
         .collect::<std::result::Result<_, _>>()?;
-    columns.push(Arc::new(StringArray::from(kinds)));
+    if with_op {
+        columns.push(Arc::new(StringArray::from(kinds)));
+    }
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
