@@ -4,6 +4,7 @@
 pub mod aggregates;
 pub mod event_time;
 pub mod functions;
+pub mod interval_join;
 pub mod per_window;
 pub mod per_window_plan;
 pub mod rewrite;

@@ -21,6 +21,7 @@ use super::per_window::PerWindowAggregateExec;
 use super::per_window_plan::PerWindowPlanExec;
 use datafusion::physical_plan::streaming::StreamingTableExec;
 
+use super::interval_join::IntervalJoinExec;
 use super::updating::{OP_COLUMN, UpdatingAggregate, UpdatingAggregateExec, is_changelog};
 use super::window::{WindowSpec, human};
 use super::window_agg::{WindowAggregate, WindowAggregateExec};
@@ -109,6 +110,9 @@ pub fn use_streaming_aggregates(
     let plan = plan
         .transform_up(|node| {
             if let Some(join) = WindowJoinExec::try_from_join(&node) {
+                return Ok(Transformed::yes(Arc::new(join) as Arc<dyn ExecutionPlan>));
+            }
+            if let Some(join) = IntervalJoinExec::try_from_join(&node, ctx.counters) {
                 return Ok(Transformed::yes(Arc::new(join) as Arc<dyn ExecutionPlan>));
             }
             if let Some(per_window) = PerWindowPlanExec::try_from_plan(&node) {
