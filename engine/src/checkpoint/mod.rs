@@ -32,6 +32,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Result;
+use crate::stream::interval_join::IntervalJoinExec;
 use crate::stream::updating::UpdatingAggregateExec;
 use crate::stream::window_agg::WindowAggregateExec;
 pub use store::{CheckpointRecord, CheckpointStore};
@@ -68,6 +69,7 @@ fn registers_state(plan: &Arc<dyn ExecutionPlan>) -> bool {
     any.downcast_ref::<WindowAggregateExec>()
         .is_some_and(WindowAggregateExec::checkpointed)
         || any.is::<UpdatingAggregateExec>()
+        || any.is::<IntervalJoinExec>()
 }
 
 /// A source partition's position after the last batch it emitted.

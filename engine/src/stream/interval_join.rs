@@ -12,8 +12,8 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
@@ -37,6 +37,8 @@ use futures::{Stream, StreamExt};
 
 use super::streaming_properties;
 use super::watermark::{WATERMARK_MIN, Watermarks, collect_sources};
+use crate::checkpoint::arrow_state::{decode, encode};
+use crate::checkpoint::{CheckpointHub, OperatorSnapshot};
 use crate::metrics::{Counters, OperatorStats};
 
 type Keys = Vec<(Arc<dyn PhysicalExpr>, Arc<dyn PhysicalExpr>)>;
@@ -250,25 +252,40 @@ impl ExecutionPlan for IntervalJoinExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
+        let hub = context.session_config().get_extension::<CheckpointHub>();
         let (left, left_marks) = collect_sources(|| self.left.execute(partition, context.clone()));
         let (right, right_marks) = collect_sources(|| self.right.execute(partition, context));
         let side = |input, watermarks, time, keys| Side {
             input,
             watermarks,
-            time,
-            keys,
-            converter: None,
-            batches: Vec::new(),
-            times: Vec::new(),
-            index: HashMap::new(),
             done: false,
-            evicted_to: WATERMARK_MIN,
+            kept: Arc::new(Mutex::new(Kept {
+                time,
+                keys,
+                converter: None,
+                batches: Vec::new(),
+                times: Vec::new(),
+                index: HashMap::new(),
+                evicted_to: WATERMARK_MIN,
+            })),
         };
         let left_keys = self.on.iter().map(|(l, _)| l.clone()).collect();
         let right_keys = self.on.iter().map(|(_, r)| r.clone()).collect();
+        let left = side(left?, left_marks, self.left_time, left_keys);
+        let right = side(right?, right_marks, self.right_time, right_keys);
+        // In a pipeline that takes checkpoints: resume with the kept rows, and hand them
+        // over at every checkpoint.
+        if let Some(hub) = hub {
+            let snapshots = Arc::new(KeptSnapshots {
+                sides: [left.kept.clone(), right.kept.clone()],
+            });
+            if let Some(saved) = hub.register_operator(self.name(), snapshots.clone()) {
+                snapshots.restore(&saved)?;
+            }
+        }
         Ok(Box::pin(IntervalJoinStream {
-            left: side(left?, left_marks, self.left_time, left_keys),
-            right: side(right?, right_marks, self.right_time, right_keys),
+            left,
+            right,
             filter: self.filter.clone(),
             lower: self.lower,
             upper: self.upper,
@@ -285,6 +302,13 @@ impl ExecutionPlan for IntervalJoinExec {
 struct Side {
     input: SendableRecordBatchStream,
     watermarks: Watermarks,
+    done: bool,
+    /// Shared with checkpoints.
+    kept: Arc<Mutex<Kept>>,
+}
+
+/// The rows a side keeps, indexed by join key.
+struct Kept {
     time: usize,
     keys: Vec<Arc<dyn PhysicalExpr>>,
     converter: Option<RowConverter>,
@@ -293,9 +317,12 @@ struct Side {
     times: Vec<Vec<i64>>,
     /// Key bytes → (batch, row) of kept rows.
     index: HashMap<Box<[u8]>, Vec<(u32, u32)>>,
-    done: bool,
     /// Rows before this time were dropped.
     evicted_to: i64,
+}
+
+fn lock(kept: &Mutex<Kept>) -> MutexGuard<'_, Kept> {
+    kept.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn nanos(column: &ArrayRef) -> Result<Vec<i64>> {
@@ -312,7 +339,7 @@ fn nanos(column: &ArrayRef) -> Result<Vec<i64>> {
         .collect())
 }
 
-impl Side {
+impl Kept {
     /// Key bytes per row of `batch` (`None` where a key is NULL: such rows never match).
     fn key_rows(&mut self, batch: &RecordBatch) -> Result<Vec<Option<Box<[u8]>>>> {
         let columns = self
@@ -411,10 +438,13 @@ impl IntervalJoinStream {
     /// Match a new batch of side `from` (0 left, 1 right) against the other side's rows,
     /// then keep it.
     fn process(&mut self, from: usize, batch: RecordBatch) -> Result<Option<RecordBatch>> {
+        let (left_kept, right_kept) = (self.left.kept.clone(), self.right.kept.clone());
+        let mut left = lock(&left_kept);
+        let mut right = lock(&right_kept);
         let (this, other) = if from == 0 {
-            (&mut self.left, &mut self.right)
+            (&mut *left, &mut *right)
         } else {
-            (&mut self.right, &mut self.left)
+            (&mut *right, &mut *left)
         };
         let keys = this.key_rows(&batch)?;
         let times = nanos(batch.column(this.time))?;
@@ -456,8 +486,8 @@ impl IntervalJoinStream {
             .column_indices()
             .iter()
             .map(|c| match c.side {
-                JoinSide::Left => gather(&self.left.batches, c.index, &left_refs),
-                _ => gather(&self.right.batches, c.index, &right_refs),
+                JoinSide::Left => gather(&left.batches, c.index, &left_refs),
+                _ => gather(&right.batches, c.index, &right_refs),
             })
             .collect::<Result<Vec<_>>>()?;
         let options = RecordBatchOptions::new().with_row_count(Some(pairs.len()));
@@ -472,13 +502,12 @@ impl IntervalJoinStream {
             .evaluate(&intermediate)?
             .into_array(pairs.len())?;
         let mask = mask.as_boolean();
-        let left_width = self.left.batches[0].num_columns();
         let mut columns = Vec::with_capacity(self.schema.fields().len());
-        for c in 0..left_width {
-            columns.push(gather(&self.left.batches, c, &left_refs)?);
+        for c in 0..left.batches[0].num_columns() {
+            columns.push(gather(&left.batches, c, &left_refs)?);
         }
-        for c in 0..self.right.batches[0].num_columns() {
-            columns.push(gather(&self.right.batches, c, &right_refs)?);
+        for c in 0..right.batches[0].num_columns() {
+            columns.push(gather(&right.batches, c, &right_refs)?);
         }
         let joined = RecordBatch::try_new(self.schema.clone(), columns)?;
         let joined = filter_record_batch(&joined, mask)?;
@@ -491,15 +520,18 @@ impl IntervalJoinStream {
             self.left.watermarks.current(),
             self.right.watermarks.current(),
         );
+        let mut left = lock(&self.left.kept);
+        let mut right = lock(&self.right.kept);
         if !self.right.watermarks.is_empty() && right_mark > WATERMARK_MIN {
             // A future right row r has r >= right watermark and needs r - l <= upper.
-            self.left.evict(right_mark.saturating_sub(self.upper))?;
+            left.evict(right_mark.saturating_sub(self.upper))?;
         }
         if !self.left.watermarks.is_empty() && left_mark > WATERMARK_MIN {
             // A future left row l has l >= left watermark and needs r - l >= lower.
-            self.right.evict(left_mark.saturating_add(self.lower))?;
+            right.evict(left_mark.saturating_add(self.lower))?;
         }
-        let bytes = (self.left.size() + self.right.size()) as u64;
+        let bytes = (left.size() + right.size()) as u64;
+        drop((left, right));
         self.stats.state_bytes.store(bytes, Ordering::Relaxed);
         self.counters.report_state(&mut self.reported_state, bytes);
         Ok(())
@@ -556,6 +588,48 @@ impl Stream for IntervalJoinStream {
                 return Poll::Pending;
             }
         }
+    }
+}
+
+/// Hands both sides' kept rows to checkpoints.
+struct KeptSnapshots {
+    sides: [Arc<Mutex<Kept>>; 2],
+}
+
+impl OperatorSnapshot for KeptSnapshots {
+    fn snapshot(&self) -> crate::error::Result<serde_json::Value> {
+        let mut sides = Vec::with_capacity(2);
+        for side in &self.sides {
+            let kept = lock(side);
+            let batches = kept
+                .batches
+                .iter()
+                .map(encode)
+                .collect::<Result<Vec<_>>>()?;
+            sides.push(serde_json::json!({ "evicted_to": kept.evicted_to, "batches": batches }));
+        }
+        Ok(serde_json::Value::Array(sides))
+    }
+}
+
+impl KeptSnapshots {
+    fn restore(&self, saved: &serde_json::Value) -> Result<()> {
+        let bad = || {
+            datafusion::error::DataFusionError::Internal(format!(
+                "checkpointed join state is unreadable: {saved}"
+            ))
+        };
+        for (side, state) in self.sides.iter().zip(saved.as_array().ok_or_else(bad)?) {
+            let mut kept = lock(side);
+            kept.evicted_to = state["evicted_to"].as_i64().ok_or_else(bad)?;
+            for batch in state["batches"].as_array().ok_or_else(bad)? {
+                let batch = decode(batch.as_str().ok_or_else(bad)?)?;
+                let times = nanos(batch.column(kept.time))?;
+                let keys = kept.key_rows(&batch)?;
+                kept.add(batch, keys, times);
+            }
+        }
+        Ok(())
     }
 }
 
