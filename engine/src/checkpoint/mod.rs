@@ -54,11 +54,7 @@ const STATELESS: &[&str] = &[
 /// The first operator of `plan` whose state checkpoints do not capture, if any.
 pub fn checkpoint_blocker(plan: &Arc<dyn ExecutionPlan>) -> Option<String> {
     if !STATELESS.contains(&plan.name()) && !registers_state(plan) {
-        let what = match plan.as_any().downcast_ref::<WindowAggregateExec>() {
-            Some(_) => "WindowAggregateExec (session windows)".to_string(),
-            None => plan.name().to_string(),
-        };
-        return Some(what);
+        return Some(plan.name().to_string());
     }
     plan.children().into_iter().find_map(checkpoint_blocker)
 }
@@ -66,8 +62,7 @@ pub fn checkpoint_blocker(plan: &Arc<dyn ExecutionPlan>) -> Option<String> {
 /// Stateful operators that register their state with the hub.
 fn registers_state(plan: &Arc<dyn ExecutionPlan>) -> bool {
     let any = plan.as_any();
-    any.downcast_ref::<WindowAggregateExec>()
-        .is_some_and(WindowAggregateExec::checkpointed)
+    any.is::<WindowAggregateExec>()
         || any.is::<UpdatingAggregateExec>()
         || any.is::<IntervalJoinExec>()
 }

@@ -4,7 +4,9 @@
 
 use std::collections::HashMap;
 
-use arrow::array::{ArrayRef, UInt32Array};
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Int64Array, RecordBatch, UInt32Array};
 use arrow::datatypes::SchemaRef;
 use arrow::row::{OwnedRow, RowConverter};
 use datafusion::common::ScalarValue;
@@ -201,6 +203,108 @@ impl Sessions {
             ends,
             values,
         }))
+    }
+
+    /// Every open session as one batch: key columns, start, last row time, then each
+    /// aggregate's state columns; with how many state columns each aggregate has.
+    pub fn snapshot(&mut self, spec: &AggregateSpec) -> Result<(RecordBatch, Vec<usize>)> {
+        let mut keys = Vec::new();
+        let (mut starts, mut lasts) = (Vec::new(), Vec::new());
+        let mut states: Vec<Vec<Vec<ScalarValue>>> = vec![Vec::new(); spec.functions.len()];
+        for (key, sessions) in self.open.iter_mut() {
+            for session in sessions.iter_mut() {
+                keys.push(key.clone());
+                starts.push(session.start);
+                lasts.push(session.last);
+                for (i, acc) in session.accumulators.iter_mut().enumerate() {
+                    states[i].push(acc.state()?);
+                }
+            }
+        }
+        let rows = starts.len();
+        let mut columns: Vec<ArrayRef> = match &self.converter {
+            Some(converter) => {
+                let parser = converter.parser();
+                converter.convert_rows(keys.iter().map(|k| parser.parse(k)))?
+            }
+            None => Vec::new(),
+        };
+        columns.push(Arc::new(Int64Array::from(starts)));
+        columns.push(Arc::new(Int64Array::from(lasts)));
+        let mut layout = Vec::with_capacity(states.len());
+        for (i, function) in spec.functions.iter().enumerate() {
+            let fields = function.state_fields()?;
+            layout.push(fields.len());
+            for (column, field) in fields.iter().enumerate() {
+                // No groups: an empty column (iter_to_array needs a value for its type).
+                columns.push(if states[i].is_empty() {
+                    arrow::array::new_empty_array(field.data_type())
+                } else {
+                    ScalarValue::iter_to_array(states[i].iter().map(|state| state[column].clone()))?
+                });
+            }
+        }
+        Ok((
+            crate::checkpoint::arrow_state::columns_batch(columns, rows)?,
+            layout,
+        ))
+    }
+
+    /// Put back the sessions of a [`Sessions::snapshot`].
+    pub fn restore(
+        &mut self,
+        spec: &AggregateSpec,
+        batch: &RecordBatch,
+        layout: &[usize],
+    ) -> Result<()> {
+        let key_count = spec.key_schema.fields().len();
+        let columns = batch.columns();
+        if columns.len() != key_count + 2 + layout.iter().sum::<usize>() {
+            return datafusion::common::internal_err!(
+                "checkpointed sessions have {} columns",
+                columns.len()
+            );
+        }
+        let keys = match &self.converter {
+            Some(c) => Some(c.convert_columns(&columns[..key_count])?),
+            None => None,
+        };
+        let as_i64 = |i: usize| {
+            columns[i]
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .cloned()
+                .ok_or_else(|| {
+                    datafusion::error::DataFusionError::Internal(
+                        "checkpointed session times are not BIGINT".into(),
+                    )
+                })
+        };
+        let (starts, lasts) = (as_i64(key_count)?, as_i64(key_count + 1)?);
+        for row in 0..batch.num_rows() {
+            let mut accumulators = spec.accumulators()?;
+            let mut next = key_count + 2;
+            for (acc, width) in accumulators.iter_mut().zip(layout) {
+                let state: Vec<ArrayRef> = columns[next..next + width]
+                    .iter()
+                    .map(|c| c.slice(row, 1))
+                    .collect();
+                acc.merge_batch(&state)?;
+                next += width;
+            }
+            let key: Box<[u8]> = match &keys {
+                Some(rows) => rows.row(row).as_ref().into(),
+                None => Box::new([]),
+            };
+            let last = lasts.value(row);
+            self.next_close = self.next_close.min(last.saturating_add(self.gap));
+            self.open.entry(key).or_default().push(Session {
+                start: starts.value(row),
+                last,
+                accumulators,
+            });
+        }
+        Ok(())
     }
 
     /// Bytes held (approximate).

@@ -469,12 +469,15 @@ impl OperatorSnapshot for GroupSnapshots {
         };
         let mut layout = Vec::with_capacity(states.len());
         for (i, function) in spec.functions.iter().enumerate() {
-            let width = function.state_fields()?.len();
-            layout.push(width);
-            for column in 0..width {
-                columns.push(ScalarValue::iter_to_array(
-                    states[i].iter().map(|state| state[column].clone()),
-                )?);
+            let fields = function.state_fields()?;
+            layout.push(fields.len());
+            for (column, field) in fields.iter().enumerate() {
+                // No groups: an empty column (iter_to_array needs a value for its type).
+                columns.push(if states[i].is_empty() {
+                    arrow::array::new_empty_array(field.data_type())
+                } else {
+                    ScalarValue::iter_to_array(states[i].iter().map(|state| state[column].clone()))?
+                });
             }
         }
         columns.push(Arc::new(arrow::array::UInt64Array::from(ages)));

@@ -81,11 +81,6 @@ impl WindowAggregateExec {
         self.shared.window_index
     }
 
-    /// Whether its state is in checkpoints (tumbling and hopping windows; not sessions).
-    pub fn checkpointed(&self) -> bool {
-        !matches!(self.shared.window, WindowSpec::Session { .. })
-    }
-
     /// Whether windows come out in window order, each in one batch (not so for sessions,
     /// which close per key in any order).
     pub fn emits_in_window_order(&self) -> bool {
@@ -520,24 +515,29 @@ struct WindowSnapshots {
 impl OperatorSnapshot for WindowSnapshots {
     fn snapshot(&self) -> crate::error::Result<serde_json::Value> {
         let mut core = lock(&self.core);
-        let State::Fixed(windows) = &mut core.state else {
-            return Err(crate::error::EngineError::Unsupported(
-                "session windows are not checkpointed yet".into(),
-            ));
-        };
-        let mut open = Vec::with_capacity(windows.len());
-        for (start, groups) in windows.iter_mut() {
-            let (batch, layout) = groups.snapshot(&self.shared.spec)?;
-            open.push(serde_json::json!({
-                "start": start,
-                "layout": layout,
-                "groups": encode(&batch)?,
-            }));
+        let mut open = Vec::new();
+        let mut sessions = serde_json::Value::Null;
+        match &mut core.state {
+            State::Fixed(windows) => {
+                for (start, groups) in windows.iter_mut() {
+                    let (batch, layout) = groups.snapshot(&self.shared.spec)?;
+                    open.push(serde_json::json!({
+                        "start": start,
+                        "layout": layout,
+                        "groups": encode(&batch)?,
+                    }));
+                }
+            }
+            State::Sessions(state) => {
+                let (batch, layout) = state.snapshot(&self.shared.spec)?;
+                sessions = serde_json::json!({ "layout": layout, "sessions": encode(&batch)? });
+            }
         }
         let output = core.output.iter().map(encode).collect::<Result<Vec<_>>>()?;
         Ok(serde_json::json!({
             "watermark": core.watermark,
             "windows": open,
+            "sessions": sessions,
             "output": output,
         }))
     }
@@ -552,18 +552,25 @@ impl WindowSnapshots {
         };
         let mut core = lock(&self.core);
         core.watermark = saved["watermark"].as_i64().ok_or_else(bad)?;
-        let State::Fixed(windows) = &mut core.state else {
-            return internal_err!("session windows are not checkpointed");
-        };
-        for window in saved["windows"].as_array().ok_or_else(bad)? {
-            let start = window["start"].as_i64().ok_or_else(bad)?;
+        if let State::Sessions(sessions) = &mut core.state {
+            let saved_sessions = &saved["sessions"];
             let layout: Vec<usize> =
-                serde_json::from_value(window["layout"].clone()).map_err(|_| bad())?;
-            let batch = decode(window["groups"].as_str().ok_or_else(bad)?)?;
-            windows.insert(
-                start,
-                GroupedState::from_snapshot(&self.shared.spec, &batch, &layout)?,
-            );
+                serde_json::from_value(saved_sessions["layout"].clone()).map_err(|_| bad())?;
+            let batch = decode(saved_sessions["sessions"].as_str().ok_or_else(bad)?)?;
+            sessions.restore(&self.shared.spec, &batch, &layout)?;
+        }
+        let windows_saved = saved["windows"].as_array().ok_or_else(bad)?;
+        if let State::Fixed(windows) = &mut core.state {
+            for window in windows_saved {
+                let start = window["start"].as_i64().ok_or_else(bad)?;
+                let layout: Vec<usize> =
+                    serde_json::from_value(window["layout"].clone()).map_err(|_| bad())?;
+                let batch = decode(window["groups"].as_str().ok_or_else(bad)?)?;
+                windows.insert(
+                    start,
+                    GroupedState::from_snapshot(&self.shared.spec, &batch, &layout)?,
+                );
+            }
         }
         for batch in saved["output"].as_array().ok_or_else(bad)? {
             let batch = decode(batch.as_str().ok_or_else(bad)?)?;

@@ -826,3 +826,73 @@ async fn interval_join_state_survives_kill_9() {
     );
     assert!(both > 3000, "the streams ran: {both}");
 }
+
+#[tokio::test]
+async fn session_window_state_survives_kill_9() {
+    let dir = DataDir::new("kill9-sessions");
+    let out = dir.0.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    const ROWS: i64 = 12_000;
+    let server = Laminar::start(&dir.0);
+    let client = server.connect().await;
+    // One event per millisecond of event time; of every 1000 counters the first 600 are kept,
+    // so each of the three keys has a session per block of 1000, closed by a 400 ms gap.
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE numbers (WATERMARK FOR timestamp) WITH (connector = 'impulse',
+               event_rate = '4000', message_count = '{ROWS}', event_time_interval = '1000');
+             CREATE TABLE out (k BIGINT, n BIGINT, lo BIGINT, hi BIGINT)
+               WITH (connector = 'filesystem', path = '{}', type = 'sink', format = 'json');
+             SET checkpoint_interval = '300ms';
+             CREATE PIPELINE sessions AS INSERT INTO out
+               SELECT k, n, lo, hi FROM (
+                 SELECT session(INTERVAL '100' MILLISECOND) AS w, counter % 3 AS k,
+                   count(*) AS n, min(counter) AS lo, max(counter) AS hi
+                 FROM numbers WHERE counter % 1000 < 600 GROUP BY w, k);",
+            out.display()
+        ))
+        .await
+        .unwrap();
+    let pipeline = server_pipeline(&server).await;
+    let mut server = server;
+    for round in 0..2 {
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let taken = checkpoints(&server, &pipeline).await;
+        assert!(
+            taken.iter().any(|c| c["operator_states"]
+                .as_array()
+                .is_some_and(|o| !o.is_empty())),
+            "round {round}: checkpoints hold the open sessions: {taken:?}"
+        );
+        server.kill_9();
+        server = Laminar::start(&dir.0);
+        server.connect().await;
+    }
+    let client = server.connect().await;
+    wait_finished(&client, "sessions", Duration::from_secs(60)).await;
+    let mut sessions: BTreeMap<(i64, i64), usize> = BTreeMap::new();
+    for row in committed_rows(&out) {
+        let (k, n, lo, hi) = (
+            row["k"].as_i64().unwrap(),
+            row["n"].as_i64().unwrap(),
+            row["lo"].as_i64().unwrap(),
+            row["hi"].as_i64().unwrap(),
+        );
+        let block = lo / 1000;
+        assert_eq!(hi / 1000, block, "a session spans one block: {row}");
+        let expected = (block * 1000..block * 1000 + 600)
+            .filter(|c| c % 3 == k)
+            .count() as i64;
+        assert_eq!(
+            n, expected,
+            "session of key {k} in block {block} counted every row once"
+        );
+        *sessions.entry((block, k)).or_default() += 1;
+    }
+    assert_eq!(
+        sessions.len() as i64,
+        ROWS / 1000 * 3,
+        "every session: {sessions:?}"
+    );
+    assert!(sessions.values().all(|c| *c == 1), "no session twice");
+}
