@@ -35,6 +35,7 @@ use crate::error::Result;
 use crate::stream::interval_join::IntervalJoinExec;
 use crate::stream::updating::UpdatingAggregateExec;
 use crate::stream::window_agg::WindowAggregateExec;
+use crate::stream::window_join::WindowJoinExec;
 pub use store::{CheckpointRecord, CheckpointStore};
 
 /// Operators that hold no rows between polls (or rebuild what they hold from bounded,
@@ -65,6 +66,7 @@ fn registers_state(plan: &Arc<dyn ExecutionPlan>) -> bool {
     any.is::<WindowAggregateExec>()
         || any.is::<UpdatingAggregateExec>()
         || any.is::<IntervalJoinExec>()
+        || any.is::<WindowJoinExec>()
 }
 
 /// A source partition's position after the last batch it emitted.

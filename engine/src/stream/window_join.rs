@@ -10,7 +10,7 @@ use std::any::Any;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use arrow::array::UInt32Array;
@@ -30,6 +30,8 @@ use futures::{Stream, StreamExt};
 use super::streaming_properties;
 use super::window_origin::{WindowPart, window_keys, window_origin};
 use super::window_run::{WindowRun, memory_input, rebuilt};
+use crate::checkpoint::arrow_state::{decode, encode};
+use crate::checkpoint::{CheckpointHub, OperatorSnapshot};
 
 /// The plan node.
 #[derive(Debug)]
@@ -166,6 +168,15 @@ impl ExecutionPlan for WindowJoinExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
+        let core = Arc::new(Mutex::new(Core::default()));
+        // In a pipeline that takes checkpoints: resume with the rows of windows not joined
+        // yet, and hand them over at every checkpoint.
+        if let Some(hub) = context.session_config().get_extension::<CheckpointHub>() {
+            let snapshots = Arc::new(JoinSnapshots { core: core.clone() });
+            if let Some(saved) = hub.register_operator(self.name(), snapshots.clone()) {
+                snapshots.restore(&saved, [self.left.schema(), self.right.schema()])?;
+            }
+        }
         Ok(Box::pin(WindowJoinStream {
             sides: [
                 Side::new(
@@ -181,7 +192,7 @@ impl ExecutionPlan for WindowJoinExec {
             schema: self.schema(),
             context,
             run: WindowRun::default(),
-            ready: VecDeque::new(),
+            core,
         }))
     }
 }
@@ -190,10 +201,6 @@ impl ExecutionPlan for WindowJoinExec {
 struct Side {
     input: SendableRecordBatchStream,
     key: (usize, WindowPart),
-    /// Rows per window not joined yet.
-    pending: BTreeMap<i64, Vec<RecordBatch>>,
-    /// The latest window this side has delivered (it never goes back), `MAX` once ended.
-    reached: i64,
     ended: bool,
 }
 
@@ -202,34 +209,81 @@ impl Side {
         Side {
             input,
             key,
-            pending: BTreeMap::new(),
-            reached: i64::MIN,
             ended: false,
         }
     }
+}
 
-    fn add(&mut self, batch: RecordBatch) -> Result<()> {
+/// The rows of one window of both sides.
+type WindowRows = (Vec<RecordBatch>, Vec<RecordBatch>);
+
+/// What a checkpoint captures of the join (shared with [`JoinSnapshots`]).
+struct Core {
+    /// Per side: rows per window not joined yet.
+    pending: [BTreeMap<i64, Vec<RecordBatch>>; 2],
+    /// Per side: the latest window delivered (it never goes back), `MAX` once ended.
+    reached: [i64; 2],
+    /// Windows ready to join: both sides are past them.
+    ready: VecDeque<WindowRows>,
+    /// The window being joined, until its result is out.
+    running: Option<WindowRows>,
+}
+
+impl Default for Core {
+    fn default() -> Self {
+        Core {
+            pending: [BTreeMap::new(), BTreeMap::new()],
+            reached: [i64::MIN, i64::MIN],
+            ready: VecDeque::new(),
+            running: None,
+        }
+    }
+}
+
+fn lock(core: &Mutex<Core>) -> MutexGuard<'_, Core> {
+    core.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Core {
+    fn add(&mut self, side: usize, key: (usize, WindowPart), batch: RecordBatch) -> Result<()> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        let keys = window_keys(batch.column(self.key.0), self.key.1)?;
+        let keys = window_keys(batch.column(key.0), key.1)?;
         let first = keys[0];
         if keys.iter().all(|k| *k == first) {
-            self.reached = self.reached.max(first);
-            self.pending.entry(first).or_default().push(batch);
+            self.reached[side] = self.reached[side].max(first);
+            self.pending[side].entry(first).or_default().push(batch);
             return Ok(());
         }
         // Several windows in one batch: split it.
         let mut windows: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
-        for (row, key) in keys.iter().enumerate() {
-            windows.entry(*key).or_default().push(row as u32);
+        for (row, k) in keys.iter().enumerate() {
+            windows.entry(*k).or_default().push(row as u32);
         }
-        for (key, rows) in windows {
+        for (k, rows) in windows {
             let part = take_record_batch(&batch, &UInt32Array::from(rows))?;
-            self.reached = self.reached.max(key);
-            self.pending.entry(key).or_default().push(part);
+            self.reached[side] = self.reached[side].max(k);
+            self.pending[side].entry(k).or_default().push(part);
         }
         Ok(())
+    }
+
+    /// Move every window both sides have reached to `ready`.
+    fn collect_ready(&mut self) {
+        let done = self.reached[0].min(self.reached[1]);
+        let mut keys: Vec<i64> = self.pending[0]
+            .range(..=done)
+            .map(|(k, _)| *k)
+            .chain(self.pending[1].range(..=done).map(|(k, _)| *k))
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        for key in keys {
+            let left = self.pending[0].remove(&key).unwrap_or_default();
+            let right = self.pending[1].remove(&key).unwrap_or_default();
+            self.ready.push_back((left, right));
+        }
     }
 }
 
@@ -239,31 +293,11 @@ struct WindowJoinStream {
     schema: SchemaRef,
     context: Arc<TaskContext>,
     /// The join of one window, being drained.
-    /// The window being run.
     run: WindowRun,
-    /// Windows ready to join: both sides are past them.
-    ready: VecDeque<(Vec<RecordBatch>, Vec<RecordBatch>)>,
+    core: Arc<Mutex<Core>>,
 }
 
 impl WindowJoinStream {
-    /// Move every window both sides have reached to `ready`.
-    fn collect_ready(&mut self) {
-        let done = self.sides[0].reached.min(self.sides[1].reached);
-        let mut keys: Vec<i64> = self.sides[0]
-            .pending
-            .range(..=done)
-            .map(|(k, _)| *k)
-            .chain(self.sides[1].pending.range(..=done).map(|(k, _)| *k))
-            .collect();
-        keys.sort_unstable();
-        keys.dedup();
-        for key in keys {
-            let left = self.sides[0].pending.remove(&key).unwrap_or_default();
-            let right = self.sides[1].pending.remove(&key).unwrap_or_default();
-            self.ready.push_back((left, right));
-        }
-    }
-
     fn start_join(&mut self, left: Vec<RecordBatch>, right: Vec<RecordBatch>) -> Result<()> {
         let children = self.join.children();
         let left = memory_input(left, children[0].schema())?;
@@ -283,11 +317,22 @@ impl Stream for WindowJoinStream {
             // batch holding whole windows.
             let schema = self.schema.clone();
             match self.run.poll(cx, &schema) {
-                Poll::Ready(Some(whole)) => return Poll::Ready(Some(whole)),
+                Poll::Ready(Some(whole)) => {
+                    lock(&self.core).running = None;
+                    return Poll::Ready(Some(whole));
+                }
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(None) => {}
+                Poll::Ready(None) => {
+                    lock(&self.core).running = None;
+                }
             }
-            if let Some((left, right)) = self.ready.pop_front() {
+            let next = {
+                let mut core = lock(&self.core);
+                let next = core.ready.pop_front();
+                core.running = next.clone();
+                next
+            };
+            if let Some((left, right)) = next {
                 if let Err(e) = self.start_join(left, right) {
                     return Poll::Ready(Some(Err(e)));
                 }
@@ -304,16 +349,16 @@ impl Stream for WindowJoinStream {
                 }
                 match self.sides[i].input.poll_next_unpin(cx) {
                     Poll::Ready(Some(Ok(batch))) => {
-                        if let Err(e) = self.sides[i].add(batch) {
+                        let key = self.sides[i].key;
+                        if let Err(e) = lock(&self.core).add(i, key, batch) {
                             return Poll::Ready(Some(Err(e)));
                         }
                         progressed = true;
                     }
                     Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
                     Poll::Ready(None) => {
-                        let side = &mut self.sides[i];
-                        side.ended = true;
-                        side.reached = i64::MAX;
+                        self.sides[i].ended = true;
+                        lock(&self.core).reached[i] = i64::MAX;
                         progressed = true;
                     }
                     Poll::Pending => {}
@@ -322,8 +367,90 @@ impl Stream for WindowJoinStream {
             if !progressed {
                 return Poll::Pending;
             }
-            self.collect_ready();
+            lock(&self.core).collect_ready();
         }
+    }
+}
+
+/// Hands the rows of windows not joined yet (and the window being joined) to checkpoints.
+struct JoinSnapshots {
+    core: Arc<Mutex<Core>>,
+}
+
+fn encode_all(batches: &[RecordBatch]) -> Result<Vec<String>> {
+    batches.iter().map(encode).collect()
+}
+
+impl OperatorSnapshot for JoinSnapshots {
+    fn snapshot(&self) -> crate::error::Result<serde_json::Value> {
+        let core = lock(&self.core);
+        let mut pending = Vec::with_capacity(2);
+        for side in &core.pending {
+            let mut windows = Vec::with_capacity(side.len());
+            for (window, batches) in side {
+                windows
+                    .push(serde_json::json!({ "window": window, "batches": encode_all(batches)? }));
+            }
+            pending.push(serde_json::Value::Array(windows));
+        }
+        // The window being joined goes back to the front of the ready ones.
+        let mut ready = Vec::new();
+        for (left, right) in core.running.iter().chain(core.ready.iter()) {
+            ready.push(serde_json::json!([encode_all(left)?, encode_all(right)?]));
+        }
+        Ok(serde_json::json!({
+            "pending": pending,
+            "reached": core.reached,
+            "ready": ready,
+        }))
+    }
+}
+
+impl JoinSnapshots {
+    fn restore(&self, saved: &serde_json::Value, schemas: [SchemaRef; 2]) -> Result<()> {
+        let bad = || {
+            datafusion::error::DataFusionError::Internal(format!(
+                "checkpointed window join state is unreadable: {saved}"
+            ))
+        };
+        // Snapshots keep columns; the inputs' schemas give the names back.
+        let decode_all = |values: &serde_json::Value, side: usize| -> Result<Vec<RecordBatch>> {
+            values
+                .as_array()
+                .ok_or_else(bad)?
+                .iter()
+                .map(|v| {
+                    let batch = decode(v.as_str().ok_or_else(bad)?)?;
+                    Ok(RecordBatch::try_new(
+                        schemas[side].clone(),
+                        batch.columns().to_vec(),
+                    )?)
+                })
+                .collect()
+        };
+        let mut core = lock(&self.core);
+        for (side, windows) in saved["pending"]
+            .as_array()
+            .ok_or_else(bad)?
+            .iter()
+            .enumerate()
+            .take(2)
+        {
+            for window in windows.as_array().ok_or_else(bad)? {
+                let key = window["window"].as_i64().ok_or_else(bad)?;
+                core.pending[side].insert(key, decode_all(&window["batches"], side)?);
+            }
+        }
+        let reached: Vec<i64> =
+            serde_json::from_value(saved["reached"].clone()).map_err(|_| bad())?;
+        for (side, value) in reached.into_iter().enumerate().take(2) {
+            core.reached[side] = value;
+        }
+        for pair in saved["ready"].as_array().ok_or_else(bad)? {
+            core.ready
+                .push_back((decode_all(&pair[0], 0)?, decode_all(&pair[1], 1)?));
+        }
+        Ok(())
     }
 }
 

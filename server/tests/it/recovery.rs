@@ -896,3 +896,81 @@ async fn session_window_state_survives_kill_9() {
     );
     assert!(sessions.values().all(|c| *c == 1), "no session twice");
 }
+
+#[tokio::test]
+async fn window_join_state_survives_kill_9() {
+    let dir = DataDir::new("kill9-window-join");
+    let out = dir.0.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    const ROWS: i64 = 12_000;
+    let server = Laminar::start(&dir.0);
+    let client = server.connect().await;
+    // Two streams counted per second of event time and joined on the window; the right one's
+    // watermark trails by two seconds, so left windows wait in the join's state.
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE lefts (WATERMARK FOR timestamp) WITH (connector = 'impulse',
+               event_rate = '4000', message_count = '{ROWS}', event_time_interval = '1000');
+             CREATE TABLE rights (WATERMARK FOR timestamp AS timestamp - INTERVAL '2' SECOND) WITH (connector = 'impulse',
+               event_rate = '4000', message_count = '{ROWS}', event_time_interval = '1000');
+             CREATE TABLE out (ws TEXT, nl BIGINT, nr BIGINT)
+               WITH (connector = 'filesystem', path = '{}', type = 'sink', format = 'json');
+             SET checkpoint_interval = '300ms';
+             CREATE PIPELINE joined AS INSERT INTO out
+               SELECT CAST(l.window.start AS TEXT), l.n, r.n FROM
+                 (SELECT tumble(INTERVAL '1' SECOND) AS window, count(*) AS n FROM lefts GROUP BY window) l
+                 JOIN (SELECT tumble(INTERVAL '1' SECOND) AS window, count(*) AS n FROM rights GROUP BY window) r
+                 ON l.window = r.window;",
+            out.display()
+        ))
+        .await
+        .unwrap();
+    let pipeline = server_pipeline(&server).await;
+    let mut server = server;
+    for round in 0..2 {
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let taken = checkpoints(&server, &pipeline).await;
+        assert!(
+            taken.iter().any(|c| c["operator_states"]
+                .as_array()
+                .is_some_and(|o| o.iter().any(|s| s["operator_id"] == "WindowJoinExec"))),
+            "round {round}: checkpoints hold the join's windows: {taken:?}"
+        );
+        server.kill_9();
+        server = Laminar::start(&dir.0);
+        server.connect().await;
+    }
+    let client = server.connect().await;
+    wait_finished(&client, "joined", Duration::from_secs(60)).await;
+    let rows = committed_rows(&out);
+    let mut windows: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    for row in &rows {
+        let ws = row["ws"].as_str().unwrap().to_string();
+        let counts = (row["nl"].as_i64().unwrap(), row["nr"].as_i64().unwrap());
+        assert!(
+            windows.insert(ws.clone(), counts).is_none(),
+            "window {ws} joined twice"
+        );
+    }
+    // Every window of both streams, each whole (the first and last may be partial).
+    assert!(windows.len() as i64 >= ROWS / 1000, "windows: {windows:?}");
+    let middle: Vec<_> = windows.values().skip(1).take(windows.len() - 2).collect();
+    assert!(
+        middle.iter().all(|(l, r)| *l == 1000 && *r == 1000),
+        "each window counted once on both sides: {windows:?}"
+    );
+    // No window is missing between the first and the last.
+    let seconds: Vec<i64> = windows
+        .keys()
+        .map(|ws| {
+            let time = chrono::NaiveDateTime::parse_from_str(&ws[..19], "%Y-%m-%d %H:%M:%S")
+                .or_else(|_| chrono::NaiveDateTime::parse_from_str(&ws[..19], "%Y-%m-%dT%H:%M:%S"))
+                .unwrap();
+            time.and_utc().timestamp()
+        })
+        .collect();
+    assert!(
+        seconds.windows(2).all(|w| w[1] - w[0] == 1),
+        "contiguous windows: {windows:?}"
+    );
+}
