@@ -33,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::Result;
 use crate::stream::interval_join::IntervalJoinExec;
+use crate::stream::per_window_plan::PerWindowPlanExec;
 use crate::stream::updating::UpdatingAggregateExec;
 use crate::stream::window_agg::WindowAggregateExec;
 use crate::stream::window_join::WindowJoinExec;
@@ -50,6 +51,8 @@ const STATELESS: &[&str] = &[
     "DataSourceExec",
     "EmptyExec",
     "PlaceholderRowExec",
+    // Aggregates a whole window per input batch and emits it at once.
+    "PerWindowAggregateExec",
 ];
 
 /// The first operator of `plan` whose state checkpoints do not capture, if any.
@@ -67,6 +70,7 @@ fn registers_state(plan: &Arc<dyn ExecutionPlan>) -> bool {
         || any.is::<UpdatingAggregateExec>()
         || any.is::<IntervalJoinExec>()
         || any.is::<WindowJoinExec>()
+        || any.is::<PerWindowPlanExec>()
 }
 
 /// A source partition's position after the last batch it emitted.

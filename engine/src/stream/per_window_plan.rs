@@ -9,7 +9,7 @@
 use std::any::Any;
 use std::fmt;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use arrow::datatypes::SchemaRef;
@@ -27,6 +27,8 @@ use futures::{Stream, StreamExt};
 use super::streaming_properties;
 use super::window_origin::{WindowPart, expr_origin, window_origin};
 use super::window_run::{WindowRun, memory_input, rebuilt};
+use crate::checkpoint::arrow_state::{decode, encode};
+use crate::checkpoint::{CheckpointHub, OperatorSnapshot};
 
 /// The plan node.
 #[derive(Debug)]
@@ -123,7 +125,25 @@ impl ExecutionPlan for PerWindowPlanExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        Ok(Box::pin(PerWindowPlanStream {
+        let running: Arc<Mutex<Option<RecordBatch>>> = Arc::default();
+        let mut resumed = None;
+        // In a pipeline that takes checkpoints: the window being run is state (its rows
+        // were taken from the input, its result is not out yet).
+        if let Some(hub) = context.session_config().get_extension::<CheckpointHub>() {
+            let snapshots = Arc::new(RunningWindow {
+                running: running.clone(),
+            });
+            if let Some(saved) = hub.register_operator(self.name(), snapshots)
+                && let Some(text) = saved.as_str()
+            {
+                let batch = decode(text)?;
+                resumed = Some(RecordBatch::try_new(
+                    self.input.schema(),
+                    batch.columns().to_vec(),
+                )?);
+            }
+        }
+        let mut stream = PerWindowPlanStream {
             input: self.input.execute(partition, context.clone())?,
             input_schema: self.input.schema(),
             operator: self.operator.clone(),
@@ -131,7 +151,12 @@ impl ExecutionPlan for PerWindowPlanExec {
             schema: self.schema(),
             context,
             run: WindowRun::default(),
-        }))
+            running,
+        };
+        if let Some(batch) = resumed {
+            stream.start(batch)?;
+        }
+        Ok(Box::pin(stream))
     }
 }
 
@@ -144,10 +169,31 @@ struct PerWindowPlanStream {
     context: Arc<TaskContext>,
     /// The window being run.
     run: WindowRun,
+    /// Its rows, until its result is out (for checkpoints).
+    running: Arc<Mutex<Option<RecordBatch>>>,
+}
+
+fn lock(cell: &Mutex<Option<RecordBatch>>) -> MutexGuard<'_, Option<RecordBatch>> {
+    cell.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Hands the rows of the window being run to checkpoints.
+struct RunningWindow {
+    running: Arc<Mutex<Option<RecordBatch>>>,
+}
+
+impl OperatorSnapshot for RunningWindow {
+    fn snapshot(&self) -> crate::error::Result<serde_json::Value> {
+        Ok(match lock(&self.running).as_ref() {
+            Some(batch) => serde_json::Value::String(encode(batch)?),
+            None => serde_json::Value::Null,
+        })
+    }
 }
 
 impl PerWindowPlanStream {
     fn start(&mut self, batch: RecordBatch) -> Result<()> {
+        *lock(&self.running) = Some(batch.clone());
         let rows = memory_input(vec![batch], self.input_schema.clone())?;
         let child = match &self.sort {
             Some(sort) => rebuilt(sort, vec![rows])?,
@@ -167,9 +213,12 @@ impl Stream for PerWindowPlanStream {
             // batch holding whole windows.
             let schema = self.schema.clone();
             match self.run.poll(cx, &schema) {
-                Poll::Ready(Some(whole)) => return Poll::Ready(Some(whole)),
+                Poll::Ready(Some(whole)) => {
+                    *lock(&self.running) = None;
+                    return Poll::Ready(Some(whole));
+                }
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(None) => {}
+                Poll::Ready(None) => *lock(&self.running) = None,
             }
             match self.input.poll_next_unpin(cx) {
                 Poll::Ready(Some(Ok(batch))) if batch.num_rows() == 0 => continue,

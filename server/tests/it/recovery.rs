@@ -974,3 +974,74 @@ async fn window_join_state_survives_kill_9() {
         "contiguous windows: {windows:?}"
     );
 }
+
+#[tokio::test]
+async fn top_n_per_window_survives_kill_9() {
+    let dir = DataDir::new("kill9-top-n");
+    let out = dir.0.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    const ROWS: i64 = 12_000;
+    let server = Laminar::start(&dir.0);
+    let client = server.connect().await;
+    // Per second of event time, the two keys holding the highest counters.
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE numbers (WATERMARK FOR timestamp) WITH (connector = 'impulse',
+               event_rate = '4000', message_count = '{ROWS}', event_time_interval = '1000');
+             CREATE TABLE out (ws TEXT, k BIGINT, hi BIGINT)
+               WITH (connector = 'filesystem', path = '{}', type = 'sink', format = 'json');
+             SET checkpoint_interval = '300ms';
+             CREATE PIPELINE top AS INSERT INTO out
+               SELECT CAST(window.start AS TEXT), k, hi FROM (
+                 SELECT window, k, hi, ROW_NUMBER() OVER (PARTITION BY window ORDER BY hi DESC) AS rn
+                 FROM (SELECT tumble(INTERVAL '1' SECOND) AS window, counter % 5 AS k,
+                         max(counter) AS hi FROM numbers GROUP BY window, k))
+               WHERE rn <= 2;",
+            out.display()
+        ))
+        .await
+        .unwrap();
+    let pipeline = server_pipeline(&server).await;
+    let mut server = server;
+    for round in 0..2 {
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        assert!(
+            !checkpoints(&server, &pipeline).await.is_empty(),
+            "round {round}: the Top-N pipeline takes checkpoints"
+        );
+        server.kill_9();
+        server = Laminar::start(&dir.0);
+        server.connect().await;
+    }
+    let client = server.connect().await;
+    wait_finished(&client, "top", Duration::from_secs(60)).await;
+    let mut windows: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for row in committed_rows(&out) {
+        windows
+            .entry(row["ws"].as_str().unwrap().to_string())
+            .or_default()
+            .push(row["hi"].as_i64().unwrap());
+    }
+    assert!(
+        windows.len() as i64 >= ROWS / 1000,
+        "windows: {}",
+        windows.len()
+    );
+    for (ws, his) in &windows {
+        let mut his = his.clone();
+        his.sort_unstable();
+        assert_eq!(his.len(), 2, "window {ws} has its top 2 once: {his:?}");
+        assert_eq!(
+            his[1] - his[0],
+            1,
+            "window {ws}: the two highest counters: {his:?}"
+        );
+    }
+    // Consecutive windows end 1000 counters apart: none is missing.
+    let tops: Vec<i64> = windows.values().map(|h| *h.iter().max().unwrap()).collect();
+    let middle = &tops[..tops.len() - 1];
+    assert!(
+        middle.windows(2).all(|w| w[1] - w[0] == 1000),
+        "contiguous windows: {tops:?}"
+    );
+}
