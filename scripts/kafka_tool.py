@@ -87,27 +87,51 @@ def produce_avro(brokers, args):
         sys.exit(f"{left} record(s) not delivered")
 
 
-def consume_avro(brokers, args):
-    import io
-    import fastavro
+def read_messages(brokers, topic, count, timeout, read_committed=False):
+    """Up to COUNT messages from the start of every partition, then any extra that arrive
+    within half a second (a duplicate or a stray record), as (message or None) pairs."""
     consumer = Consumer({
         "bootstrap.servers": brokers,
         "group.id": f"kafka-tool-{time.time_ns()}",
         "auto.offset.reset": "earliest",
         "enable.auto.commit": False,
+        "isolation.level": "read_committed" if read_committed else "read_uncommitted",
     })
-    metadata = consumer.list_topics(args.topic, timeout=15)
-    partitions = metadata.topics[args.topic].partitions
-    consumer.assign([TopicPartition(args.topic, p, 0) for p in partitions])
-    schemas = {}
-    lines = []
-    deadline = time.monotonic() + args.timeout
-    while len(lines) < args.count and time.monotonic() < deadline:
+    metadata = consumer.list_topics(topic, timeout=15)
+    partitions = metadata.topics[topic].partitions
+    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+    messages, extra = [], []
+    deadline = time.monotonic() + timeout
+    while len(messages) < count and time.monotonic() < deadline:
         message = consumer.poll(0.2)
         if message is None:
             continue
         if message.error():
             raise KafkaException(message.error())
+        messages.append(message)
+    extra_deadline = time.monotonic() + 0.5
+    while time.monotonic() < extra_deadline:
+        message = consumer.poll(0.1)
+        if message is not None and not message.error():
+            extra.append(message)
+    consumer.close()
+    return messages, extra
+
+
+def report(lines, count, topic):
+    for line in sorted(lines):
+        print(line)
+    if len(lines) != count:
+        sys.exit(f"expected {count} record(s) in {topic}, got {len(lines)}")
+
+
+def consume_avro(brokers, args):
+    import io
+    import fastavro
+    messages, extra = read_messages(brokers, args.topic, args.count, args.timeout)
+    schemas = {}
+    lines = []
+    for message in messages + extra:
         value = message.value()
         if value[:1] != b"\x00":
             sys.exit(f"not in the Confluent wire format: {value!r}")
@@ -117,32 +141,14 @@ def consume_avro(brokers, args):
             schemas[schema_id] = fastavro.parse_schema(json.loads(text))
         record = fastavro.schemaless_reader(io.BytesIO(value[5:]), schemas[schema_id])
         lines.append(json.dumps(record, sort_keys=True, default=str))
-    consumer.close()
-    for line in sorted(lines):
-        print(line)
-    if len(lines) != args.count:
-        sys.exit(f"expected {args.count} record(s) in {args.topic}, got {len(lines)}")
+    report(lines, args.count, args.topic)
 
 
 def consume(brokers, args):
-    consumer = Consumer({
-        "bootstrap.servers": brokers,
-        "group.id": f"kafka-tool-{time.time_ns()}",
-        "auto.offset.reset": "earliest",
-        "enable.auto.commit": False,
-        "isolation.level": "read_committed" if args.read_committed else "read_uncommitted",
-    })
-    metadata = consumer.list_topics(args.topic, timeout=15)
-    partitions = metadata.topics[args.topic].partitions
-    consumer.assign([TopicPartition(args.topic, p, 0) for p in partitions])
+    messages, extra = read_messages(brokers, args.topic, args.count, args.timeout,
+                                    args.read_committed)
     lines = []
-    deadline = time.monotonic() + args.timeout
-    while len(lines) < args.count and time.monotonic() < deadline:
-        message = consumer.poll(0.2)
-        if message is None:
-            continue
-        if message.error():
-            raise KafkaException(message.error())
+    for message in messages:
         line = (message.value() or b"").decode()
         if args.keys:
             line = f"{(message.key() or b'').decode()}|{line}"
@@ -150,17 +156,9 @@ def consume(brokers, args):
             pairs = ",".join(f"{k}={(v or b'').decode()}" for k, v in (message.headers() or []))
             line = f"{line}|{pairs}"
         lines.append(line)
-    # Anything beyond COUNT would be a duplicate or a stray record: wait a moment for it.
-    extra_deadline = time.monotonic() + 0.5
-    while time.monotonic() < extra_deadline:
-        message = consumer.poll(0.1)
-        if message is not None and not message.error():
-            lines.append("UNEXPECTED " + (message.value() or b"").decode())
-    consumer.close()
-    for line in sorted(lines):
-        print(line)
-    if len(lines) != args.count:
-        sys.exit(f"expected {args.count} record(s) in {args.topic}, got {len(lines)}")
+    # Anything beyond COUNT would be a duplicate or a stray record.
+    lines += ["UNEXPECTED " + (m.value() or b"").decode() for m in extra]
+    report(lines, args.count, args.topic)
 
 
 def committed(brokers, args):

@@ -5,7 +5,7 @@
 //! the table's `bad_data` policy, while the rest of the batch goes on.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
 use arrow::compute::kernels::cast::{CastOptions, cast_with_options};
@@ -13,7 +13,7 @@ use arrow::compute::{filter_record_batch, not};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
-use crate::error::{ConnectorError, Result};
+use crate::error::Result;
 use crate::format::{BadData, BadRecord};
 
 /// The text schema CSV is read with: the table's column names, every one TEXT.
@@ -94,23 +94,13 @@ pub(super) fn typed_rows(
             ),
             raw: raw_row(text, row, origin.delimiter),
         };
-        match origin.policy {
-            BadData::Fail => {
-                return Err(ConnectorError::BadData {
-                    table: origin.table.to_string(),
-                    position: bad.position,
-                    reason: bad.reason,
-                });
-            }
-            BadData::Drop => {
-                origin.bad_records.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(table = %origin.table, position = %bad.position, reason = %bad.reason, "dropped a bad record");
-            }
-            BadData::Dlq => {
-                origin.bad_records.fetch_add(1, Ordering::Relaxed);
-                letters.push(bad);
-            }
-        }
+        crate::format::follow_policy(
+            origin.policy,
+            origin.table,
+            origin.bad_records,
+            bad,
+            &mut letters,
+        )?;
     }
     let bad: BooleanArray = misfit.iter().map(|m| Some(m.is_some())).collect();
     Ok((filter_record_batch(&typed, &not(&bad)?)?, letters))
@@ -134,6 +124,7 @@ fn raw_row(text: &RecordBatch, row: usize, delimiter: u8) -> Vec<u8> {
 mod tests {
     use super::*;
     use arrow::array::{Int64Array, StringArray};
+    use std::sync::atomic::Ordering;
 
     #[test]
     fn rows_that_do_not_fit_follow_the_policy() {

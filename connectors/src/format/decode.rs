@@ -40,6 +40,34 @@ pub struct BadRecord {
     pub raw: Vec<u8>,
 }
 
+/// What `bad_data` does with one bad record of `table`: `fail` returns it as the error,
+/// `drop` counts it, `dlq` counts it and adds it to `letters` for the dead-letter table.
+pub(crate) fn follow_policy(
+    policy: BadData,
+    table: &str,
+    counter: &AtomicU64,
+    bad: BadRecord,
+    letters: &mut Vec<BadRecord>,
+) -> Result<()> {
+    match policy {
+        BadData::Fail => Err(ConnectorError::BadData {
+            table: table.to_string(),
+            position: bad.position,
+            reason: bad.reason,
+        }),
+        BadData::Drop => {
+            counter.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(table = %table, position = %bad.position, reason = %bad.reason, "dropped a bad record");
+            Ok(())
+        }
+        BadData::Dlq => {
+            counter.fetch_add(1, Ordering::Relaxed);
+            letters.push(bad);
+            Ok(())
+        }
+    }
+}
+
 /// Buffers records and turns them into batches.
 pub struct RecordDecoder {
     inner: Box<dyn BatchDecoder>,
@@ -229,23 +257,7 @@ impl RecordDecoder {
                         reason,
                         raw: record.to_vec(),
                     };
-                    match self.policy {
-                        BadData::Fail => {
-                            return Err(ConnectorError::BadData {
-                                table: self.table.clone(),
-                                position: bad.position,
-                                reason: bad.reason,
-                            });
-                        }
-                        BadData::Drop => {
-                            self.bad_records.fetch_add(1, Ordering::Relaxed);
-                            tracing::debug!(table = %self.table, position = %bad.position, reason = %bad.reason, "dropped a bad record");
-                        }
-                        BadData::Dlq => {
-                            self.bad_records.fetch_add(1, Ordering::Relaxed);
-                            letters.push(bad);
-                        }
-                    }
+                    follow_policy(self.policy, &self.table, &self.bad_records, bad, letters)?;
                 }
             }
         }

@@ -8,6 +8,7 @@ use arrow::compute::{filter, take};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, SortField};
+use datafusion::common::ScalarValue;
 use datafusion::error::Result;
 use datafusion::logical_expr::{Accumulator, EmitTo, GroupsAccumulator};
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
@@ -287,6 +288,51 @@ impl GroupedState {
             + self.accumulators.iter().map(|a| a.size()).sum::<usize>()
             + self.group_ids.capacity() * std::mem::size_of::<usize>()
     }
+}
+
+/// Accumulator states of many groups — `states[aggregate][group]` as `Accumulator::state`
+/// gives it — as columns (for checkpoints), with how many columns each aggregate has.
+pub fn state_columns(
+    spec: &AggregateSpec,
+    states: &[Vec<Vec<ScalarValue>>],
+) -> Result<(Vec<ArrayRef>, Vec<usize>)> {
+    let mut columns = Vec::new();
+    let mut layout = Vec::with_capacity(spec.functions.len());
+    for (i, function) in spec.functions.iter().enumerate() {
+        let fields = function.state_fields()?;
+        layout.push(fields.len());
+        for (column, field) in fields.iter().enumerate() {
+            // No groups: an empty column (iter_to_array needs a value for its type).
+            columns.push(if states[i].is_empty() {
+                arrow::array::new_empty_array(field.data_type())
+            } else {
+                ScalarValue::iter_to_array(states[i].iter().map(|state| state[column].clone()))?
+            });
+        }
+    }
+    Ok((columns, layout))
+}
+
+/// Fresh accumulators holding the state of `row` in the columns [`state_columns`] made,
+/// which start at `first`.
+pub fn accumulators_from_state(
+    spec: &AggregateSpec,
+    columns: &[ArrayRef],
+    first: usize,
+    layout: &[usize],
+    row: usize,
+) -> Result<Vec<Box<dyn Accumulator>>> {
+    let mut accumulators = spec.accumulators()?;
+    let mut next = first;
+    for (acc, width) in accumulators.iter_mut().zip(layout) {
+        let state: Vec<ArrayRef> = columns[next..next + width]
+            .iter()
+            .map(|c| c.slice(row, 1))
+            .collect();
+        acc.merge_batch(&state)?;
+        next += width;
+    }
+    Ok(accumulators)
 }
 
 /// Key columns ↔ comparable row bytes; `None` without key columns (one group).

@@ -13,7 +13,10 @@ use datafusion::common::ScalarValue;
 use datafusion::error::Result;
 use datafusion::logical_expr::Accumulator;
 
-use super::aggregates::{AggregateSpec, Inputs, key_converter, update_accumulators};
+use super::aggregates::{
+    AggregateSpec, Inputs, accumulators_from_state, key_converter, state_columns,
+    update_accumulators,
+};
 
 struct Session {
     start: i64,
@@ -231,19 +234,8 @@ impl Sessions {
         };
         columns.push(Arc::new(Int64Array::from(starts)));
         columns.push(Arc::new(Int64Array::from(lasts)));
-        let mut layout = Vec::with_capacity(states.len());
-        for (i, function) in spec.functions.iter().enumerate() {
-            let fields = function.state_fields()?;
-            layout.push(fields.len());
-            for (column, field) in fields.iter().enumerate() {
-                // No groups: an empty column (iter_to_array needs a value for its type).
-                columns.push(if states[i].is_empty() {
-                    arrow::array::new_empty_array(field.data_type())
-                } else {
-                    ScalarValue::iter_to_array(states[i].iter().map(|state| state[column].clone()))?
-                });
-            }
-        }
+        let (states, layout) = state_columns(spec, &states)?;
+        columns.extend(states);
         Ok((
             crate::checkpoint::arrow_state::columns_batch(columns, rows)?,
             layout,
@@ -282,16 +274,7 @@ impl Sessions {
         };
         let (starts, lasts) = (as_i64(key_count)?, as_i64(key_count + 1)?);
         for row in 0..batch.num_rows() {
-            let mut accumulators = spec.accumulators()?;
-            let mut next = key_count + 2;
-            for (acc, width) in accumulators.iter_mut().zip(layout) {
-                let state: Vec<ArrayRef> = columns[next..next + width]
-                    .iter()
-                    .map(|c| c.slice(row, 1))
-                    .collect();
-                acc.merge_batch(&state)?;
-                next += width;
-            }
+            let accumulators = accumulators_from_state(spec, columns, key_count + 2, layout, row)?;
             let key: Box<[u8]> = match &keys {
                 Some(rows) => rows.row(row).as_ref().into(),
                 None => Box::new([]),

@@ -27,7 +27,9 @@ use datafusion::physical_plan::{
 };
 use futures::{Stream, StreamExt};
 
-use super::aggregates::{AggregateSpec, key_converter, update_accumulators};
+use super::aggregates::{
+    AggregateSpec, accumulators_from_state, key_converter, state_columns, update_accumulators,
+};
 use super::streaming_properties;
 use crate::checkpoint::arrow_state::{columns_batch, decode, encode};
 use crate::checkpoint::{CheckpointHub, OperatorSnapshot};
@@ -467,19 +469,8 @@ impl OperatorSnapshot for GroupSnapshots {
             }
             None => Vec::new(),
         };
-        let mut layout = Vec::with_capacity(states.len());
-        for (i, function) in spec.functions.iter().enumerate() {
-            let fields = function.state_fields()?;
-            layout.push(fields.len());
-            for (column, field) in fields.iter().enumerate() {
-                // No groups: an empty column (iter_to_array needs a value for its type).
-                columns.push(if states[i].is_empty() {
-                    arrow::array::new_empty_array(field.data_type())
-                } else {
-                    ScalarValue::iter_to_array(states[i].iter().map(|state| state[column].clone()))?
-                });
-            }
-        }
+        let (states, layout) = state_columns(spec, &states)?;
+        columns.extend(states);
         columns.push(Arc::new(arrow::array::UInt64Array::from(ages)));
         Ok(serde_json::json!({
             "layout": layout,
@@ -515,16 +506,7 @@ impl GroupSnapshots {
         let now = Instant::now();
         let mut table = lock(&self.table);
         for row in 0..batch.num_rows() {
-            let mut accumulators = spec.accumulators()?;
-            let mut next = key_count;
-            for (acc, width) in accumulators.iter_mut().zip(&layout) {
-                let state: Vec<ArrayRef> = columns[next..next + width]
-                    .iter()
-                    .map(|c| c.slice(row, 1))
-                    .collect();
-                acc.merge_batch(&state)?;
-                next += width;
-            }
+            let accumulators = accumulators_from_state(spec, columns, key_count, &layout, row)?;
             let key: Box<[u8]> = match &keys {
                 Some(rows) => rows.row(row).as_ref().into(),
                 None => Box::new([]),

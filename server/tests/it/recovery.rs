@@ -152,6 +152,34 @@ fn hidden_files(dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Crash the server twice while `pipeline` runs (`every` apart): before each `kill -9`,
+/// its checkpoints must hold state of `operator` (any operator's for `""`). Returns the
+/// server started after the second crash.
+async fn crash_twice(
+    mut server: Laminar,
+    dir: &Path,
+    pipeline: &str,
+    every: Duration,
+    operator: &str,
+) -> Laminar {
+    for round in 0..2 {
+        tokio::time::sleep(every).await;
+        let taken = checkpoints(&server, pipeline).await;
+        assert!(
+            taken
+                .iter()
+                .any(|c| c["operator_states"].as_array().is_some_and(|o| o
+                    .iter()
+                    .any(|s| operator.is_empty() || s["operator_id"] == operator))),
+            "round {round}: checkpoints hold {operator} state: {taken:?}"
+        );
+        server.kill_9();
+        server = Laminar::start(dir);
+        server.connect().await;
+    }
+    server
+}
+
 /// Checkpoints of a pipeline's latest job, from the REST API.
 async fn checkpoints(server: &Laminar, pipeline: &str) -> Vec<Value> {
     let jobs = server.get("/v1/jobs").await;
@@ -306,20 +334,8 @@ async fn window_state_survives_kill_9() {
         ))
         .await
         .unwrap();
-    let mut server = server;
-    for round in 0..2 {
-        tokio::time::sleep(Duration::from_millis(1800)).await;
-        let explain = checkpoints(&server, &server_pipeline(&server).await).await;
-        assert!(
-            explain.iter().any(|c| c["operator_states"]
-                .as_array()
-                .is_some_and(|o| !o.is_empty())),
-            "round {round}: checkpoints hold the window operator's state: {explain:?}"
-        );
-        server.kill_9();
-        server = Laminar::start(&dir.0);
-        server.connect().await;
-    }
+    let pipeline = server_pipeline(&server).await;
+    let server = crash_twice(server, &dir.0, &pipeline, Duration::from_millis(1800), "").await;
     let client = server.connect().await;
     wait_finished(&client, "windows", Duration::from_secs(60)).await;
 
@@ -787,20 +803,14 @@ async fn interval_join_state_survives_kill_9() {
         .await
         .unwrap();
     let pipeline = server_pipeline(&server).await;
-    let mut server = server;
-    for round in 0..2 {
-        tokio::time::sleep(Duration::from_millis(1200)).await;
-        let taken = checkpoints(&server, &pipeline).await;
-        assert!(
-            taken.iter().any(|c| c["operator_states"]
-                .as_array()
-                .is_some_and(|o| o.iter().any(|s| s["operator_id"] == "IntervalJoinExec"))),
-            "round {round}: checkpoints hold the join's rows: {taken:?}"
-        );
-        server.kill_9();
-        server = Laminar::start(&dir.0);
-        server.connect().await;
-    }
+    let server = crash_twice(
+        server,
+        &dir.0,
+        &pipeline,
+        Duration::from_millis(1200),
+        "IntervalJoinExec",
+    )
+    .await;
     let client = server.connect().await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
     // The stop's checkpoint: both sources' positions; every counter both have sent is
@@ -854,20 +864,7 @@ async fn session_window_state_survives_kill_9() {
         .await
         .unwrap();
     let pipeline = server_pipeline(&server).await;
-    let mut server = server;
-    for round in 0..2 {
-        tokio::time::sleep(Duration::from_millis(1100)).await;
-        let taken = checkpoints(&server, &pipeline).await;
-        assert!(
-            taken.iter().any(|c| c["operator_states"]
-                .as_array()
-                .is_some_and(|o| !o.is_empty())),
-            "round {round}: checkpoints hold the open sessions: {taken:?}"
-        );
-        server.kill_9();
-        server = Laminar::start(&dir.0);
-        server.connect().await;
-    }
+    let server = crash_twice(server, &dir.0, &pipeline, Duration::from_millis(1100), "").await;
     let client = server.connect().await;
     wait_finished(&client, "sessions", Duration::from_secs(60)).await;
     let mut sessions: BTreeMap<(i64, i64), usize> = BTreeMap::new();
@@ -926,20 +923,14 @@ async fn window_join_state_survives_kill_9() {
         .await
         .unwrap();
     let pipeline = server_pipeline(&server).await;
-    let mut server = server;
-    for round in 0..2 {
-        tokio::time::sleep(Duration::from_millis(1100)).await;
-        let taken = checkpoints(&server, &pipeline).await;
-        assert!(
-            taken.iter().any(|c| c["operator_states"]
-                .as_array()
-                .is_some_and(|o| o.iter().any(|s| s["operator_id"] == "WindowJoinExec"))),
-            "round {round}: checkpoints hold the join's windows: {taken:?}"
-        );
-        server.kill_9();
-        server = Laminar::start(&dir.0);
-        server.connect().await;
-    }
+    let server = crash_twice(
+        server,
+        &dir.0,
+        &pipeline,
+        Duration::from_millis(1100),
+        "WindowJoinExec",
+    )
+    .await;
     let client = server.connect().await;
     wait_finished(&client, "joined", Duration::from_secs(60)).await;
     let rows = committed_rows(&out);
@@ -1002,17 +993,7 @@ async fn top_n_per_window_survives_kill_9() {
         .await
         .unwrap();
     let pipeline = server_pipeline(&server).await;
-    let mut server = server;
-    for round in 0..2 {
-        tokio::time::sleep(Duration::from_millis(1100)).await;
-        assert!(
-            !checkpoints(&server, &pipeline).await.is_empty(),
-            "round {round}: the Top-N pipeline takes checkpoints"
-        );
-        server.kill_9();
-        server = Laminar::start(&dir.0);
-        server.connect().await;
-    }
+    let server = crash_twice(server, &dir.0, &pipeline, Duration::from_millis(1100), "").await;
     let client = server.connect().await;
     wait_finished(&client, "top", Duration::from_secs(60)).await;
     let mut windows: BTreeMap<String, Vec<i64>> = BTreeMap::new();
