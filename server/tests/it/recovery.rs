@@ -95,6 +95,16 @@ impl Drop for Laminar {
     }
 }
 
+/// A fresh data directory with an `out` directory for sink files, and a server on it.
+async fn started(name: &str) -> (DataDir, std::path::PathBuf, Laminar, Client) {
+    let dir = DataDir::new(name);
+    let out = dir.0.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let server = Laminar::start(&dir.0);
+    let client = server.connect().await;
+    (dir, out, server, client)
+}
+
 /// The state of a pipeline, from SHOW PIPELINES.
 async fn pipeline_state(client: &Client, name: &str) -> String {
     client
@@ -201,12 +211,8 @@ async fn checkpoints(server: &Laminar, pipeline: &str) -> Vec<Value> {
 
 #[tokio::test]
 async fn kill_9_resumes_from_the_last_checkpoint_exactly_once() {
-    let dir = DataDir::new("kill9");
-    let out = dir.0.join("out");
-    std::fs::create_dir_all(&out).unwrap();
+    let (dir, out, server, client) = started("kill9").await;
     const ROWS: i64 = 24_000;
-    let server = Laminar::start(&dir.0);
-    let client = server.connect().await;
     client
         .batch_execute(&format!(
             "CREATE TABLE numbers WITH (connector = 'impulse', event_rate = '4000', message_count = '{ROWS}');
@@ -261,11 +267,7 @@ async fn kill_9_resumes_from_the_last_checkpoint_exactly_once() {
 
 #[tokio::test]
 async fn stop_and_start_resume_where_the_pipeline_stopped() {
-    let dir = DataDir::new("stopstart");
-    let out = dir.0.join("out");
-    std::fs::create_dir_all(&out).unwrap();
-    let server = Laminar::start(&dir.0);
-    let client = server.connect().await;
+    let (_dir, out, _server, client) = started("stopstart").await;
     client
         .batch_execute(&format!(
             "CREATE TABLE numbers WITH (connector = 'impulse', event_rate = '5000', message_count = '10000');
@@ -310,12 +312,8 @@ fn committed_rows(dir: &Path) -> Vec<Value> {
 
 #[tokio::test]
 async fn window_state_survives_kill_9() {
-    let dir = DataDir::new("kill9-windows");
-    let out = dir.0.join("out");
-    std::fs::create_dir_all(&out).unwrap();
+    let (dir, out, server, client) = started("kill9-windows").await;
     const ROWS: i64 = 24_000;
-    let server = Laminar::start(&dir.0);
-    let client = server.connect().await;
     // One event per millisecond of event time: 1-second windows of about 1000 rows, three
     // keys each; the counters a window saw are contiguous.
     client
@@ -575,11 +573,7 @@ fn committed_events(dir: &Path) -> Vec<Value> {
 
 #[tokio::test]
 async fn updating_aggregate_state_survives_kill_9() {
-    let dir = DataDir::new("kill9-updating");
-    let out = dir.0.join("out");
-    std::fs::create_dir_all(&out).unwrap();
-    let server = Laminar::start(&dir.0);
-    let client = server.connect().await;
+    let (dir, out, server, client) = started("kill9-updating").await;
     client
         .batch_execute(&format!(
             "CREATE TABLE numbers WITH (connector = 'impulse', event_rate = '3000');
@@ -779,11 +773,7 @@ async fn a_pipeline_waits_for_its_broker_to_come_back() {
 
 #[tokio::test]
 async fn interval_join_state_survives_kill_9() {
-    let dir = DataDir::new("kill9-interval-join");
-    let out = dir.0.join("out");
-    std::fs::create_dir_all(&out).unwrap();
-    let server = Laminar::start(&dir.0);
-    let client = server.connect().await;
+    let (dir, out, server, client) = started("kill9-interval-join").await;
     // Two endless streams with the same counters, one millisecond of event time apart each:
     // every counter meets its partner within a second, whichever side comes first.
     client
@@ -839,12 +829,8 @@ async fn interval_join_state_survives_kill_9() {
 
 #[tokio::test]
 async fn session_window_state_survives_kill_9() {
-    let dir = DataDir::new("kill9-sessions");
-    let out = dir.0.join("out");
-    std::fs::create_dir_all(&out).unwrap();
+    let (dir, out, server, client) = started("kill9-sessions").await;
     const ROWS: i64 = 12_000;
-    let server = Laminar::start(&dir.0);
-    let client = server.connect().await;
     // One event per millisecond of event time; of every 1000 counters the first 600 are kept,
     // so each of the three keys has a session per block of 1000, closed by a 400 ms gap.
     client
@@ -896,12 +882,8 @@ async fn session_window_state_survives_kill_9() {
 
 #[tokio::test]
 async fn window_join_state_survives_kill_9() {
-    let dir = DataDir::new("kill9-window-join");
-    let out = dir.0.join("out");
-    std::fs::create_dir_all(&out).unwrap();
+    let (dir, out, server, client) = started("kill9-window-join").await;
     const ROWS: i64 = 12_000;
-    let server = Laminar::start(&dir.0);
-    let client = server.connect().await;
     // Two streams counted per second of event time and joined on the window; the right one's
     // watermark trails by two seconds, so left windows wait in the join's state.
     client
@@ -968,12 +950,8 @@ async fn window_join_state_survives_kill_9() {
 
 #[tokio::test]
 async fn top_n_per_window_survives_kill_9() {
-    let dir = DataDir::new("kill9-top-n");
-    let out = dir.0.join("out");
-    std::fs::create_dir_all(&out).unwrap();
+    let (dir, out, server, client) = started("kill9-top-n").await;
     const ROWS: i64 = 12_000;
-    let server = Laminar::start(&dir.0);
-    let client = server.connect().await;
     // Per second of event time, the two keys holding the highest counters.
     client
         .batch_execute(&format!(
