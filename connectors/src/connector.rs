@@ -156,6 +156,19 @@ pub trait Source: Send {
         Value::Null
     }
 
+    /// For sources whose batches each come from one split (a Kafka partition): the split
+    /// of the batch just returned, so that the table's watermark follows the slowest split
+    /// rather than the fastest. `None`: batches mix splits (one watermark per instance).
+    fn batch_split(&self) -> Option<u64> {
+        None
+    }
+
+    /// The splits this instance reads, whether they sent rows yet or not: a split without
+    /// rows holds the watermark back until it is idle.
+    fn splits(&self) -> Vec<u64> {
+        Vec::new()
+    }
+
     /// Records that could not be decoded since the last call, for the dead-letter table
     /// (`bad_data = 'dlq'`); the runtime calls this after every `next_batch`.
     fn take_bad_records(&mut self) -> Vec<crate::format::BadRecord> {

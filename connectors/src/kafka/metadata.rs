@@ -115,6 +115,9 @@ impl MetadataKind {
 /// One record's headers: name and value (a header may have no value).
 type RecordHeaders = Vec<(String, Option<Vec<u8>>)>;
 
+/// Metadata columns by table position, and each kept record's partition and offset.
+pub(super) type EnvelopeColumns = (Vec<(usize, ArrayRef)>, Vec<i32>, Vec<i64>);
+
 /// The envelopes of buffered records, in the order they were pushed.
 #[derive(Debug, Default)]
 pub(super) struct Envelopes {
@@ -159,16 +162,30 @@ impl Envelopes {
 
     /// The `wanted` columns (position in the table, kind, field) over the buffered records,
     /// keeping the rows `kept` lists (all when `None`); the buffer is emptied.
+    /// Also returns the partition and offset of each kept record.
     pub(super) fn columns(
         &mut self,
         wanted: &[(usize, MetadataKind, Arc<Field>)],
         kept: Option<&[usize]>,
-    ) -> Result<Vec<(usize, ArrayRef)>> {
+    ) -> Result<EnvelopeColumns> {
         // Each kind is wanted at most once (column names are unique).
         let keys = self.keys.finish();
+        let all_partitions = std::mem::take(&mut self.partitions);
+        let all_offsets = std::mem::take(&mut self.offsets);
+        let pick = |values: &[i64]| -> Vec<i64> {
+            match kept {
+                Some(rows) => rows.iter().map(|&i| values[i]).collect(),
+                None => values.to_vec(),
+            }
+        };
+        let kept_offsets = pick(&all_offsets);
+        let kept_partitions: Vec<i32> = match kept {
+            Some(rows) => rows.iter().map(|&i| all_partitions[i]).collect(),
+            None => all_partitions.clone(),
+        };
         let mut timestamps = Some(std::mem::take(&mut self.timestamps));
-        let mut partitions = Some(std::mem::take(&mut self.partitions));
-        let mut offsets = Some(std::mem::take(&mut self.offsets));
+        let mut partitions = Some(all_partitions);
+        let mut offsets = Some(all_offsets);
         let headers = std::mem::take(&mut self.headers);
         let mut out = Vec::with_capacity(wanted.len());
         for (position, kind, field) in wanted {
@@ -205,7 +222,7 @@ impl Envelopes {
             };
             out.push((*position, column));
         }
-        Ok(out)
+        Ok((out, kept_partitions, kept_offsets))
     }
 }
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::ArrayRef;
+use arrow::compute::take_record_batch;
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
@@ -56,6 +57,13 @@ pub(super) struct KafkaSource {
     /// Next offsets from the checkpoint a pipeline resumes from: those partitions start
     /// there, whatever `source.offset` says.
     restored: BTreeMap<i32, i64>,
+    /// Next offset per partition after the rows handed downstream (what checkpoints keep):
+    /// behind `offsets` while split batches wait in `ready`.
+    emitted: BTreeMap<i32, i64>,
+    /// Batches of one partition each, waiting to be handed out: (partition, rows, next offset).
+    ready: std::collections::VecDeque<(i32, RecordBatch, i64)>,
+    /// The partition of the batch last handed out.
+    last_split: Option<i32>,
     /// When the first record of the buffered batch arrived.
     first_buffered: Option<Instant>,
     next_discovery: Instant,
@@ -157,6 +165,9 @@ impl KafkaSource {
             value_positions,
             metadata,
             offsets: BTreeMap::new(),
+            emitted: BTreeMap::new(),
+            ready: std::collections::VecDeque::new(),
+            last_split: None,
             restored,
             first_buffered: None,
             // Partitions are assigned on the first call.
@@ -206,6 +217,7 @@ impl KafkaSource {
                 _ => -1,
             };
             self.offsets.insert(*p, next);
+            self.emitted.insert(*p, next);
         }
         self.consumer
             .incremental_assign(&list)
@@ -221,10 +233,11 @@ impl KafkaSource {
         // Avro in the Confluent wire format: fetch writer schemas seen for the first time.
         self.decoder.resolve_schemas().await?;
         let values = self.decoder.flush()?;
-        let metadata = self
+        let (metadata, partitions, offsets) = self
             .envelopes
             .columns(&self.metadata, self.decoder.last_kept())?;
         let Some(values) = values else {
+            self.emitted = self.offsets.clone();
             return Ok(None);
         };
         let mut columns: Vec<Option<ArrayRef>> = vec![None; self.schema.fields().len()];
@@ -246,7 +259,45 @@ impl KafkaSource {
             &arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(values.num_rows())),
         )?;
         self.commit_to_group();
-        Ok(Some(batch))
+        // One batch per partition, so that watermarks advance per partition. (Debezium
+        // change events expand to other rows than records: those stay whole.)
+        if partitions.len() != batch.num_rows() {
+            self.emitted = self.offsets.clone();
+            self.last_split = None;
+            return Ok(Some(batch));
+        }
+        let mut by_partition: BTreeMap<i32, (Vec<u32>, i64)> = BTreeMap::new();
+        for (row, (p, offset)) in partitions.iter().zip(&offsets).enumerate() {
+            let entry = by_partition.entry(*p).or_insert((Vec::new(), -1));
+            entry.0.push(row as u32);
+            entry.1 = entry.1.max(offset + 1);
+        }
+        if by_partition.len() == 1 {
+            self.ready.push_back((
+                partitions[0],
+                batch,
+                offsets.iter().max().map_or(-1, |o| o + 1),
+            ));
+        } else {
+            for (p, (rows, next)) in by_partition {
+                let rows = take_record_batch(&batch, &arrow::array::UInt32Array::from(rows))?;
+                self.ready.push_back((p, rows, next));
+            }
+        }
+        Ok(self.next_ready())
+    }
+
+    /// Hand out the next one-partition batch, moving that partition's emitted offset.
+    fn next_ready(&mut self) -> Option<RecordBatch> {
+        let (partition, batch, next) = self.ready.pop_front()?;
+        self.last_split = Some(partition);
+        if self.ready.is_empty() {
+            // Everything buffered is out (bad records included).
+            self.emitted = self.offsets.clone();
+        } else {
+            self.emitted.insert(partition, next);
+        }
+        Some(batch)
     }
 
     /// Commit the offsets read so far to the consumer group (asynchronously, at most once
@@ -287,6 +338,9 @@ fn start_offset(start: StartOffset) -> Offset {
 #[async_trait]
 impl Source for KafkaSource {
     async fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        if let Some(batch) = self.next_ready() {
+            return Ok(Some(batch));
+        }
         loop {
             if Instant::now() >= self.next_discovery {
                 self.discover_partitions().await?;
@@ -358,7 +412,15 @@ impl Source for KafkaSource {
     }
 
     fn snapshot(&self) -> Value {
-        json!({ "topic": self.topic, "offsets": self.offsets })
+        json!({ "topic": self.topic, "offsets": self.emitted })
+    }
+
+    fn batch_split(&self) -> Option<u64> {
+        self.last_split.map(|p| p as u64)
+    }
+
+    fn splits(&self) -> Vec<u64> {
+        self.offsets.keys().map(|p| *p as u64).collect()
     }
 
     fn take_bad_records(&mut self) -> Vec<BadRecord> {

@@ -158,7 +158,14 @@ impl PartitionStream for ConnectorPartition {
                         }
                         counters.add_in(batch.num_rows(), batch.get_array_memory_size());
                         if let Some((column, watermark)) = &event_time {
-                            watermark.observe(batch.column(*column));
+                            match state.source.batch_split() {
+                                Some(split) => watermark.observe_split(
+                                    split,
+                                    &state.source.splits(),
+                                    batch.column(*column),
+                                ),
+                                None => watermark.observe(batch.column(*column)),
+                            }
                         }
                         Some((Ok(batch), Some(state)))
                     }

@@ -52,6 +52,9 @@ pub struct SourceWatermark {
     /// Nanoseconds since `started` when the partition last emitted rows.
     last_active: AtomicI64,
     finished: AtomicBool,
+    /// Per split (Kafka partition) of sources that report them: the highest event time
+    /// seen and when the split last sent rows (ns since `started`).
+    splits: std::sync::Mutex<std::collections::BTreeMap<u64, (i64, i64)>>,
 }
 
 fn nanos(d: Duration) -> i64 {
@@ -68,6 +71,7 @@ impl SourceWatermark {
             watermark: AtomicI64::new(WATERMARK_MIN),
             last_active: AtomicI64::new(0),
             finished: AtomicBool::new(false),
+            splits: std::sync::Mutex::default(),
         })
     }
 
@@ -88,6 +92,46 @@ impl SourceWatermark {
         }
     }
 
+    /// Account for a batch of one split (`split`, of the instance's `known` splits): the
+    /// watermark follows the slowest split that is not idle, so a partition behind the
+    /// others does not see its rows turn late.
+    pub fn observe_split(&self, split: u64, known: &[u64], times: &ArrayRef) {
+        let now = self.elapsed_ns();
+        self.last_active.store(now, Ordering::Relaxed);
+        let mut splits = self.splits.lock().unwrap_or_else(|p| p.into_inner());
+        for k in known {
+            // A split without rows yet holds the watermark back until it is idle.
+            splits.entry(*k).or_insert((WATERMARK_MIN, now));
+        }
+        let entry = splits.entry(split).or_insert((WATERMARK_MIN, now));
+        entry.1 = now;
+        if let Some(highest) = max_nanos(times) {
+            entry.0 = entry.0.max(highest);
+        }
+        drop(splits);
+        self.advance_by_splits(now);
+    }
+
+    /// Move the watermark to the slowest split that is not idle (idleness is a matter of
+    /// time, so this runs whenever the watermark is read, too).
+    fn advance_by_splits(&self, now: i64) {
+        let splits = self.splits.lock().unwrap_or_else(|p| p.into_inner());
+        if splits.is_empty() {
+            return;
+        }
+        let idle = |last: i64| self.idle_ns.is_some_and(|i| now.saturating_sub(last) > i);
+        let slowest = splits
+            .values()
+            .filter(|(_, last)| !idle(*last))
+            .map(|(highest, _)| *highest)
+            .min()
+            .or_else(|| splits.values().map(|(highest, _)| *highest).max());
+        if let Some(slowest) = slowest.filter(|t| *t > WATERMARK_MIN) {
+            self.watermark
+                .fetch_max(slowest.saturating_sub(self.delay_ns), Ordering::Relaxed);
+        }
+    }
+
     /// The partition reached its end.
     pub fn finish(&self) {
         self.finished.store(true, Ordering::Relaxed);
@@ -95,6 +139,7 @@ impl SourceWatermark {
     }
 
     pub fn value(&self) -> i64 {
+        self.advance_by_splits(self.elapsed_ns());
         self.watermark.load(Ordering::Relaxed)
     }
 
@@ -219,6 +264,23 @@ mod tests {
         assert_eq!(both.current(), 115);
         a.finish();
         assert_eq!(both.current(), WATERMARK_MAX);
+    }
+
+    #[test]
+    fn splits_hold_the_watermark_at_the_slowest() {
+        let idle = Some(Duration::from_millis(30));
+        let w = SourceWatermark::new(&spec(5, idle));
+        w.observe_split(0, &[0, 1], &times(&[100]));
+        assert_eq!(w.value(), WATERMARK_MIN, "split 1 has sent nothing yet");
+        w.observe_split(1, &[0, 1], &times(&[40]));
+        assert_eq!(w.value(), 35, "the slower split");
+        w.observe_split(0, &[0, 1], &times(&[300]));
+        assert_eq!(w.value(), 35, "split 0 running ahead does not move it");
+        w.observe_split(1, &[0, 1], &times(&[60]));
+        assert_eq!(w.value(), 55);
+        std::thread::sleep(Duration::from_millis(60));
+        w.observe_split(0, &[0, 1], &times(&[310]));
+        assert_eq!(w.value(), 305, "split 1 is idle");
     }
 
     #[test]
