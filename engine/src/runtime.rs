@@ -47,6 +47,8 @@ struct RunningJob {
     checkpoints_off: Option<String>,
     /// While the job waits to run again after a connection failure: that failure.
     restarting: Arc<Mutex<Option<String>>>,
+    /// Stop without a last checkpoint (REST stop mode `immediate`).
+    skip_last_checkpoint: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The jobs of this process, by pipeline id.
@@ -209,12 +211,14 @@ impl Engine {
         let name = def.name.clone();
         let restarting: Arc<Mutex<Option<String>>> = Arc::default();
         let task_restarting = restarting.clone();
+        let skip_last_checkpoint: Arc<std::sync::atomic::AtomicBool> = Arc::default();
+        let task_skip = skip_last_checkpoint.clone();
         let handle = tokio::spawn(async move {
             let mut delay = RESTART_DELAY;
             let outcome = loop {
                 // A panic in an operator fails the job with its message instead of leaving
                 // the pipeline looking alive.
-                let attempt = attempt_job(&planned, setup.as_ref(), &task_cancel);
+                let attempt = attempt_job(&planned, setup.as_ref(), &task_cancel, &task_skip);
                 let outcome = std::panic::AssertUnwindSafe(attempt)
                     .catch_unwind()
                     .await
@@ -267,6 +271,7 @@ impl Engine {
                 handle,
                 checkpoints_off,
                 restarting,
+                skip_last_checkpoint,
             },
         );
         Ok(())
@@ -351,11 +356,25 @@ impl Engine {
         self.pipeline_status(&def.id).await
     }
 
-    /// Stop a pipeline; it stays stopped across restarts.
+    /// Stop a pipeline after a last checkpoint; it stays stopped across restarts.
     pub async fn stop_pipeline(&self, id_or_name: &str) -> Result<PipelineStatus> {
+        self.stop_pipeline_with(id_or_name, true).await
+    }
+
+    /// Stop a pipeline, with or without a last checkpoint (without: it resumes from the
+    /// one before, and what it wrote since stays invisible in transactional sinks).
+    pub async fn stop_pipeline_with(
+        &self,
+        id_or_name: &str,
+        last_checkpoint: bool,
+    ) -> Result<PipelineStatus> {
         let mut def = self.catalog.pipeline(id_or_name).await?;
         def.desired = DesiredState::Stopped;
         self.catalog.update_pipeline(&def).await?;
+        if !last_checkpoint && let Some(job) = self.jobs.lock().get(&def.id) {
+            job.skip_last_checkpoint
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
         self.stop_job(&def.id).await;
         self.pipeline_status(&def.id).await
     }
@@ -571,6 +590,7 @@ async fn attempt_job(
     planned: &Planned,
     setup: Option<&CheckpointSetup>,
     cancel: &CancellationToken,
+    skip_last_checkpoint: &std::sync::atomic::AtomicBool,
 ) -> Result<JobEnd> {
     let hub = setup.map(CheckpointSetup::hub).transpose()?;
     let task_ctx = match &hub {
@@ -589,7 +609,14 @@ async fn attempt_job(
         }
         None => planned.task_ctx.clone(),
     };
-    run_job(planned.plan.clone(), task_ctx, hub, cancel).await
+    run_job(
+        planned.plan.clone(),
+        task_ctx,
+        hub,
+        cancel,
+        skip_last_checkpoint,
+    )
+    .await
 }
 
 /// Drive a planned pipeline to its end or until cancelled; a job that takes checkpoints
@@ -599,12 +626,14 @@ async fn run_job(
     task_ctx: Arc<TaskContext>,
     hub: Option<Arc<CheckpointHub>>,
     cancel: &CancellationToken,
+    skip_last_checkpoint: &std::sync::atomic::AtomicBool,
 ) -> Result<JobEnd> {
     let mut stream = execute_stream(plan, task_ctx)?;
     loop {
         tokio::select! {
             _ = cancel.cancelled() => {
-                if let Some(hub) = &hub {
+                let skip = skip_last_checkpoint.load(std::sync::atomic::Ordering::Acquire);
+                if let Some(hub) = hub.as_ref().filter(|_| !skip) {
                     hub.stop.cancel();
                     let drain = async {
                         while let Some(next) = stream.next().await {

@@ -123,9 +123,9 @@ pub(crate) async fn patch_pipeline(
 ) -> ApiResult {
     let status = match str_field(&body, "stop").as_deref() {
         Some("none") => engine.start_pipeline(&id).await?,
-        Some("checkpoint" | "graceful" | "immediate" | "force") => {
-            engine.stop_pipeline(&id).await?
-        }
+        Some("checkpoint" | "graceful") => engine.stop_pipeline(&id).await?,
+        // No last checkpoint: the pipeline resumes from the one before.
+        Some("immediate" | "force") => engine.stop_pipeline_with(&id, false).await?,
         Some(other) => {
             return Err(ApiError::bad_request(format!(
                 "invalid value '{other}' for 'stop': expected one of none, checkpoint, graceful, immediate, force"

@@ -1004,3 +1004,40 @@ async fn top_n_per_window_survives_kill_9() {
         "contiguous windows: {tops:?}"
     );
 }
+
+#[tokio::test]
+async fn an_immediate_stop_takes_no_last_checkpoint() {
+    let (_dir, out, server, client) = started("stop-immediate").await;
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE numbers WITH (connector = 'impulse', event_rate = '5000', message_count = '10000');
+             CREATE TABLE out (counter BIGINT) WITH (connector = 'filesystem', path = '{}',
+               type = 'sink', format = 'json');
+             CREATE PIPELINE copy AS INSERT INTO out SELECT counter FROM numbers;",
+            out.display()
+        ))
+        .await
+        .unwrap();
+    let pipeline = server_pipeline(&server).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    // REST stop mode `immediate`: no last checkpoint (the interval is 10 s, so there is none
+    // at all), and nothing written so far becomes visible.
+    let stopped = reqwest::Client::new()
+        .patch(format!(
+            "http://127.0.0.1:{}/v1/pipelines/{pipeline}",
+            server.http_port
+        ))
+        .json(&serde_json::json!({ "stop": "immediate" }))
+        .send()
+        .await
+        .unwrap();
+    assert!(stopped.status().is_success());
+    assert!(committed_counters(&out).is_empty(), "nothing was committed");
+    assert!(checkpoints(&server, &pipeline).await.is_empty());
+    // Started again, it runs from the beginning: every row once.
+    client.batch_execute("START PIPELINE copy").await.unwrap();
+    wait_finished(&client, "copy", Duration::from_secs(30)).await;
+    let visible = committed_counters(&out);
+    assert_eq!(visible.len(), 10_000);
+    assert!(visible.values().all(|n| *n == 1), "no row twice");
+}
