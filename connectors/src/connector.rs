@@ -109,6 +109,9 @@ pub struct SourceContext {
     /// A preview (sample rows for a table test): read, but leave no trace upstream (no
     /// consumer-group commits, no acks).
     pub preview: bool,
+    /// The table has an event time (watermarks): sources that read several splits hand out
+    /// one split per batch then, so the watermark can follow each split.
+    pub event_time: bool,
     /// The position this instance had in the checkpoint a pipeline resumes from (what
     /// [`Source::snapshot`] returned then); `None` to start afresh.
     pub restore: Option<Value>,

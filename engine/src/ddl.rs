@@ -608,6 +608,7 @@ impl Engine {
             format: table.format.clone(),
             bad_records: Default::default(),
             preview: true,
+            event_time: false,
             restore: None,
         };
         let mut source =

@@ -847,6 +847,7 @@ mod tests {
             format: FormatSpec::default(),
             bad_records: Default::default(),
             preview: false,
+            event_time: false,
             restore: None,
         }
     }

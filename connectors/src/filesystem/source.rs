@@ -566,6 +566,7 @@ mod tests {
             },
             bad_records: Default::default(),
             preview: false,
+            event_time: false,
             restore,
         }
     }

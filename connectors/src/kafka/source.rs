@@ -64,6 +64,8 @@ pub(super) struct KafkaSource {
     ready: std::collections::VecDeque<(i32, RecordBatch, i64)>,
     /// The partition of the batch last handed out.
     last_split: Option<i32>,
+    /// Hand out one partition per batch (the table has an event time).
+    split_batches: bool,
     /// When the first record of the buffered batch arrived.
     first_buffered: Option<Instant>,
     next_discovery: Instant,
@@ -168,6 +170,7 @@ impl KafkaSource {
             emitted: BTreeMap::new(),
             ready: std::collections::VecDeque::new(),
             last_split: None,
+            split_batches: ctx.event_time,
             restored,
             first_buffered: None,
             // Partitions are assigned on the first call.
@@ -259,9 +262,10 @@ impl KafkaSource {
             &arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(values.num_rows())),
         )?;
         self.commit_to_group();
-        // One batch per partition, so that watermarks advance per partition. (Debezium
-        // change events expand to other rows than records: those stay whole.)
-        if partitions.len() != batch.num_rows() {
+        // With event time, one batch per partition, so that watermarks advance per
+        // partition. (Debezium change events expand to other rows than records: those
+        // stay whole.)
+        if !self.split_batches || partitions.len() != batch.num_rows() {
             self.emitted = self.offsets.clone();
             self.last_split = None;
             return Ok(Some(batch));

@@ -99,6 +99,7 @@ impl PartitionStream for ConnectorPartition {
             format: self.table.format.clone(),
             bad_records: self.counters.errors.clone(),
             preview: false,
+            event_time: self.event_time.is_some(),
             restore,
         };
         let name = self.table.def.name.clone();

@@ -55,6 +55,8 @@ pub struct SourceWatermark {
     /// Per split (Kafka partition) of sources that report them: the highest event time
     /// seen and when the split last sent rows (ns since `started`).
     splits: std::sync::Mutex<std::collections::BTreeMap<u64, (i64, i64)>>,
+    /// Whether `splits` is in use (reads skip its lock otherwise).
+    has_splits: AtomicBool,
 }
 
 fn nanos(d: Duration) -> i64 {
@@ -72,6 +74,7 @@ impl SourceWatermark {
             last_active: AtomicI64::new(0),
             finished: AtomicBool::new(false),
             splits: std::sync::Mutex::default(),
+            has_splits: AtomicBool::new(false),
         })
     }
 
@@ -98,6 +101,7 @@ impl SourceWatermark {
     pub fn observe_split(&self, split: u64, known: &[u64], times: &ArrayRef) {
         let now = self.elapsed_ns();
         self.last_active.store(now, Ordering::Relaxed);
+        self.has_splits.store(true, Ordering::Relaxed);
         let mut splits = self.splits.lock().unwrap_or_else(|p| p.into_inner());
         for k in known {
             // A split without rows yet holds the watermark back until it is idle.
@@ -115,6 +119,9 @@ impl SourceWatermark {
     /// Move the watermark to the slowest split that is not idle (idleness is a matter of
     /// time, so this runs whenever the watermark is read, too).
     fn advance_by_splits(&self, now: i64) {
+        if !self.has_splits.load(Ordering::Relaxed) {
+            return;
+        }
         let splits = self.splits.lock().unwrap_or_else(|p| p.into_inner());
         if splits.is_empty() {
             return;
