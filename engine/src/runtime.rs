@@ -301,6 +301,7 @@ impl Engine {
             ));
         }
         let setup = CheckpointSetup {
+            sink: crate::exec::sink::sink_table(plan).cloned(),
             pipeline: def.name.clone(),
             pipeline_id: def.id.clone(),
             job_id: job.id.clone(),
@@ -545,6 +546,8 @@ const FINAL_CHECKPOINT_TIMEOUT: Duration = Duration::from_secs(8);
 
 /// What a job that takes checkpoints needs to start (or restart) from the latest one.
 struct CheckpointSetup {
+    /// The table the pipeline writes, asked which epoch it committed last.
+    sink: Option<crate::ddl::ResolvedTable>,
     pipeline: String,
     pipeline_id: String,
     job_id: String,
@@ -554,8 +557,36 @@ struct CheckpointSetup {
 
 impl CheckpointSetup {
     /// A hub for one attempt, resuming from the newest complete checkpoint.
-    fn hub(&self) -> Result<Arc<CheckpointHub>> {
-        let restored = self.store.latest()?;
+    async fn hub(&self) -> Result<Arc<CheckpointHub>> {
+        let mut restored = self.store.latest()?;
+        let committed = match &self.sink {
+            Some(sink) => {
+                let ctx = crate::exec::sink::sink_context(sink, Some(&self.pipeline_id));
+                sink.connector
+                    .committed_epoch(&sink.profile_config, &sink.def.config, &ctx)
+                    .await?
+            }
+            None => None,
+        };
+        // Commits follow checkpoints one by one, so only the newest checkpoint can lack
+        // its commit (a crash between the two): then resume from the one before and write
+        // that output again. A sink further behind lost its record (expired); trust ours.
+        if let (Some(latest), Some(committed)) = (&restored, committed)
+            && committed + 1 == latest.epoch
+        {
+            tracing::warn!(
+                pipeline = %self.pipeline,
+                checkpoint = latest.epoch,
+                committed,
+                "the sink did not commit the newest checkpoint; resuming from the one before"
+            );
+            restored = self.store.discard_after(committed)?;
+        }
+        // A run from the start numbers its checkpoints on from the sink's last commit, so
+        // the sink's record of an earlier run never passes for one of this run's.
+        let base_epoch = restored
+            .as_ref()
+            .map_or(committed.unwrap_or(0), |r| r.epoch);
         if let Some(record) = &restored {
             tracing::info!(pipeline = %self.pipeline, epoch = record.epoch, "resuming from checkpoint");
         }
@@ -565,6 +596,7 @@ impl CheckpointSetup {
             self.interval,
             self.store.clone(),
             restored,
+            base_epoch,
         )))
     }
 }
@@ -592,7 +624,10 @@ async fn attempt_job(
     cancel: &CancellationToken,
     skip_last_checkpoint: &std::sync::atomic::AtomicBool,
 ) -> Result<JobEnd> {
-    let hub = setup.map(CheckpointSetup::hub).transpose()?;
+    let hub = match setup {
+        Some(setup) => Some(setup.hub().await?),
+        None => None,
+    };
     let task_ctx = match &hub {
         Some(hub) => {
             let task = &planned.task_ctx;

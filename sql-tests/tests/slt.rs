@@ -122,6 +122,10 @@ async fn run_file(path: &Path) -> Result<(), String> {
     // (scripts/kafka_tool.py produces and consumes independently of Laminar).
     let kafka = std::env::var("LAMINAR_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into());
     runner.set_var("kafka".to_string(), kafka);
+    // A second broker that requires SASL and knows no users (authentication failures).
+    let kafka_auth =
+        std::env::var("LAMINAR_TEST_KAFKA_AUTH").unwrap_or_else(|_| "127.0.0.1:9094".into());
+    runner.set_var("saslkafka".to_string(), kafka_auth);
     // The schema registry of scripts/services.sh (a Confluent-compatible substitute).
     let registry =
         std::env::var("LAMINAR_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:8081".into());

@@ -7,17 +7,45 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rdkafka::client::ClientContext;
+use rdkafka::client::{ClientContext, OAuthToken};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 
-/// A client context keeping librdkafka's last error report.
+use super::config::KafkaProfile;
+use super::msk_iam::MskIam;
+
+/// A client context keeping librdkafka's last error report; it also makes the tokens of
+/// profiles with `auth.type = 'aws_msk_iam'`.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Diagnosed {
     last: Arc<Mutex<Option<String>>>,
+    msk_iam: Option<MskIam>,
+}
+
+impl Diagnosed {
+    /// The context for a client of `profile`.
+    pub(crate) fn for_profile(profile: &KafkaProfile) -> Diagnosed {
+        Diagnosed {
+            last: Arc::default(),
+            msk_iam: profile.msk_iam(),
+        }
+    }
 }
 
 impl ClientContext for Diagnosed {
+    // librdkafka asks for tokens only when `sasl.mechanism` is OAUTHBEARER.
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(
+        &self,
+        _oauthbearer_config: Option<&str>,
+    ) -> Result<OAuthToken, Box<dyn std::error::Error>> {
+        match &self.msk_iam {
+            Some(msk_iam) => msk_iam.token(),
+            None => Err("OAUTHBEARER tokens are made only for auth.type = 'aws_msk_iam'".into()),
+        }
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::warn!(%error, reason, "kafka client error");
         if let Ok(mut last) = self.last.lock() {
@@ -27,6 +55,13 @@ impl ClientContext for Diagnosed {
 }
 
 impl ConsumerContext for Diagnosed {}
+
+/// For producers whose deliveries nobody awaits (the exactly-once sink's fencing).
+impl rdkafka::producer::ProducerContext for Diagnosed {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, _result: &rdkafka::message::DeliveryResult<'_>, _opaque: ()) {}
+}
 
 /// The last error `consumer` reported, if any. Reports wait in its queue until it is
 /// polled, so it is polled first (call this before assigning partitions: a poll would take a
@@ -70,6 +105,8 @@ pub(crate) fn explain_connection_error(
     let lower = detail.to_ascii_lowercase();
     let cause = if lower.contains("resolve") {
         "the broker host name does not resolve (DNS)"
+    } else if lower.contains("oauthbearer") || lower.contains("msk iam") {
+        "AWS MSK IAM authentication failed (check the AWS credentials, their IAM policy and auth.region)"
     } else if lower.contains("authenticat") || lower.contains("sasl") {
         "authentication failed (check auth.mechanism, auth.username and auth.password)"
     } else if lower.contains("ssl") || lower.contains("certificate") || lower.contains("handshake")

@@ -276,6 +276,14 @@ impl KafkaProfile {
         self.auth.as_ref().or(self.authentication.as_ref())
     }
 
+    /// The token maker of an `aws_msk_iam` profile.
+    pub(super) fn msk_iam(&self) -> Option<super::msk_iam::MskIam> {
+        let auth = self.auth()?;
+        (auth.kind == Some(AuthKind::AwsMskIam)).then(|| super::msk_iam::MskIam {
+            region: auth.region.clone().unwrap_or_default(),
+        })
+    }
+
     /// The registry settings, from either spelling; `None` without an endpoint.
     pub fn registry(&self) -> Option<&SchemaRegistry> {
         self.schema_registry
@@ -367,10 +375,16 @@ fn apply_auth(config: &mut ClientConfig, auth: &Authentication) -> Result<()> {
                 .set("sasl.password", required(&auth.password, "auth.password")?);
         }
         AuthKind::AwsMskIam => {
-            return Err(ConnectorError::Config(
-                "kafka: auth.type = 'aws_msk_iam' is not supported yet; use SASL/SCRAM with MSK"
-                    .into(),
-            ));
+            if auth.region.is_none() {
+                return Err(ConnectorError::MissingOption {
+                    connector: "kafka".into(),
+                    key: "auth.region".into(),
+                });
+            }
+            let protocol = auth.protocol.unwrap_or(SecurityProtocol::SaslSsl);
+            config
+                .set("security.protocol", protocol.as_str())
+                .set("sasl.mechanism", "OAUTHBEARER");
         }
     }
     Ok(())

@@ -8,6 +8,7 @@
 mod client;
 mod config;
 mod metadata;
+mod msk_iam;
 mod sink;
 mod source;
 
@@ -137,7 +138,7 @@ pub(crate) fn metadata_client(
         // A group id for `assign` + `poll` when sampling; nothing is committed.
         .set("group.id", "laminar-sampler")
         .set("enable.auto.commit", "false")
-        .create_with_context(Diagnosed::default())
+        .create_with_context(Diagnosed::for_profile(profile))
         .map_err(|e| kafka_error("cannot create a client", e))
 }
 
@@ -322,7 +323,7 @@ impl Connector for KafkaConnector {
         let client: BaseConsumer<Diagnosed> = client_config(profile, Some(table))?
             .set("group.id", &group)
             .set("enable.auto.commit", "false")
-            .create_with_context(Diagnosed::default())
+            .create_with_context(Diagnosed::for_profile(profile))
             .map_err(|e| kafka_error("cannot create a client", e))?;
         let topic = table.topic.clone();
         blocking(move || {
@@ -389,6 +390,15 @@ impl Connector for KafkaConnector {
         ctx: SourceContext,
     ) -> Result<Box<dyn Source>> {
         Ok(Box::new(source::KafkaSource::new(profile, table, ctx)?))
+    }
+
+    async fn committed_epoch(
+        &self,
+        profile: &KafkaProfile,
+        table: &KafkaTable,
+        ctx: &SinkContext,
+    ) -> Result<Option<u64>> {
+        sink::committed_epoch(profile, table, ctx).await
     }
 
     fn make_sink(

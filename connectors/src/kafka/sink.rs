@@ -9,6 +9,13 @@
 //! consumers never see records a resumed pipeline writes again. The transactional id is
 //! stable per pipeline and table: a restarted pipeline's producer fences the crashed one and
 //! aborts its open transaction.
+//!
+//! Each transaction also records its checkpoint's epoch, as the offset of partition 0 of the
+//! topic in the consumer group named like the transactional id (`send_offsets_to_transaction`,
+//! atomic with the records). A crash between a checkpoint becoming durable and its commit
+//! leaves that epoch unrecorded, and the pipeline resumes from the checkpoint before it
+//! ([`committed_epoch`]): librdkafka cannot commit a crashed producer's transaction, so its
+//! records are written again instead of lost.
 
 use std::ops::Range;
 use std::time::Duration;
@@ -20,11 +27,14 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit, TimestampMillisecondType};
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerGroupMetadata};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{Value, json};
 
+use super::client::Diagnosed;
 use super::config::{CommitMode, KafkaProfile, KafkaTable, SinkOptions, client_config};
 use super::metadata::{HEADERS_COLUMN, MetadataKind};
 use super::{io_error, kafka_error};
@@ -53,7 +63,7 @@ enum Transactions {
 }
 
 pub(super) struct KafkaSink {
-    producer: FutureProducer,
+    producer: FutureProducer<Diagnosed>,
     topic: String,
     encoder: RecordEncoder,
     key_column: Option<usize>,
@@ -67,6 +77,8 @@ pub(super) struct KafkaSink {
     transactions: Transactions,
     /// The transactional id, for exactly-once.
     transactional_id: Option<String>,
+    /// Exactly-once: the consumer group each transaction records its epoch in.
+    epoch_group: Option<Arc<ConsumerGroupMetadata>>,
     /// Avro in the Confluent wire format: the registry and subject to register the
     /// writer schema under before the first record.
     registration: Option<(crate::format::avro::SchemaRegistry, String)>,
@@ -168,14 +180,18 @@ impl KafkaSink {
                         ),
                     });
                 };
-                let id = format!("laminar-{pipeline}-{}", ctx.table_name);
+                let id = transactional_id(pipeline, &ctx.table_name);
                 config.set("transactional.id", &id);
                 Some(id)
             }
             _ => None,
         };
-        let producer: FutureProducer = config
-            .create()
+        let epoch_group = match &transactional_id {
+            Some(id) => Some(Arc::new(epoch_group(profile, table, id)?)),
+            None => None,
+        };
+        let producer: FutureProducer<Diagnosed> = config
+            .create_with_context(Diagnosed::for_profile(profile))
             .map_err(|e| kafka_error("cannot create a producer", e))?;
         let registry = profile.registry_client();
         let registration = match ctx.format.format {
@@ -215,8 +231,89 @@ impl KafkaSink {
                 Transactions::Off
             },
             transactional_id,
+            epoch_group,
         })
     }
+}
+
+/// The transactional id of a pipeline's exactly-once sink table (also the name of the
+/// consumer group its transactions record their epochs in).
+fn transactional_id(pipeline: &str, table_name: &str) -> String {
+    format!("laminar-{pipeline}-{table_name}")
+}
+
+/// A client of the consumer group `group` (it joins nothing).
+fn group_client(
+    profile: &KafkaProfile,
+    table: &KafkaTable,
+    group: &str,
+) -> Result<BaseConsumer<Diagnosed>> {
+    client_config(profile, Some(table))?
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .create_with_context(Diagnosed::for_profile(profile))
+        .map_err(|e| kafka_error("cannot create a Kafka client", e))
+}
+
+fn epoch_group(
+    profile: &KafkaProfile,
+    table: &KafkaTable,
+    group: &str,
+) -> Result<ConsumerGroupMetadata> {
+    group_client(profile, table, group)?
+        .group_metadata()
+        .ok_or_else(|| io_error(format!("no consumer group metadata for '{group}'")))
+}
+
+/// The epoch marker: partition 0 of the topic at offset `epoch`.
+fn epoch_marker(topic: &str, epoch: Option<u64>) -> Result<TopicPartitionList> {
+    let mut list = TopicPartitionList::new();
+    let offset = match epoch {
+        Some(epoch) => Offset::Offset(i64::try_from(epoch).unwrap_or(i64::MAX)),
+        None => Offset::Invalid,
+    };
+    list.add_partition_offset(topic, 0, offset)
+        .map_err(|e| kafka_error("cannot build the checkpoint epoch marker", e))?;
+    Ok(list)
+}
+
+/// The newest epoch an exactly-once sink table committed in a pipeline (see the module
+/// documentation); `None` for other sinks, or before its first commit.
+pub(super) async fn committed_epoch(
+    profile: &KafkaProfile,
+    table: &KafkaTable,
+    ctx: &SinkContext,
+) -> Result<Option<u64>> {
+    let exactly_once =
+        table.sink.as_ref().and_then(|s| s.commit_mode) == Some(CommitMode::ExactlyOnce);
+    let Some(pipeline) = ctx.pipeline_id.as_deref().filter(|_| exactly_once) else {
+        return Ok(None);
+    };
+    let group = transactional_id(pipeline, &ctx.table_name);
+    // Fence the crashed producer first: this aborts its open transaction, whose pending
+    // epoch record would otherwise keep the committed offset unstable.
+    let fence: rdkafka::producer::BaseProducer<Diagnosed> = client_config(profile, Some(table))?
+        .set("transactional.id", &group)
+        .create_with_context(Diagnosed::for_profile(profile))
+        .map_err(|e| kafka_error("cannot create a producer", e))?;
+    super::blocking(move || fence.init_transactions(TRANSACTION_TIMEOUT))
+        .await?
+        .map_err(|e| kafka_error("initializing Kafka transactions failed", e))?;
+    let client = group_client(profile, table, &group)?;
+    let marker = epoch_marker(&table.topic, None)?;
+    let committed = super::blocking(move || client.committed_offsets(marker, TRANSACTION_TIMEOUT))
+        .await?
+        .map_err(|e| {
+            kafka_error(
+                &format!("reading the committed epoch of '{group}' failed"),
+                e,
+            )
+        })?;
+    Ok(committed.elements().first().and_then(|e| match e.offset() {
+        Offset::Offset(epoch) => u64::try_from(epoch).ok(),
+        _ => None,
+    }))
 }
 
 impl KafkaSink {
@@ -224,7 +321,9 @@ impl KafkaSink {
     async fn blocking<T: Send + 'static>(
         &self,
         what: &'static str,
-        call: impl FnOnce(&FutureProducer) -> std::result::Result<T, KafkaError> + Send + 'static,
+        call: impl FnOnce(&FutureProducer<Diagnosed>) -> std::result::Result<T, KafkaError>
+        + Send
+        + 'static,
     ) -> Result<T> {
         let producer = self.producer.clone();
         tokio::task::spawn_blocking(move || call(&producer))
@@ -458,8 +557,18 @@ impl Sink for KafkaSink {
         Ok(())
     }
 
-    async fn prepare(&mut self, _epoch: u64) -> Result<Value> {
+    async fn prepare(&mut self, epoch: u64) -> Result<Value> {
         acknowledged(&mut self.in_flight, &self.topic).await?;
+        if let Some(group) = self.epoch_group.clone() {
+            // Every checkpoint commits a transaction, if only to record its epoch.
+            self.open_transaction().await?;
+            let marker = epoch_marker(&self.topic, Some(epoch))?;
+            self.blocking(
+                "recording the checkpoint in the Kafka transaction failed",
+                move |p| p.send_offsets_to_transaction(&marker, &group, TRANSACTION_TIMEOUT),
+            )
+            .await?;
+        }
         Ok(match &self.transactional_id {
             Some(id) => json!({
                 "transactional_id": id,
@@ -478,17 +587,11 @@ impl Sink for KafkaSink {
                 .await?;
                 self.transactions = Transactions::Idle;
             }
-            // A resumed pipeline: the crashed producer's transaction cannot be committed by
-            // another producer (librdkafka has no way to resume it). If the crash came
-            // between the checkpoint and its commit, the fencing aborts those records.
-            _ if prepared.get("open") == Some(&Value::Bool(true)) => {
-                tracing::warn!(
-                    topic = %self.topic,
-                    epoch,
-                    "the Kafka transaction of the checkpoint resumed from may not have been committed before the restart"
-                );
+            // A resumed pipeline: the checkpoint resumed from is one whose transaction
+            // committed (the runtime asked `committed_epoch`), so there is nothing to redo.
+            _ => {
+                tracing::debug!(topic = %self.topic, epoch, ?prepared, "resumed at a committed Kafka transaction");
             }
-            _ => {}
         }
         Ok(())
     }

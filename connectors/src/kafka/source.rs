@@ -116,7 +116,7 @@ impl KafkaSource {
                 },
             );
         let consumer: StreamConsumer<Diagnosed> = config
-            .create_with_context(Diagnosed::default())
+            .create_with_context(Diagnosed::for_profile(profile))
             .map_err(|e| kafka_error("cannot create a consumer", e))?;
         let mut value_fields = Vec::new();
         let mut value_positions = Vec::new();

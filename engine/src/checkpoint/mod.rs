@@ -154,13 +154,14 @@ impl CheckpointHub {
         interval: Duration,
         store: CheckpointStore,
         restored: Option<CheckpointRecord>,
+        base_epoch: u64,
     ) -> Self {
         CheckpointHub {
             pipeline_id: pipeline_id.to_string(),
             job_id: job_id.to_string(),
             interval,
             store,
-            epoch: AtomicU64::new(restored.as_ref().map_or(0, |r| r.epoch)),
+            epoch: AtomicU64::new(base_epoch),
             restored,
             registrations: Mutex::default(),
             stop: CancellationToken::new(),

@@ -114,6 +114,16 @@ impl CheckpointStore {
         }
     }
 
+    /// Remove the checkpoints newer than `epoch` (their output was never committed) and
+    /// return the newest one left.
+    pub fn discard_after(&self, epoch: u64) -> Result<Option<CheckpointRecord>> {
+        for newer in self.epochs()?.into_iter().filter(|e| *e > epoch) {
+            let path = self.path(newer);
+            std::fs::remove_file(&path).map_err(|e| io(&path, e))?;
+        }
+        self.latest()
+    }
+
     /// Every kept checkpoint with its size in bytes, oldest first.
     pub fn list(&self) -> Result<Vec<(CheckpointRecord, u64)>> {
         self.epochs()?.into_iter().map(|e| self.read(e)).collect()
@@ -160,6 +170,9 @@ mod tests {
         // A temporary file from a crash mid-write is not a checkpoint.
         std::fs::write(store.path(9).with_extension("json.tmp"), b"{").unwrap();
         assert_eq!(store.latest().unwrap().unwrap().epoch, 8);
+        // A sink committed up to 7 only: 8 goes, 7 is resumed from.
+        assert_eq!(store.discard_after(7).unwrap().unwrap().epoch, 7);
+        assert_eq!(store.latest().unwrap().unwrap().epoch, 7);
         store.remove_all().unwrap();
         assert!(store.list().unwrap().is_empty());
         let _ = std::fs::remove_dir_all(dir);

@@ -106,6 +106,26 @@ impl TableProvider for SinkTable {
     }
 }
 
+/// The sink table a pipeline's plan writes, if it writes one.
+pub(crate) fn sink_table(plan: &Arc<dyn ExecutionPlan>) -> Option<&ResolvedTable> {
+    let sink = plan.as_any().downcast_ref::<DataSinkExec>()?;
+    sink.sink()
+        .as_any()
+        .downcast_ref::<ConnectorDataSink>()
+        .map(|s| &s.table)
+}
+
+/// What a sink instance of `table` is told; `pipeline_id` when it runs with checkpoints.
+pub(crate) fn sink_context(table: &ResolvedTable, pipeline_id: Option<&str>) -> SinkContext {
+    SinkContext {
+        table_name: table.def.name.clone(),
+        schema: table.schema.clone(),
+        format: table.format.clone(),
+        checkpointed: pipeline_id.is_some(),
+        pipeline_id: pipeline_id.map(str::to_string),
+    }
+}
+
 /// Writes every batch of the input to one connector sink instance.
 #[derive(Debug)]
 struct ConnectorDataSink {
@@ -141,13 +161,7 @@ impl DataSink for ConnectorDataSink {
         context: &Arc<TaskContext>,
     ) -> DfResult<u64> {
         let hub = context.session_config().get_extension::<CheckpointHub>();
-        let ctx = SinkContext {
-            table_name: self.table.def.name.clone(),
-            schema: self.table.schema.clone(),
-            format: self.table.format.clone(),
-            checkpointed: hub.is_some(),
-            pipeline_id: hub.as_ref().map(|h| h.pipeline_id.clone()),
-        };
+        let ctx = sink_context(&self.table, hub.as_ref().map(|h| h.pipeline_id.as_str()));
         let mut sink = self
             .table
             .connector
@@ -178,7 +192,7 @@ impl DataSink for ConnectorDataSink {
                 }
                 _ = every(&mut checkpoints) => {
                     if let Some(hub) = &hub {
-                        take_checkpoint(sink.as_mut(), hub).await?;
+                        take_checkpoint(sink.as_mut(), hub, written).await?;
                     }
                     continue;
                 }
@@ -190,7 +204,7 @@ impl DataSink for ConnectorDataSink {
                 } => {
                     // A graceful stop: the resumed job starts exactly here.
                     if let Some(hub) = &hub {
-                        take_checkpoint(sink.as_mut(), hub).await?;
+                        take_checkpoint(sink.as_mut(), hub, written).await?;
                     }
                     return Ok(written);
                 }
@@ -206,7 +220,7 @@ impl DataSink for ConnectorDataSink {
         // The input ended: a last checkpoint covers everything, so a crash before the job
         // is recorded as finished does not write anything twice.
         if let Some(hub) = &hub {
-            take_checkpoint(sink.as_mut(), hub).await?;
+            take_checkpoint(sink.as_mut(), hub, written).await?;
         }
         sink.close().await.map_err(external)?;
         Ok(written)
@@ -224,13 +238,30 @@ async fn every(timer: &mut Option<tokio::time::Interval>) {
 }
 
 /// Prepare the sink, write the checkpoint, commit: see crate::checkpoint.
-async fn take_checkpoint(sink: &mut dyn Sink, hub: &CheckpointHub) -> DfResult<()> {
+/// Recovery tests reach the moment between a durable checkpoint and its commit this way:
+/// with `LAMINAR_TEST_CRASH_AFTER_CHECKPOINT=n` the process aborts there once the sink has
+/// written `n` rows.
+fn crash_for_tests(written: u64) {
+    static AFTER_ROWS: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    let after = AFTER_ROWS.get_or_init(|| {
+        std::env::var("LAMINAR_TEST_CRASH_AFTER_CHECKPOINT")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    });
+    if after.is_some_and(|n| written >= n) {
+        tracing::error!(written, "LAMINAR_TEST_CRASH_AFTER_CHECKPOINT: aborting");
+        std::process::abort();
+    }
+}
+
+async fn take_checkpoint(sink: &mut dyn Sink, hub: &CheckpointHub, written: u64) -> DfResult<()> {
     let epoch = hub.next_epoch();
     let started = catalog::now_millis();
     let prepared = sink.prepare(epoch).await.map_err(external)?;
     let record = hub
         .write(epoch, started, prepared.clone())
         .map_err(external)?;
+    crash_for_tests(written);
     sink.commit(epoch, prepared).await.map_err(external)?;
     hub.committed(epoch);
     tracing::debug!(

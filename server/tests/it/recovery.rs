@@ -28,6 +28,10 @@ fn free_port() -> u16 {
 
 impl Laminar {
     fn start(dir: &Path) -> Laminar {
+        Laminar::start_with(dir, &[])
+    }
+
+    fn start_with(dir: &Path, env: &[(&str, &str)]) -> Laminar {
         let (pg_port, http_port) = (free_port(), free_port());
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -42,6 +46,7 @@ impl Laminar {
             .arg("--data-dir")
             .arg(dir.join("data"))
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -76,6 +81,15 @@ impl Laminar {
     fn kill_9(mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
+    }
+
+    /// Wait for the process to end by itself.
+    async fn exited(&mut self, within: Duration) {
+        let deadline = Instant::now() + within;
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "laminar did not exit");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     async fn get(&self, path: &str) -> Value {
@@ -482,6 +496,101 @@ async fn kafka_offsets_in_checkpoints_survive_kill_9() {
     // A checkpoint later, still no record twice.
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert!(committed_ns(&out).values().all(|c| *c == 1));
+}
+
+/// The `n` of every record a read_committed consumer must see in `topic`, with how often
+/// each appears, and how many records aborted transactions hold (scripts/kafka_committed.py
+/// decides from the log's transaction markers: the test broker does not filter them).
+fn kafka_committed_ns(topic: &str) -> (BTreeMap<i64, usize>, u64) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/kafka_committed.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(KAFKA)
+        .arg(topic)
+        .output()
+        .unwrap();
+    let summary = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "kafka_committed.py failed: {summary}");
+    let mut seen = BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let row: Value = serde_json::from_str(line).unwrap();
+        *seen.entry(row["n"].as_i64().unwrap()).or_default() += 1;
+    }
+    let aborted = summary
+        .split_whitespace()
+        .skip_while(|w| *w != "aborted")
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no summary from kafka_committed.py: {summary}"));
+    (seen, aborted)
+}
+
+#[tokio::test]
+async fn kafka_exactly_once_sink_survives_kill_9() {
+    let dir = DataDir::new("kill9-kafka-eo");
+    let input = format!("eo-in-{}", std::process::id());
+    let output = format!("eo-out-{}", std::process::id());
+    kafka_tool(&["create", &input, "3"]);
+    kafka_tool(&["create", &output, "1"]);
+    kafka_tool(&["produce-range", &input, "0", "4000"]);
+    // The first run dies right after a checkpoint holding rows became durable, before its
+    // Kafka transaction commits: the one moment a resumed run cannot finish that commit.
+    let mut server = Laminar::start_with(&dir.0, &[("LAMINAR_TEST_CRASH_AFTER_CHECKPOINT", "1")]);
+    let client = server.connect().await;
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE numbers (n BIGINT) WITH (connector = 'kafka', bootstrap_servers = '{KAFKA}',
+               topic = '{input}', type = 'source', format = 'json', 'source.offset' = 'earliest');
+             CREATE TABLE out (n BIGINT) WITH (connector = 'kafka', bootstrap_servers = '{KAFKA}',
+               topic = '{output}', type = 'sink', format = 'json',
+               'sink.commit_mode' = 'exactly_once');
+             SET checkpoint_interval = '300ms';
+             CREATE PIPELINE copy AS INSERT INTO out SELECT n FROM numbers;"
+        ))
+        .await
+        .unwrap();
+    server.exited(Duration::from_secs(30)).await;
+    drop(server);
+    kafka_tool(&["produce-range", &input, "4000", "7000"]);
+    let server = Laminar::start(&dir.0);
+    server.connect().await;
+    // Then a plain kill -9 in the middle of a transaction.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while kafka_committed_ns(&output).0.len() < 7000 {
+        assert!(
+            Instant::now() < deadline,
+            "the resumed run did not catch up"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    kafka_tool(&["produce-range", &input, "7000", "10000"]);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    server.kill_9();
+    let server = Laminar::start(&dir.0);
+    server.connect().await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (seen, aborted) = kafka_committed_ns(&output);
+        let twice: Vec<_> = seen.iter().filter(|(_, c)| **c > 1).take(5).collect();
+        assert!(twice.is_empty(), "records committed twice: {twice:?}");
+        if seen.len() == 10_000 {
+            assert_eq!(seen.keys().next(), Some(&0));
+            assert_eq!(seen.keys().last(), Some(&9999));
+            // The crashed transactions' records are in the log, aborted.
+            assert!(
+                aborted > 0,
+                "no aborted records: did the first run crash mid-commit?"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {} of 10000 records committed after the restarts",
+            seen.len()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    drop(server);
 }
 
 /// Write `{"n": i}` lines for `range` into `dir/name`, visible at once (renamed into place).
