@@ -4,13 +4,15 @@
   kafka_tool.py BROKERS create TOPIC [PARTITIONS]
   kafka_tool.py BROKERS produce TOPIC [--partition N] [--key K] [--header k=v ...] VALUE ...
   kafka_tool.py BROKERS produce-range TOPIC START END
+  kafka_tool.py BROKERS produce-txn TOPIC HOLD VALUE ...
   kafka_tool.py BROKERS produce-avro TOPIC REGISTRY SCHEMA VALUE ...
   kafka_tool.py BROKERS consume-avro TOPIC COUNT REGISTRY [--timeout S]
   kafka_tool.py BROKERS consume TOPIC COUNT [--timeout S] [--read-committed] [--keys] [--headers]
   kafka_tool.py BROKERS committed GROUP TOPIC
 
 `produce-range` writes `{"n": i}` for START <= i < END, keyed by i (so spread over the
-partitions). `produce-avro` registers SCHEMA (Avro JSON) under TOPIC-value at the schema
+partitions). `produce-txn` writes the VALUEs in one transaction, delivered at once but
+committed only HOLD seconds later (an open transaction for that long). `produce-avro` registers SCHEMA (Avro JSON) under TOPIC-value at the schema
 registry REGISTRY (host:port) and writes each VALUE (JSON) in the Confluent wire format, with
 fastavro. `consume-avro` reads COUNT such records, fetching writer schemas by id, and prints
 each as JSON with sorted keys. `consume` reads the topic from the beginning and prints COUNT records, one per line, sorted
@@ -45,6 +47,19 @@ def produce(brokers, args):
     left = producer.flush(15)
     if left:
         sys.exit(f"{left} record(s) not delivered")
+
+
+def produce_txn(brokers, args):
+    producer = Producer({"bootstrap.servers": brokers,
+                         "transactional.id": f"kafka-tool-{time.time_ns()}"})
+    producer.init_transactions(15)
+    producer.begin_transaction()
+    for value in args.values:
+        producer.produce(args.topic, value=value.encode())
+    if producer.flush(15):
+        sys.exit("records not delivered")
+    time.sleep(args.hold)
+    producer.commit_transaction(15)
 
 
 def produce_range(brokers, args):
@@ -187,6 +202,10 @@ def main():
     pr.add_argument("topic")
     pr.add_argument("start", type=int)
     pr.add_argument("end", type=int)
+    pt = commands.add_parser("produce-txn")
+    pt.add_argument("topic")
+    pt.add_argument("hold", type=float)
+    pt.add_argument("values", nargs="+")
     pa = commands.add_parser("produce-avro")
     pa.add_argument("topic")
     pa.add_argument("registry")
@@ -208,7 +227,7 @@ def main():
     g.add_argument("group")
     g.add_argument("topic")
     args = parser.parse_args()
-    {"create": create, "produce": produce, "produce-range": produce_range,
+    {"create": create, "produce": produce, "produce-range": produce_range, "produce-txn": produce_txn,
      "produce-avro": produce_avro, "consume-avro": consume_avro, "consume": consume,
      "committed": committed}[args.command](args.brokers, args)
 
