@@ -7,6 +7,13 @@
 //! is matched against the other side's kept rows through a hash index on the join keys, the
 //! interval is checked on the event times, and the join's whole condition is then evaluated
 //! on the candidate pairs, so every pair is emitted exactly once, when its later row arrives.
+//!
+//! The same operator runs regular (updating) joins of two streams, inner or LEFT, whose
+//! condition bounds no time difference: each row is kept from its arrival until the state
+//! TTL (`updating_ttl`) has passed. A LEFT join emits a left row without a match at once,
+//! padded with NULLs (`+I`), and when its first match arrives retracts that row (`-U`) for the
+//! joined one (`+U`); its output carries the `_op` column of changes. Rows expiring by TTL
+//! retract nothing (as in Flink).
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -16,9 +23,11 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Int64Array, StringArray, new_null_array,
+};
 use arrow::compute::{cast, filter_record_batch, interleave};
-use arrow::datatypes::{DataType, SchemaRef, TimeUnit, TimestampNanosecondType};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit, TimestampNanosecondType};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use arrow::row::{RowConverter, SortField};
 use datafusion::common::{JoinSide, JoinType, ScalarValue};
@@ -27,8 +36,8 @@ use datafusion::execution::TaskContext;
 use datafusion::logical_expr::Operator;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::{BinaryExpr, Column, Literal};
-use datafusion::physical_plan::joins::SymmetricHashJoinExec;
 use datafusion::physical_plan::joins::utils::JoinFilter;
+use datafusion::physical_plan::joins::{HashJoinExec, SymmetricHashJoinExec};
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, RecordBatchStream,
     SendableRecordBatchStream,
@@ -42,6 +51,12 @@ use crate::checkpoint::{CheckpointHub, OperatorSnapshot};
 use crate::metrics::{Counters, OperatorStats};
 
 type Keys = Vec<(Arc<dyn PhysicalExpr>, Arc<dyn PhysicalExpr>)>;
+/// A kept row: (batch, row).
+type RowRef = (usize, usize);
+/// A joined pair: (left row, right row).
+type Pair = (RowRef, RowRef);
+/// An output row: left row, right row (or NULLs) and change kind.
+type Change = (RowRef, Option<RowRef>, &'static str);
 
 /// The plan node.
 #[derive(Debug)]
@@ -49,13 +64,17 @@ pub struct IntervalJoinExec {
     left: Arc<dyn ExecutionPlan>,
     right: Arc<dyn ExecutionPlan>,
     on: Keys,
-    filter: JoinFilter,
-    /// Event-time columns of each input.
-    left_time: usize,
-    right_time: usize,
+    filter: Option<JoinFilter>,
+    /// Event-time columns of each input; `None` for a regular join, whose rows carry their
+    /// arrival time instead.
+    times: Option<(usize, usize)>,
     /// `right time - left time` lies in `[lower, upper]` (nanoseconds).
     lower: i64,
     upper: i64,
+    /// Regular joins: how long a row is kept after it arrived (nanoseconds).
+    ttl: i64,
+    /// LEFT JOIN (regular joins only): unmatched left rows padded with NULLs, as changes.
+    left_outer: bool,
     schema: SchemaRef,
     counters: Arc<Counters>,
     properties: Arc<PlanProperties>,
@@ -160,33 +179,135 @@ fn is_time(data_type: &DataType) -> bool {
 }
 
 impl IntervalJoinExec {
-    /// An interval join for an inner join of two streams whose condition bounds the
-    /// difference of their event times on both sides.
-    pub fn try_from_join(node: &Arc<dyn ExecutionPlan>, counters: &Arc<Counters>) -> Option<Self> {
-        let join = node.as_any().downcast_ref::<SymmetricHashJoinExec>()?;
-        if *join.join_type() != JoinType::Inner || join.on().is_empty() {
-            return None;
+    /// The join of two streams: an interval join for an inner join whose condition bounds
+    /// the difference of their event times on both sides, a regular join (rows kept for
+    /// `ttl`) for other inner and LEFT equi-joins.
+    /// The replacement of a join node: this operator, under a projection when DataFusion's
+    /// hash join had one built in.
+    pub fn replace_join(
+        node: &Arc<dyn ExecutionPlan>,
+        counters: &Arc<Counters>,
+        ttl: std::time::Duration,
+    ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+        let hash_join = node.as_any().downcast_ref::<HashJoinExec>();
+        let projection = hash_join.and_then(|j| j.projection.clone());
+        let fetch = hash_join.and_then(|j| j.fetch());
+        let Some(join) = Self::try_from_join(node, counters, ttl) else {
+            return Ok(None);
+        };
+        let mut join: Arc<dyn ExecutionPlan> = Arc::new(join);
+        // A LIMIT DataFusion pushed into its join.
+        if let Some(fetch) = fetch {
+            join = Arc::new(datafusion::physical_plan::limit::GlobalLimitExec::new(
+                join,
+                0,
+                Some(fetch),
+            ));
         }
-        let filter = join.filter()?.clone();
-        let (left_time, right_time, lower, upper) = interval_bounds(&filter)?;
-        let (left, right) = (join.left().clone(), join.right().clone());
-        if lower > upper
-            || !is_time(left.schema().field(left_time).data_type())
-            || !is_time(right.schema().field(right_time).data_type())
+        let Some(projection) = projection else {
+            return Ok(Some(join));
+        };
+        let schema = join.schema();
+        let mut columns: Vec<usize> = projection.to_vec();
+        if super::updating::is_changelog(&schema) {
+            columns.push(schema.fields().len() - 1);
+        }
+        let exprs: Vec<(Arc<dyn PhysicalExpr>, String)> = columns
+            .into_iter()
+            .map(|i| {
+                let name = schema.field(i).name().clone();
+                (
+                    Arc::new(Column::new(&name, i)) as Arc<dyn PhysicalExpr>,
+                    name,
+                )
+            })
+            .collect();
+        Ok(Some(Arc::new(
+            datafusion::physical_plan::projection::ProjectionExec::try_new(exprs, join)?,
+        )))
+    }
+
+    fn try_from_join(
+        node: &Arc<dyn ExecutionPlan>,
+        counters: &Arc<Counters>,
+        ttl: std::time::Duration,
+    ) -> Option<Self> {
+        let (join_type, on, filter, left, right) =
+            if let Some(join) = node.as_any().downcast_ref::<SymmetricHashJoinExec>() {
+                (
+                    *join.join_type(),
+                    join.on().to_vec(),
+                    join.filter().cloned(),
+                    join.left().clone(),
+                    join.right().clone(),
+                )
+            } else {
+                let join = node.as_any().downcast_ref::<HashJoinExec>()?;
+                (
+                    *join.join_type(),
+                    join.on().to_vec(),
+                    join.filter().cloned(),
+                    join.left().clone(),
+                    join.right().clone(),
+                )
+            };
+        // Both inputs' columns (a hash join's own schema may be projected).
+        let join_schema = Arc::new(
+            datafusion::physical_plan::joins::utils::build_join_schema(
+                &left.schema(),
+                &right.schema(),
+                &join_type,
+            )
+            .0,
+        );
+        // A stream joined with a bounded table stays DataFusion's hash join.
+        if !left.properties().boundedness.is_unbounded()
+            || !right.properties().boundedness.is_unbounded()
         {
             return None;
         }
-        let schema = join.schema();
+        let left_outer = match join_type {
+            JoinType::Inner => false,
+            JoinType::Left => true,
+            _ => return None,
+        };
+        if on.is_empty()
+            || super::updating::is_changelog(&left.schema())
+            || super::updating::is_changelog(&right.schema())
+        {
+            return None;
+        }
+        let bounds = filter
+            .as_ref()
+            .and_then(interval_bounds)
+            .filter(|(left_time, right_time, lower, upper)| {
+                lower <= upper
+                    && is_time(left.schema().field(*left_time).data_type())
+                    && is_time(right.schema().field(*right_time).data_type())
+            })
+            .filter(|_| !left_outer);
+        let (times, lower, upper) = match bounds {
+            Some((left_time, right_time, lower, upper)) => {
+                (Some((left_time, right_time)), lower, upper)
+            }
+            None => (None, i64::MIN, i64::MAX),
+        };
+        let schema = if left_outer {
+            super::updating::with_op_column(&join_schema)
+        } else {
+            join_schema
+        };
         let properties = streaming_properties(schema.clone(), &left);
         Some(IntervalJoinExec {
             left,
             right,
-            on: join.on().to_vec(),
+            on,
             filter,
-            left_time,
-            right_time,
+            times,
             lower,
             upper,
+            ttl: i64::try_from(ttl.as_nanos()).unwrap_or(i64::MAX),
+            left_outer,
             schema,
             counters: counters.clone(),
             properties,
@@ -197,20 +318,36 @@ impl IntervalJoinExec {
 impl DisplayAs for IntervalJoinExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let keys: Vec<String> = self.on.iter().map(|(l, r)| format!("({l}, {r})")).collect();
-        write!(
-            f,
-            "IntervalJoinExec: on [{}], right time - left time in [{}, {}], filter {}, state: rows of each side until the other side's watermark passes their interval",
-            keys.join(", "),
-            super::window::human(self.lower),
-            super::window::human(self.upper),
-            self.filter.expression()
-        )
+        let filter = self
+            .filter
+            .as_ref()
+            .map_or("none".to_string(), |f| f.expression().to_string());
+        match self.times {
+            Some(_) => write!(
+                f,
+                "IntervalJoinExec: on [{}], right time - left time in [{}, {}], filter {filter}, state: rows of each side until the other side's watermark passes their interval",
+                keys.join(", "),
+                super::window::human(self.lower),
+                super::window::human(self.upper),
+            ),
+            None => write!(
+                f,
+                "UpdatingJoinExec: {} on [{}], filter {filter}, state: rows of each side for {} after they arrive",
+                if self.left_outer { "LEFT" } else { "INNER" },
+                keys.join(", "),
+                super::window::human(self.ttl),
+            ),
+        }
     }
 }
 
 impl ExecutionPlan for IntervalJoinExec {
     fn name(&self) -> &str {
-        "IntervalJoinExec"
+        if self.times.is_some() {
+            "IntervalJoinExec"
+        } else {
+            "UpdatingJoinExec"
+        }
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -237,10 +374,11 @@ impl ExecutionPlan for IntervalJoinExec {
             right,
             on: self.on.clone(),
             filter: self.filter.clone(),
-            left_time: self.left_time,
-            right_time: self.right_time,
+            times: self.times,
             lower: self.lower,
             upper: self.upper,
+            ttl: self.ttl,
+            left_outer: self.left_outer,
             schema: self.schema.clone(),
             counters: self.counters.clone(),
             properties,
@@ -265,14 +403,19 @@ impl ExecutionPlan for IntervalJoinExec {
                 converter: None,
                 batches: Vec::new(),
                 times: Vec::new(),
+                matched: Vec::new(),
                 index: HashMap::new(),
                 evicted_to: WATERMARK_MIN,
             })),
         };
         let left_keys = self.on.iter().map(|(l, _)| l.clone()).collect();
         let right_keys = self.on.iter().map(|(_, r)| r.clone()).collect();
-        let left = side(left?, left_marks, self.left_time, left_keys);
-        let right = side(right?, right_marks, self.right_time, right_keys);
+        let (left_time, right_time) = match self.times {
+            Some((l, r)) => (Some(l), Some(r)),
+            None => (None, None),
+        };
+        let left = side(left?, left_marks, left_time, left_keys);
+        let right = side(right?, right_marks, right_time, right_keys);
         // In a pipeline that takes checkpoints: resume with the kept rows, and hand them
         // over at every checkpoint.
         if let Some(hub) = hub {
@@ -289,6 +432,11 @@ impl ExecutionPlan for IntervalJoinExec {
             filter: self.filter.clone(),
             lower: self.lower,
             upper: self.upper,
+            ttl: self.times.is_none().then_some(self.ttl),
+            next_expiry: 0,
+            left_outer: self.left_outer,
+            left_width: self.left.schema().fields().len(),
+            right_width: self.right.schema().fields().len(),
             schema: self.schema.clone(),
             stats: self.counters.register_operator(self),
             counters: self.counters.clone(),
@@ -309,12 +457,15 @@ struct Side {
 
 /// The rows a side keeps, indexed by join key.
 struct Kept {
-    time: usize,
+    /// The event-time column; `None`: rows carry their arrival time.
+    time: Option<usize>,
     keys: Vec<Arc<dyn PhysicalExpr>>,
     converter: Option<RowConverter>,
     batches: Vec<RecordBatch>,
-    /// Event time (ns) per kept row, per batch.
+    /// Event (or arrival) time (ns) per kept row, per batch.
     times: Vec<Vec<i64>>,
+    /// Whether each kept row has been matched (LEFT joins use it for their left rows).
+    matched: Vec<Vec<bool>>,
     /// Key bytes → (batch, row) of kept rows.
     index: HashMap<Box<[u8]>, Vec<(u32, u32)>>,
     /// Rows before this time were dropped.
@@ -340,6 +491,14 @@ fn nanos(column: &ArrayRef) -> Result<Vec<i64>> {
 }
 
 impl Kept {
+    /// The time of each row of a new batch: its event time, or now.
+    fn times_of(&self, batch: &RecordBatch) -> Result<Vec<i64>> {
+        match self.time {
+            Some(column) => nanos(batch.column(column)),
+            None => Ok(vec![super::window_agg::now_nanos(); batch.num_rows()]),
+        }
+    }
+
     /// Key bytes per row of `batch` (`None` where a key is NULL: such rows never match).
     fn key_rows(&mut self, batch: &RecordBatch) -> Result<Vec<Option<Box<[u8]>>>> {
         let columns = self
@@ -368,7 +527,13 @@ impl Kept {
             .collect())
     }
 
-    fn add(&mut self, batch: RecordBatch, keys: Vec<Option<Box<[u8]>>>, times: Vec<i64>) {
+    fn add(
+        &mut self,
+        batch: RecordBatch,
+        keys: Vec<Option<Box<[u8]>>>,
+        times: Vec<i64>,
+        matched: Vec<bool>,
+    ) {
         let b = self.batches.len() as u32;
         for (row, key) in keys.into_iter().enumerate() {
             if let Some(key) = key {
@@ -377,6 +542,7 @@ impl Kept {
         }
         self.batches.push(batch);
         self.times.push(times);
+        self.matched.push(matched);
     }
 
     /// Drop rows older than `before`, rebuilding the index.
@@ -387,20 +553,27 @@ impl Kept {
         self.evicted_to = before;
         let old_batches = std::mem::take(&mut self.batches);
         let old_times = std::mem::take(&mut self.times);
+        let old_matched = std::mem::take(&mut self.matched);
         self.index.clear();
-        for (batch, times) in old_batches.into_iter().zip(old_times) {
+        for ((batch, times), matched) in old_batches.into_iter().zip(old_times).zip(old_matched) {
             if times.iter().all(|t| *t < before) {
                 continue;
             }
-            let (batch, times) = if times.iter().any(|t| *t < before) {
+            let (batch, times, matched) = if times.iter().any(|t| *t < before) {
                 let keep: BooleanArray = times.iter().map(|t| Some(*t >= before)).collect();
-                let kept_times = times.into_iter().filter(|t| *t >= before).collect();
-                (filter_record_batch(&batch, &keep)?, kept_times)
+                let kept = |i: &usize| times[*i] >= before;
+                let kept_matched = (0..times.len()).filter(kept).map(|i| matched[i]).collect();
+                let kept_times = times.iter().copied().filter(|t| *t >= before).collect();
+                (
+                    filter_record_batch(&batch, &keep)?,
+                    kept_times,
+                    kept_matched,
+                )
             } else {
-                (batch, times)
+                (batch, times, matched)
             };
             let keys = self.key_rows(&batch)?;
-            self.add(batch, keys, times);
+            self.add(batch, keys, times, matched);
         }
         Ok(())
     }
@@ -410,16 +583,24 @@ impl Kept {
             .iter()
             .map(RecordBatch::get_array_memory_size)
             .sum::<usize>()
-            + self.times.iter().map(|t| t.len() * 8).sum::<usize>()
+            + self.times.iter().map(|t| t.len() * 9).sum::<usize>()
     }
 }
 
 struct IntervalJoinStream {
     left: Side,
     right: Side,
-    filter: JoinFilter,
+    filter: Option<JoinFilter>,
     lower: i64,
     upper: i64,
+    /// Regular joins: rows older than this (ns) are dropped.
+    ttl: Option<i64>,
+    /// When (ns) to look for expired rows next.
+    next_expiry: i64,
+    left_outer: bool,
+    /// Columns of each input.
+    left_width: usize,
+    right_width: usize,
     schema: SchemaRef,
     stats: Arc<OperatorStats>,
     counters: Arc<Counters>,
@@ -441,48 +622,105 @@ impl IntervalJoinStream {
         let (left_kept, right_kept) = (self.left.kept.clone(), self.right.kept.clone());
         let mut left = lock(&left_kept);
         let mut right = lock(&right_kept);
-        let (this, other) = if from == 0 {
-            (&mut *left, &mut *right)
-        } else {
-            (&mut *right, &mut *left)
-        };
-        let keys = this.key_rows(&batch)?;
-        let times = nanos(batch.column(this.time))?;
-        let new_batch = this.batches.len();
-        let mut pairs: Vec<((usize, usize), (usize, usize))> = Vec::new();
-        for (row, key) in keys.iter().enumerate() {
-            let Some(key) = key else { continue };
-            let Some(matches) = other.index.get(key) else {
-                continue;
+        let rows = batch.num_rows();
+        let (new_batch, candidates) = {
+            let (this, other) = if from == 0 {
+                (&mut *left, &mut *right)
+            } else {
+                (&mut *right, &mut *left)
             };
-            let t = times[row];
-            for &(b, r) in matches {
-                let other_t = other.times[b as usize][r as usize];
-                let diff = if from == 0 {
-                    other_t.saturating_sub(t)
-                } else {
-                    t.saturating_sub(other_t)
+            let keys = this.key_rows(&batch)?;
+            let times = this.times_of(&batch)?;
+            let new_batch = this.batches.len();
+            let mut pairs: Vec<Pair> = Vec::new();
+            for (row, key) in keys.iter().enumerate() {
+                let Some(key) = key else { continue };
+                let Some(matches) = other.index.get(key) else {
+                    continue;
                 };
-                if diff >= self.lower && diff <= self.upper {
-                    let mine = (new_batch, row);
-                    let theirs = (b as usize, r as usize);
-                    pairs.push(if from == 0 {
-                        (mine, theirs)
+                let t = times[row];
+                for &(b, r) in matches {
+                    let other_t = other.times[b as usize][r as usize];
+                    let diff = if from == 0 {
+                        other_t.saturating_sub(t)
                     } else {
-                        (theirs, mine)
-                    });
+                        t.saturating_sub(other_t)
+                    };
+                    if diff >= self.lower && diff <= self.upper {
+                        let mine = (new_batch, row);
+                        let theirs = (b as usize, r as usize);
+                        pairs.push(if from == 0 {
+                            (mine, theirs)
+                        } else {
+                            (theirs, mine)
+                        });
+                    }
+                }
+            }
+            this.add(batch, keys, times, vec![false; rows]);
+            (new_batch, pairs)
+        };
+        let pairs = self.passing(&left, &right, candidates)?;
+        // (left row, right row or NULLs, change kind), in output order.
+        let mut out: Vec<Change> = Vec::with_capacity(pairs.len());
+        if !self.left_outer {
+            out.extend(pairs.into_iter().map(|(l, r)| (l, Some(r), "+I")));
+        } else if from == 0 {
+            for &(l, r) in &pairs {
+                left.matched[l.0][l.1] = true;
+                out.push((l, Some(r), "+I"));
+            }
+            for row in 0..rows {
+                if !left.matched[new_batch][row] {
+                    out.push(((new_batch, row), None, "+I"));
+                }
+            }
+        } else {
+            for (l, r) in pairs {
+                if left.matched[l.0][l.1] {
+                    out.push((l, Some(r), "+I"));
+                } else {
+                    // The left row's first match replaces its NULL-padded row.
+                    left.matched[l.0][l.1] = true;
+                    out.push((l, None, "-U"));
+                    out.push((l, Some(r), "+U"));
                 }
             }
         }
-        this.add(batch, keys, times);
-        if pairs.is_empty() {
+        if out.is_empty() {
             return Ok(None);
         }
+        let left_refs: Vec<(usize, usize)> = out.iter().map(|o| o.0).collect();
+        // NULLs come from one extra array after the kept batches.
+        let right_refs: Vec<(usize, usize)> = out
+            .iter()
+            .map(|o| o.1.unwrap_or((right.batches.len(), 0)))
+            .collect();
+        let mut columns = Vec::with_capacity(self.schema.fields().len());
+        for c in 0..self.left_width {
+            columns.push(gather(&left.batches, c, &left_refs)?);
+        }
+        for c in 0..self.right_width {
+            let data_type = self.schema.field(self.left_width + c).data_type();
+            columns.push(gather_or_null(&right.batches, c, &right_refs, data_type)?);
+        }
+        if self.left_outer {
+            columns.push(Arc::new(StringArray::from_iter_values(
+                out.iter().map(|o| o.2),
+            )));
+        }
+        Ok(Some(RecordBatch::try_new(self.schema.clone(), columns)?))
+    }
+
+    /// The candidate pairs that satisfy the join's whole condition (strict bounds, other
+    /// terms).
+    fn passing(&self, left: &Kept, right: &Kept, pairs: Vec<Pair>) -> Result<Vec<Pair>> {
+        let Some(filter) = self.filter.as_ref().filter(|_| !pairs.is_empty()) else {
+            return Ok(pairs);
+        };
         let left_refs: Vec<(usize, usize)> = pairs.iter().map(|p| p.0).collect();
         let right_refs: Vec<(usize, usize)> = pairs.iter().map(|p| p.1).collect();
-        // The join's whole condition on the candidates (strict bounds, other terms).
-        let filter_columns = self
-            .filter
+        let filter_columns = filter
             .column_indices()
             .iter()
             .map(|c| match c.side {
@@ -491,44 +729,55 @@ impl IntervalJoinStream {
             })
             .collect::<Result<Vec<_>>>()?;
         let options = RecordBatchOptions::new().with_row_count(Some(pairs.len()));
-        let intermediate = RecordBatch::try_new_with_options(
-            self.filter.schema().clone(),
-            filter_columns,
-            &options,
-        )?;
-        let mask = self
-            .filter
+        let intermediate =
+            RecordBatch::try_new_with_options(filter.schema().clone(), filter_columns, &options)?;
+        let mask = filter
             .expression()
             .evaluate(&intermediate)?
             .into_array(pairs.len())?;
         let mask = mask.as_boolean();
-        let mut columns = Vec::with_capacity(self.schema.fields().len());
-        for c in 0..left.batches[0].num_columns() {
-            columns.push(gather(&left.batches, c, &left_refs)?);
-        }
-        for c in 0..right.batches[0].num_columns() {
-            columns.push(gather(&right.batches, c, &right_refs)?);
-        }
-        let joined = RecordBatch::try_new(self.schema.clone(), columns)?;
-        let joined = filter_record_batch(&joined, mask)?;
-        Ok((joined.num_rows() > 0).then_some(joined))
+        Ok(pairs
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| mask.is_valid(*i) && mask.value(*i))
+            .map(|(_, p)| p)
+            .collect())
     }
 
-    /// Drop rows the other side's watermark has passed the interval of.
+    /// Regular joins, before a batch is matched: drop rows older than the TTL.
+    fn expire(&mut self) -> Result<()> {
+        let Some(ttl) = self.ttl else {
+            return Ok(());
+        };
+        let now = super::window_agg::now_nanos();
+        if now >= self.next_expiry {
+            // Rebuilding the index costs the whole state: at most ten times per TTL.
+            self.next_expiry = now.saturating_add((ttl / 10).clamp(1_000_000, 1_000_000_000));
+            let before = now.saturating_sub(ttl);
+            lock(&self.left.kept).evict(before)?;
+            lock(&self.right.kept).evict(before)?;
+        }
+        Ok(())
+    }
+
+    /// Interval joins, after a batch: drop rows the other side's watermark has passed the
+    /// interval of. Both: report the state's size.
     fn evict(&mut self) -> Result<()> {
-        let (left_mark, right_mark) = (
-            self.left.watermarks.current(),
-            self.right.watermarks.current(),
-        );
         let mut left = lock(&self.left.kept);
         let mut right = lock(&self.right.kept);
-        if !self.right.watermarks.is_empty() && right_mark > WATERMARK_MIN {
-            // A future right row r has r >= right watermark and needs r - l <= upper.
-            left.evict(right_mark.saturating_sub(self.upper))?;
-        }
-        if !self.left.watermarks.is_empty() && left_mark > WATERMARK_MIN {
-            // A future left row l has l >= left watermark and needs r - l >= lower.
-            right.evict(left_mark.saturating_add(self.lower))?;
+        if self.ttl.is_none() {
+            let (left_mark, right_mark) = (
+                self.left.watermarks.current(),
+                self.right.watermarks.current(),
+            );
+            if !self.right.watermarks.is_empty() && right_mark > WATERMARK_MIN {
+                // A future right row r has r >= right watermark and needs r - l <= upper.
+                left.evict(right_mark.saturating_sub(self.upper))?;
+            }
+            if !self.left.watermarks.is_empty() && left_mark > WATERMARK_MIN {
+                // A future left row l has l >= left watermark and needs r - l >= lower.
+                right.evict(left_mark.saturating_add(self.lower))?;
+            }
         }
         let bytes = (left.size() + right.size()) as u64;
         drop((left, right));
@@ -536,6 +785,19 @@ impl IntervalJoinStream {
         self.counters.report_state(&mut self.reported_state, bytes);
         Ok(())
     }
+}
+
+/// Like [`gather`], where `(batches.len(), 0)` stands for NULL.
+fn gather_or_null(
+    batches: &[RecordBatch],
+    column: usize,
+    refs: &[(usize, usize)],
+    data_type: &DataType,
+) -> Result<ArrayRef> {
+    let null = new_null_array(data_type, 1);
+    let mut arrays: Vec<&dyn Array> = batches.iter().map(|b| b.column(column).as_ref()).collect();
+    arrays.push(null.as_ref());
+    Ok(interleave(&arrays, refs)?)
 }
 
 impl Stream for IntervalJoinStream {
@@ -561,10 +823,13 @@ impl Stream for IntervalJoinStream {
                 match side.input.poll_next_unpin(cx) {
                     Poll::Ready(Some(Ok(batch))) => {
                         progressed = true;
-                        let out = self.process(from, batch).and_then(|out| {
-                            self.evict()?;
-                            Ok(out)
-                        });
+                        let out = self
+                            .expire()
+                            .and_then(|_| self.process(from, batch))
+                            .and_then(|out| {
+                                self.evict()?;
+                                Ok(out)
+                            });
                         match out {
                             Ok(Some(joined)) => {
                                 self.stats
@@ -591,6 +856,39 @@ impl Stream for IntervalJoinStream {
     }
 }
 
+/// A kept batch with each row's time and matched flag as two more columns, for checkpoints.
+fn with_row_state(batch: &RecordBatch, times: &[i64], matched: &[bool]) -> Result<RecordBatch> {
+    let mut fields: Vec<Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(Field::new("__time", DataType::Int64, false));
+    fields.push(Field::new("__matched", DataType::Boolean, false));
+    let mut columns = batch.columns().to_vec();
+    columns.push(Arc::new(Int64Array::from(times.to_vec())));
+    columns.push(Arc::new(BooleanArray::from(matched.to_vec())));
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
+}
+
+/// The batch, times and matched flags [`with_row_state`] stored.
+fn without_row_state(mut batch: RecordBatch) -> Option<(RecordBatch, Vec<i64>, Vec<bool>)> {
+    let width = batch.num_columns().checked_sub(2)?;
+    let matched = batch.remove_column(width + 1);
+    let times = batch.remove_column(width);
+    let times = times.as_primitive_opt::<arrow::datatypes::Int64Type>()?;
+    let matched = matched.as_boolean_opt()?;
+    Some((
+        batch,
+        times.values().to_vec(),
+        (0..matched.len()).map(|i| matched.value(i)).collect(),
+    ))
+}
+
 /// Hands both sides' kept rows to checkpoints.
 struct KeptSnapshots {
     sides: [Arc<Mutex<Kept>>; 2],
@@ -604,7 +902,9 @@ impl OperatorSnapshot for KeptSnapshots {
             let batches = kept
                 .batches
                 .iter()
-                .map(encode)
+                .zip(&kept.times)
+                .zip(&kept.matched)
+                .map(|((batch, times), matched)| encode(&with_row_state(batch, times, matched)?))
                 .collect::<Result<Vec<_>>>()?;
             sides.push(serde_json::json!({ "evicted_to": kept.evicted_to, "batches": batches }));
         }
@@ -624,9 +924,9 @@ impl KeptSnapshots {
             kept.evicted_to = state["evicted_to"].as_i64().ok_or_else(bad)?;
             for batch in state["batches"].as_array().ok_or_else(bad)? {
                 let batch = decode(batch.as_str().ok_or_else(bad)?)?;
-                let times = nanos(batch.column(kept.time))?;
+                let (batch, times, matched) = without_row_state(batch).ok_or_else(bad)?;
                 let keys = kept.key_rows(&batch)?;
-                kept.add(batch, keys, times);
+                kept.add(batch, keys, times, matched);
             }
         }
         Ok(())

@@ -112,8 +112,10 @@ pub fn use_streaming_aggregates(
             if let Some(join) = WindowJoinExec::try_from_join(&node) {
                 return Ok(Transformed::yes(Arc::new(join) as Arc<dyn ExecutionPlan>));
             }
-            if let Some(join) = IntervalJoinExec::try_from_join(&node, ctx.counters) {
-                return Ok(Transformed::yes(Arc::new(join) as Arc<dyn ExecutionPlan>));
+            if let Some(join) =
+                IntervalJoinExec::replace_join(&node, ctx.counters, ctx.updating_ttl)?
+            {
+                return Ok(Transformed::yes(join));
             }
             if let Some(per_window) = PerWindowPlanExec::try_from_plan(&node) {
                 return Ok(Transformed::yes(
@@ -204,7 +206,9 @@ fn refuse_unbounded_outer_join(node: &Arc<dyn ExecutionPlan>) -> Result<()> {
 /// filters, which pass them on; `_op` is only added to those later).
 fn emits_changes(plan: &Arc<dyn ExecutionPlan>) -> bool {
     let any = plan.as_any();
-    if any.is::<UpdatingAggregateExec>() {
+    if any.is::<UpdatingAggregateExec>()
+        || (any.is::<IntervalJoinExec>() && is_changelog(&plan.schema()))
+    {
         return true;
     }
     if any.is::<ProjectionExec>()

@@ -215,7 +215,7 @@ struct WindowAggregateStream {
     reported_state: u64,
 }
 
-fn now_nanos() -> i64 {
+pub(super) fn now_nanos() -> i64 {
     let since_epoch = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
