@@ -69,6 +69,11 @@ impl Session {
         let name = name
             .trim_matches(|c| c == '\'' || c == '"')
             .to_ascii_lowercase();
+        // `SET name TO DEFAULT` (unquoted) is `RESET name`, as in Postgres.
+        if value.eq_ignore_ascii_case("default") {
+            self.reset(Some(&name));
+            return Ok(());
+        }
         let value = value.trim_matches('\'').to_string();
         let positive = |v: &str| {
             v.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {

@@ -39,8 +39,8 @@ use datafusion::physical_expr::expressions::{BinaryExpr, Column, Literal};
 use datafusion::physical_plan::joins::utils::JoinFilter;
 use datafusion::physical_plan::joins::{HashJoinExec, SymmetricHashJoinExec};
 use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, RecordBatchStream,
-    SendableRecordBatchStream,
+    DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, PlanProperties,
+    RecordBatchStream, SendableRecordBatchStream,
 };
 use futures::{Stream, StreamExt};
 
@@ -260,9 +260,13 @@ impl IntervalJoinExec {
             )
             .0,
         );
-        // A stream joined with a bounded table stays DataFusion's hash join.
+        // A stream joined with a bounded table stays DataFusion's hash join; so does a join
+        // whose inputs are not split alike (partition i of one side must meet partition i of
+        // the other: with parallelism above 1 both are hash-partitioned by the keys).
         if !left.properties().boundedness.is_unbounded()
             || !right.properties().boundedness.is_unbounded()
+            || left.output_partitioning().partition_count()
+                != right.output_partitioning().partition_count()
         {
             return None;
         }

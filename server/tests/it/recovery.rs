@@ -204,6 +204,39 @@ async fn crash_twice(
     server
 }
 
+/// Crash the server's one pipeline, `pairs` over `lefts` and `rights`, twice (see
+/// [`crash_twice`]), let it run a second, stop it, and return the server with the rows each
+/// source had emitted at the stop's checkpoint.
+async fn crash_twice_then_stop(
+    server: Laminar,
+    dir: &Path,
+    operator: &str,
+) -> (Laminar, BTreeMap<&'static str, i64>) {
+    let pipeline = server_pipeline(&server).await;
+    let server = crash_twice(
+        server,
+        dir,
+        &pipeline,
+        Duration::from_millis(1200),
+        operator,
+    )
+    .await;
+    let client = server.connect().await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    client.batch_execute("STOP PIPELINE pairs").await.unwrap();
+    let last = checkpoints(&server, &pipeline).await;
+    let emitted = ["lefts", "rights"]
+        .into_iter()
+        .map(|table| {
+            let rows = last[0]["source_positions"][format!("{table}/0")]["emitted"]
+                .as_i64()
+                .unwrap();
+            (table, rows)
+        })
+        .collect();
+    (server, emitted)
+}
+
 /// Checkpoints of a pipeline's latest job, from the REST API.
 async fn checkpoints(server: &Laminar, pipeline: &str) -> Vec<Value> {
     let jobs = server.get("/v1/jobs").await;
@@ -901,26 +934,10 @@ async fn interval_join_state_survives_kill_9() {
         ))
         .await
         .unwrap();
-    let pipeline = server_pipeline(&server).await;
-    let server = crash_twice(
-        server,
-        &dir.0,
-        &pipeline,
-        Duration::from_millis(1200),
-        "IntervalJoinExec",
-    )
-    .await;
-    let client = server.connect().await;
-    tokio::time::sleep(Duration::from_millis(1000)).await;
     // The stop's checkpoint: both sources' positions; every counter both have sent is
     // joined exactly once, none is missing.
-    client.batch_execute("STOP PIPELINE pairs").await.unwrap();
-    let last = checkpoints(&server, &pipeline).await;
-    let emitted = |table: &str| {
-        last[0]["source_positions"][format!("{table}/0")]["emitted"]
-            .as_i64()
-            .unwrap()
-    };
+    let (_server, emitted) = crash_twice_then_stop(server, &dir.0, "IntervalJoinExec").await;
+    let emitted = |table: &str| emitted[table];
     let both = emitted("lefts").min(emitted("rights"));
     let seen = committed_ns(&out);
     let twice: Vec<_> = seen.iter().filter(|(_, c)| **c > 1).take(5).collect();
@@ -975,24 +992,8 @@ async fn updating_left_join_state_survives_kill_9() {
         ))
         .await
         .unwrap();
-    let pipeline = server_pipeline(&server).await;
-    let server = crash_twice(
-        server,
-        &dir.0,
-        &pipeline,
-        Duration::from_millis(1200),
-        "UpdatingJoinExec",
-    )
-    .await;
-    let client = server.connect().await;
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    client.batch_execute("STOP PIPELINE pairs").await.unwrap();
-    let last = checkpoints(&server, &pipeline).await;
-    let emitted = |table: &str| {
-        last[0]["source_positions"][format!("{table}/0")]["emitted"]
-            .as_i64()
-            .unwrap()
-    };
+    let (_server, emitted) = crash_twice_then_stop(server, &dir.0, "UpdatingJoinExec").await;
+    let emitted = |table: &str| emitted[table];
     // Apply the changes in order: each retraction must retract the row last written.
     let mut state: BTreeMap<i64, Option<i64>> = BTreeMap::new();
     for change in committed_changes(&out) {
