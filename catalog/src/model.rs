@@ -174,4 +174,8 @@ pub struct ViewDef {
     /// `updating_ttl`), kept for restarts.
     #[serde(default)]
     pub updating_ttl_micros: Option<u64>,
+    /// How often a materialized view checkpoints its contents and its query's state (the
+    /// creating session's `checkpoint_interval`; 0: never). `None`: the default.
+    #[serde(default)]
+    pub checkpoint_interval_micros: Option<u64>,
 }

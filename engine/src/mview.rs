@@ -5,8 +5,13 @@
 //! `+I` / `-U` / `+U` / `-D` changes for updating ones. `SELECT ... FROM mv` reads the
 //! current contents as a finite table (filters and aggregates run as a batch query over
 //! it, so dashboards can chart live results), and `SUBSCRIBE mv` streams the contents and
-//! then every change. After a restart the view's query runs again from its sources'
-//! start, rebuilding the contents.
+//! then every change.
+//!
+//! A view takes checkpoints like a pipeline (when the server has a data directory and the
+//! plan's state can be captured): its query runs in the one task that applies its output,
+//! so between two polls the contents, the operators' state and the sources' positions form a
+//! consistent cut. After a restart the view resumes from its last checkpoint with those
+//! contents; without one, its query runs again from its sources' start.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -23,6 +28,8 @@ use futures::{Stream, StreamExt};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
+use crate::checkpoint::arrow_state::{decode, encode};
+use crate::checkpoint::{CheckpointHub, CheckpointStore, task_context_with};
 use crate::error::{EngineError, Result};
 use crate::exec::planner::Planned;
 use crate::stream::updating::{is_changelog, with_op_column};
@@ -34,6 +41,15 @@ const SUBSCRIBER_BUFFER: usize = 1024;
 #[derive(Debug, Default)]
 pub struct MaterializedViews {
     views: Mutex<HashMap<String, Arc<MaterializedView>>>,
+}
+
+/// Where and how often a view takes checkpoints.
+#[derive(Debug, Clone)]
+pub struct ViewCheckpoints {
+    /// The view's catalog id (its checkpoints live under it).
+    pub id: String,
+    pub interval: std::time::Duration,
+    pub store: CheckpointStore,
 }
 
 /// One view: its contents and the job maintaining them.
@@ -57,7 +73,12 @@ struct Contents {
 
 impl MaterializedViews {
     /// Start maintaining `name` from a planned query.
-    pub fn start(&self, name: &str, planned: Planned) -> Result<()> {
+    pub fn start(
+        &self,
+        name: &str,
+        planned: Planned,
+        checkpoints: Option<ViewCheckpoints>,
+    ) -> Result<()> {
         let output = planned.schema();
         let schema = if is_changelog(&output) {
             let fields: Vec<_> = output.fields()[..output.fields().len() - 1].to_vec();
@@ -84,9 +105,31 @@ impl MaterializedViews {
             cancel: CancellationToken::new(),
             failure: Mutex::new(None),
         });
-        let stream = execute_stream(planned.plan, planned.task_ctx)?;
+        let mut task_ctx = planned.task_ctx;
+        let hub = match checkpoints {
+            Some(checkpoints) => {
+                let restored = checkpoints.store.latest()?;
+                if let Some(record) = &restored {
+                    tracing::info!(view = %name, epoch = record.epoch, "materialized view resumes from its checkpoint");
+                    view.restore(&record.sink)?;
+                }
+                let base_epoch = restored.as_ref().map_or(0, |r| r.epoch);
+                let hub = Arc::new(CheckpointHub::new(
+                    &checkpoints.id,
+                    &checkpoints.id,
+                    checkpoints.interval,
+                    checkpoints.store,
+                    restored,
+                    base_epoch,
+                ));
+                task_ctx = task_context_with(&task_ctx, hub.clone());
+                Some(hub)
+            }
+            None => None,
+        };
+        let stream = execute_stream(planned.plan, task_ctx)?;
         let task_view = view.clone();
-        tokio::spawn(async move { task_view.maintain(stream).await });
+        tokio::spawn(async move { task_view.maintain(stream, hub).await });
         if let Some(old) = lock(&self.views).insert(name.to_string(), view) {
             old.cancel.cancel();
         }
@@ -113,10 +156,34 @@ impl MaterializedViews {
 }
 
 impl MaterializedView {
-    async fn maintain(self: Arc<Self>, mut stream: SendableRecordBatchStream) {
+    async fn maintain(
+        self: Arc<Self>,
+        mut stream: SendableRecordBatchStream,
+        hub: Option<Arc<CheckpointHub>>,
+    ) {
+        let mut timer = hub.as_ref().map(|h| {
+            let mut timer =
+                tokio::time::interval_at(tokio::time::Instant::now() + h.interval, h.interval);
+            timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            timer
+        });
         loop {
             let next = tokio::select! {
                 _ = self.cancel.cancelled() => return,
+                _ = async {
+                    match &mut timer {
+                        Some(timer) => timer.tick().await,
+                        None => futures::future::pending().await,
+                    }
+                } => {
+                    // Between polls of the query: a consistent cut (see the module docs).
+                    if let Some(hub) = &hub
+                        && let Err(e) = self.checkpoint(hub)
+                    {
+                        tracing::warn!(view = %self.name, error = %e, "materialized view checkpoint failed");
+                    }
+                    continue;
+                }
                 next = stream.next() => next,
             };
             let result = match next {
@@ -130,6 +197,27 @@ impl MaterializedView {
                 return;
             }
         }
+    }
+
+    /// Write a checkpoint: the contents, with the query's state and positions.
+    fn checkpoint(&self, hub: &CheckpointHub) -> Result<()> {
+        let epoch = hub.next_epoch();
+        let started = catalog::now_millis();
+        let contents = encode(&self.snapshot()?)?;
+        hub.write(epoch, started, serde_json::json!({ "contents": contents }))?;
+        hub.committed(epoch);
+        Ok(())
+    }
+
+    /// The contents a checkpoint holds.
+    fn restore(&self, saved: &serde_json::Value) -> Result<()> {
+        let Some(contents) = saved.get("contents").and_then(|c| c.as_str()) else {
+            return Err(EngineError::InvalidParameter(format!(
+                "the checkpoint of materialized view '{}' holds no contents",
+                self.name
+            )));
+        };
+        self.apply(&decode(contents)?)
     }
 
     /// Apply a batch of the query's output and tell subscribers.

@@ -629,19 +629,7 @@ async fn attempt_job(
         None => None,
     };
     let task_ctx = match &hub {
-        Some(hub) => {
-            let task = &planned.task_ctx;
-            let config = task.session_config().clone().with_extension(hub.clone());
-            Arc::new(TaskContext::new(
-                task.task_id(),
-                task.session_id(),
-                config,
-                task.scalar_functions().clone(),
-                task.aggregate_functions().clone(),
-                task.window_functions().clone(),
-                task.runtime_env(),
-            ))
-        }
+        Some(hub) => crate::checkpoint::task_context_with(&planned.task_ctx, hub.clone()),
         None => planned.task_ctx.clone(),
     };
     run_job(

@@ -275,11 +275,9 @@ impl Engine {
                     let dropped = match object_type {
                         ObjectType::Table => self.catalog.drop_table(&name).await.map(|_| ()),
                         ObjectType::View | ObjectType::MaterializedView => {
-                            let dropped = self.catalog.drop_view(&name).await.map(|_| ());
-                            if dropped.is_ok() {
-                                self.mviews.stop(&name);
-                            }
-                            dropped
+                            self.catalog.drop_view(&name).await.map(|view| {
+                                self.drop_materialized_view(&view);
+                            })
                         }
                         other => {
                             return Err(EngineError::Unsupported(format!(
@@ -530,14 +528,20 @@ impl Engine {
             updating_ttl_micros: create
                 .materialized
                 .then(|| u64::try_from(session.updating_ttl.as_micros()).unwrap_or(u64::MAX)),
+            checkpoint_interval_micros: create.materialized.then(|| {
+                u64::try_from(session.checkpoint_interval.as_micros()).unwrap_or(u64::MAX)
+            }),
         };
-        if create.or_replace && self.catalog.view(&view.name).await.is_ok() {
+        if create.or_replace
+            && let Ok(old) = self.catalog.view(&view.name).await
+        {
             self.catalog.drop_view(&view.name).await?;
-            self.mviews.stop(&view.name);
+            self.drop_materialized_view(&old);
         }
         self.catalog.create_view(&view).await?;
         if view.materialized {
-            self.mviews.start(&view.name, planned)?;
+            let checkpoints = self.view_checkpoints(&view, &planned);
+            self.mviews.start(&view.name, planned, checkpoints)?;
         }
         Ok(Outcome::Command(tag.into()))
     }

@@ -279,7 +279,7 @@ fn epoch_marker(topic: &str, epoch: Option<u64>) -> Result<TopicPartitionList> {
 }
 
 /// The newest epoch an exactly-once sink table committed in a pipeline (see the module
-/// documentation); `None` for other sinks, or before its first commit.
+/// documentation), 0 before its first commit; `None` for other sinks.
 pub(super) async fn committed_epoch(
     profile: &KafkaProfile,
     table: &KafkaTable,
@@ -310,10 +310,12 @@ pub(super) async fn committed_epoch(
                 e,
             )
         })?;
-    Ok(committed.elements().first().and_then(|e| match e.offset() {
+    // No epoch recorded: no transaction committed yet (or the group's offsets expired).
+    let epoch = committed.elements().first().and_then(|e| match e.offset() {
         Offset::Offset(epoch) => u64::try_from(epoch).ok(),
         _ => None,
-    }))
+    });
+    Ok(Some(epoch.unwrap_or(0)))
 }
 
 impl KafkaSink {

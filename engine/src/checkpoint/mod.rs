@@ -56,6 +56,23 @@ const STATELESS: &[&str] = &[
 ];
 
 /// The first operator of `plan` whose state checkpoints do not capture, if any.
+/// `task` with `hub` in its config, where the plan's sources, operators and sink find it.
+pub fn task_context_with(
+    task: &Arc<datafusion::execution::TaskContext>,
+    hub: Arc<CheckpointHub>,
+) -> Arc<datafusion::execution::TaskContext> {
+    let config = task.session_config().clone().with_extension(hub);
+    Arc::new(datafusion::execution::TaskContext::new(
+        task.task_id(),
+        task.session_id(),
+        config,
+        task.scalar_functions().clone(),
+        task.aggregate_functions().clone(),
+        task.window_functions().clone(),
+        task.runtime_env(),
+    ))
+}
+
 pub fn checkpoint_blocker(plan: &Arc<dyn ExecutionPlan>) -> Option<String> {
     if !STATELESS.contains(&plan.name()) && !registers_state(plan) {
         return Some(plan.name().to_string());

@@ -427,7 +427,44 @@ impl Engine {
             session.updating_ttl = std::time::Duration::from_micros(ttl);
         }
         let planned = self.plan(&session, &statement).await?;
-        self.mviews.start(&view.name, planned)
+        let checkpoints = self.view_checkpoints(view, &planned);
+        self.mviews.start(&view.name, planned, checkpoints)
+    }
+
+    /// Where and how often a materialized view takes checkpoints, if it does (a data
+    /// directory, an interval above 0, and a plan whose state checkpoints capture).
+    pub(crate) fn view_checkpoints(
+        &self,
+        view: &catalog::ViewDef,
+        planned: &Planned,
+    ) -> Option<crate::mview::ViewCheckpoints> {
+        let data_dir = self.catalog.data_dir()?;
+        let interval = match view.checkpoint_interval_micros {
+            Some(micros) => std::time::Duration::from_micros(micros),
+            None => Session::default().checkpoint_interval,
+        };
+        if interval.is_zero() {
+            return None;
+        }
+        if let Some(operator) = crate::checkpoint::checkpoint_blocker(&planned.plan) {
+            tracing::info!(view = %view.name, %operator, "materialized view runs without checkpoints");
+            return None;
+        }
+        Some(crate::mview::ViewCheckpoints {
+            id: view.id.clone(),
+            interval,
+            store: crate::checkpoint::CheckpointStore::new(data_dir, &view.id),
+        })
+    }
+
+    /// Stop a dropped (or replaced) view and forget its checkpoints.
+    pub(crate) fn drop_materialized_view(&self, view: &catalog::ViewDef) {
+        self.mviews.stop(&view.name);
+        if let Some(data_dir) = self.catalog.data_dir()
+            && let Err(e) = crate::checkpoint::CheckpointStore::new(data_dir, &view.id).remove_all()
+        {
+            tracing::warn!(view = %view.name, error = %e, "could not remove the view's checkpoints");
+        }
     }
 
     /// `SUBSCRIBE mv`: the view's contents, then its changes.
