@@ -123,12 +123,19 @@ server's user + system time over the run; memory is the server's peak RSS for th
 | query | events/s (per core) | CPU µs/event | peak RSS |
 |---|---|---|---|
 $NEXMARK_ROWS
+MD
+fi
+
+# A section of its own (replacing the one before), written only when Flink ran.
+if [ "${BENCH_NO_WRITE:-0}" != "1" ] && [ -n "$SIDE_ROWS" ]; then
+    bench_write_section "Side by side with Apache Flink (scripts/bench-nexmark.sh)" <<MD
 ## Side by side with Apache Flink (scripts/bench-nexmark.sh)
 
 The three workloads of \`../shared/bench/flink_bench.py\` over $FLINK_EVENTS bid-shaped rows
 (auction U[1000, 10999], bidder U[1000, 100999], price U[1, 100000], 8/64/16-character
 strings, event time = now, 1 s watermark), parallelism 1, each engine generating its own rows
-(Laminar: the \`datagen\` connector with Flink's options; Flink: its \`datagen\` connector) into
+(Laminar: the \`datagen\` connector with Flink's options; Flink via pyflink: its \`datagen\`
+connector) into
 \`blackhole\`, run one after the other on the same machine. Flink's wall time includes its
 mini-cluster and job start-up; CPU µs/event is the steadier comparison.
 
