@@ -55,7 +55,6 @@ const STATELESS: &[&str] = &[
     "PerWindowAggregateExec",
 ];
 
-/// The first operator of `plan` whose state checkpoints do not capture, if any.
 /// `task` with `hub` in its config, where the plan's sources, operators and sink find it.
 pub fn task_context_with(
     task: &Arc<datafusion::execution::TaskContext>,
@@ -73,9 +72,33 @@ pub fn task_context_with(
     ))
 }
 
+/// `task` without a hub: what runs under it is read from its start at every (re)start.
+pub fn task_context_without_hub(
+    task: &Arc<datafusion::execution::TaskContext>,
+) -> Arc<datafusion::execution::TaskContext> {
+    let config =
+        datafusion::prelude::SessionConfig::from(task.session_config().options().as_ref().clone());
+    Arc::new(datafusion::execution::TaskContext::new(
+        task.task_id(),
+        task.session_id(),
+        config,
+        task.scalar_functions().clone(),
+        task.aggregate_functions().clone(),
+        task.window_functions().clone(),
+        task.runtime_env(),
+    ))
+}
+
+/// The first operator of `plan` whose state checkpoints do not capture, if any.
 pub fn checkpoint_blocker(plan: &Arc<dyn ExecutionPlan>) -> Option<String> {
     if !STATELESS.contains(&plan.name()) && !registers_state(plan) {
         return Some(plan.name().to_string());
+    }
+    // A lookup join reads its static side again at every start: nothing there to capture.
+    if let Some(join) = plan.as_any().downcast_ref::<IntervalJoinExec>()
+        && join.reads_static_left()
+    {
+        return plan.children().get(1).and_then(|c| checkpoint_blocker(c));
     }
     plan.children().into_iter().find_map(checkpoint_blocker)
 }

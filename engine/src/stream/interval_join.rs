@@ -14,6 +14,12 @@
 //! padded with NULLs (`+I`), and when its first match arrives retracts that row (`-U`) for the
 //! joined one (`+U`); its output carries the `_op` column of changes. Rows expiring by TTL
 //! retract nothing (as in Flink).
+//!
+//! And it runs lookup joins: a stream joined with a bounded (static) input, which DataFusion
+//! puts on the left. The static side is read whole first, from its start at every
+//! (re)start of the query, and kept; each stream batch is then matched against it and not
+//! kept. `INNER` and stream-preserving outer joins (`RIGHT` here, written `stream LEFT JOIN
+//! static`) are append-only: the static side is complete before any stream row is matched.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -55,8 +61,8 @@ type Keys = Vec<(Arc<dyn PhysicalExpr>, Arc<dyn PhysicalExpr>)>;
 type RowRef = (usize, usize);
 /// A joined pair: (left row, right row).
 type Pair = (RowRef, RowRef);
-/// An output row: left row, right row (or NULLs) and change kind.
-type Change = (RowRef, Option<RowRef>, &'static str);
+/// An output row: left and right rows (or NULLs) and change kind.
+type Change = (Option<RowRef>, Option<RowRef>, &'static str);
 
 /// The plan node.
 #[derive(Debug)]
@@ -75,6 +81,10 @@ pub struct IntervalJoinExec {
     ttl: i64,
     /// LEFT JOIN (regular joins only): unmatched left rows padded with NULLs, as changes.
     left_outer: bool,
+    /// A lookup join: the left input is static (read first, again at every start).
+    static_left: bool,
+    /// RIGHT JOIN (lookup joins only): unmatched stream rows padded with NULLs.
+    right_outer: bool,
     schema: SchemaRef,
     counters: Arc<Counters>,
     properties: Arc<PlanProperties>,
@@ -260,19 +270,25 @@ impl IntervalJoinExec {
             )
             .0,
         );
-        // A stream joined with a bounded table stays DataFusion's hash join; so does a join
-        // whose inputs are not split alike (partition i of one side must meet partition i of
-        // the other: with parallelism above 1 both are hash-partitioned by the keys).
-        if !left.properties().boundedness.is_unbounded()
-            || !right.properties().boundedness.is_unbounded()
-            || left.output_partitioning().partition_count()
-                != right.output_partitioning().partition_count()
+        // Partition i of one side must meet partition i of the other (with parallelism above
+        // 1 both are hash-partitioned by the keys).
+        if left.output_partitioning().partition_count()
+            != right.output_partitioning().partition_count()
         {
             return None;
         }
-        let left_outer = match join_type {
-            JoinType::Inner => false,
-            JoinType::Left => true,
+        let static_left = match (
+            left.properties().boundedness.is_unbounded(),
+            right.properties().boundedness.is_unbounded(),
+        ) {
+            (true, true) => false,
+            (false, true) => true,
+            _ => return None,
+        };
+        let (left_outer, right_outer) = match (join_type, static_left) {
+            (JoinType::Inner, _) => (false, false),
+            (JoinType::Left, false) => (true, false),
+            (JoinType::Right, true) => (false, true),
             _ => return None,
         };
         if on.is_empty()
@@ -289,7 +305,7 @@ impl IntervalJoinExec {
                     && is_time(left.schema().field(*left_time).data_type())
                     && is_time(right.schema().field(*right_time).data_type())
             })
-            .filter(|_| !left_outer);
+            .filter(|_| !left_outer && !static_left);
         let (times, lower, upper) = match bounds {
             Some((left_time, right_time, lower, upper)) => {
                 (Some((left_time, right_time)), lower, upper)
@@ -312,10 +328,19 @@ impl IntervalJoinExec {
             upper,
             ttl: i64::try_from(ttl.as_nanos()).unwrap_or(i64::MAX),
             left_outer,
+            static_left,
+            right_outer,
             schema,
             counters: counters.clone(),
             properties,
         })
+    }
+}
+
+impl IntervalJoinExec {
+    /// A lookup join, whose left side is static and read again at every start.
+    pub fn reads_static_left(&self) -> bool {
+        self.static_left
     }
 }
 
@@ -326,6 +351,14 @@ impl DisplayAs for IntervalJoinExec {
             .filter
             .as_ref()
             .map_or("none".to_string(), |f| f.expression().to_string());
+        if self.static_left {
+            return write!(
+                f,
+                "LookupJoinExec: {} on [{}], filter {filter}, state: the static (left) side's rows, read again at every start",
+                if self.right_outer { "RIGHT" } else { "INNER" },
+                keys.join(", "),
+            );
+        }
         match self.times {
             Some(_) => write!(
                 f,
@@ -347,7 +380,9 @@ impl DisplayAs for IntervalJoinExec {
 
 impl ExecutionPlan for IntervalJoinExec {
     fn name(&self) -> &str {
-        if self.times.is_some() {
+        if self.static_left {
+            "LookupJoinExec"
+        } else if self.times.is_some() {
             "IntervalJoinExec"
         } else {
             "UpdatingJoinExec"
@@ -383,6 +418,8 @@ impl ExecutionPlan for IntervalJoinExec {
             upper: self.upper,
             ttl: self.ttl,
             left_outer: self.left_outer,
+            static_left: self.static_left,
+            right_outer: self.right_outer,
             schema: self.schema.clone(),
             counters: self.counters.clone(),
             properties,
@@ -395,7 +432,13 @@ impl ExecutionPlan for IntervalJoinExec {
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
         let hub = context.session_config().get_extension::<CheckpointHub>();
-        let (left, left_marks) = collect_sources(|| self.left.execute(partition, context.clone()));
+        // The static side of a lookup join runs without checkpoints: read from its start.
+        let left_context = if self.static_left {
+            crate::checkpoint::task_context_without_hub(&context)
+        } else {
+            context.clone()
+        };
+        let (left, left_marks) = collect_sources(|| self.left.execute(partition, left_context));
         let (right, right_marks) = collect_sources(|| self.right.execute(partition, context));
         let side = |input, watermarks, time, keys| Side {
             input,
@@ -422,7 +465,7 @@ impl ExecutionPlan for IntervalJoinExec {
         let right = side(right?, right_marks, right_time, right_keys);
         // In a pipeline that takes checkpoints: resume with the kept rows, and hand them
         // over at every checkpoint.
-        if let Some(hub) = hub {
+        if let Some(hub) = hub.filter(|_| !self.static_left) {
             let snapshots = Arc::new(KeptSnapshots {
                 sides: [left.kept.clone(), right.kept.clone()],
             });
@@ -436,9 +479,11 @@ impl ExecutionPlan for IntervalJoinExec {
             filter: self.filter.clone(),
             lower: self.lower,
             upper: self.upper,
-            ttl: self.times.is_none().then_some(self.ttl),
+            ttl: (self.times.is_none() && !self.static_left).then_some(self.ttl),
             next_expiry: 0,
             left_outer: self.left_outer,
+            static_left: self.static_left,
+            right_outer: self.right_outer,
             left_width: self.left.schema().fields().len(),
             right_width: self.right.schema().fields().len(),
             schema: self.schema.clone(),
@@ -582,6 +627,14 @@ impl Kept {
         Ok(())
     }
 
+    /// Forget every kept row.
+    fn clear(&mut self) {
+        self.batches.clear();
+        self.times.clear();
+        self.matched.clear();
+        self.index.clear();
+    }
+
     fn size(&self) -> usize {
         self.batches
             .iter()
@@ -602,6 +655,8 @@ struct IntervalJoinStream {
     /// When (ns) to look for expired rows next.
     next_expiry: i64,
     left_outer: bool,
+    static_left: bool,
+    right_outer: bool,
     /// Columns of each input.
     left_width: usize,
     right_width: usize,
@@ -667,42 +722,71 @@ impl IntervalJoinStream {
         let pairs = self.passing(&left, &right, candidates)?;
         // (left row, right row or NULLs, change kind), in output order.
         let mut out: Vec<Change> = Vec::with_capacity(pairs.len());
-        if !self.left_outer {
-            out.extend(pairs.into_iter().map(|(l, r)| (l, Some(r), "+I")));
+        if self.static_left && from == 0 {
+            // A lookup join's static rows: kept; no stream row has come yet.
+        } else if self.right_outer {
+            // A lookup join's stream rows: the static side is complete, so a row without a
+            // match is final.
+            let mut hit = vec![false; rows];
+            for &(l, r) in &pairs {
+                hit[r.1] = true;
+                out.push((Some(l), Some(r), "+I"));
+            }
+            out.extend(
+                (0..rows)
+                    .filter(|row| !hit[*row])
+                    .map(|row| (None, Some((new_batch, row)), "+I")),
+            );
+        } else if !self.left_outer {
+            out.extend(pairs.into_iter().map(|(l, r)| (Some(l), Some(r), "+I")));
         } else if from == 0 {
             for &(l, r) in &pairs {
                 left.matched[l.0][l.1] = true;
-                out.push((l, Some(r), "+I"));
+                out.push((Some(l), Some(r), "+I"));
             }
             for row in 0..rows {
                 if !left.matched[new_batch][row] {
-                    out.push(((new_batch, row), None, "+I"));
+                    out.push((Some((new_batch, row)), None, "+I"));
                 }
             }
         } else {
             for (l, r) in pairs {
                 if left.matched[l.0][l.1] {
-                    out.push((l, Some(r), "+I"));
+                    out.push((Some(l), Some(r), "+I"));
                 } else {
                     // The left row's first match replaces its NULL-padded row.
                     left.matched[l.0][l.1] = true;
-                    out.push((l, None, "-U"));
-                    out.push((l, Some(r), "+U"));
+                    out.push((Some(l), None, "-U"));
+                    out.push((Some(l), Some(r), "+U"));
                 }
             }
         }
+        let output = self.output(&left, &right, &out);
+        // A lookup join keeps no stream rows: no static row comes after them.
+        if self.static_left && from == 1 {
+            right.clear();
+        }
+        output
+    }
+
+    /// The output batch of `out`, or `None` when it is empty.
+    fn output(&self, left: &Kept, right: &Kept, out: &[Change]) -> Result<Option<RecordBatch>> {
         if out.is_empty() {
             return Ok(None);
         }
-        let left_refs: Vec<(usize, usize)> = out.iter().map(|o| o.0).collect();
         // NULLs come from one extra array after the kept batches.
+        let left_refs: Vec<(usize, usize)> = out
+            .iter()
+            .map(|o| o.0.unwrap_or((left.batches.len(), 0)))
+            .collect();
         let right_refs: Vec<(usize, usize)> = out
             .iter()
             .map(|o| o.1.unwrap_or((right.batches.len(), 0)))
             .collect();
         let mut columns = Vec::with_capacity(self.schema.fields().len());
         for c in 0..self.left_width {
-            columns.push(gather(&left.batches, c, &left_refs)?);
+            let data_type = self.schema.field(c).data_type();
+            columns.push(gather_or_null(&left.batches, c, &left_refs, data_type)?);
         }
         for c in 0..self.right_width {
             let data_type = self.schema.field(self.left_width + c).data_type();
@@ -815,7 +899,15 @@ impl Stream for IntervalJoinStream {
             let first = self.next_first;
             self.next_first = 1 - first;
             let mut progressed = false;
-            for from in [first, 1 - first] {
+            // A lookup join reads its static side whole before any stream row.
+            let order: &[usize] = if self.static_left && !self.left.done {
+                &[0]
+            } else if first == 0 {
+                &[0, 1]
+            } else {
+                &[1, 0]
+            };
+            for &from in order {
                 let side = if from == 0 {
                     &mut self.left
                 } else {
