@@ -60,24 +60,21 @@ pub fn task_context_with(
     task: &Arc<datafusion::execution::TaskContext>,
     hub: Arc<CheckpointHub>,
 ) -> Arc<datafusion::execution::TaskContext> {
-    let config = task.session_config().clone().with_extension(hub);
-    Arc::new(datafusion::execution::TaskContext::new(
-        task.task_id(),
-        task.session_id(),
-        config,
-        task.scalar_functions().clone(),
-        task.aggregate_functions().clone(),
-        task.window_functions().clone(),
-        task.runtime_env(),
-    ))
+    with_config(task, task.session_config().clone().with_extension(hub))
 }
 
 /// `task` without a hub: what runs under it is read from its start at every (re)start.
 pub fn task_context_without_hub(
     task: &Arc<datafusion::execution::TaskContext>,
 ) -> Arc<datafusion::execution::TaskContext> {
-    let config =
-        datafusion::prelude::SessionConfig::from(task.session_config().options().as_ref().clone());
+    let options = task.session_config().options().as_ref().clone();
+    with_config(task, datafusion::prelude::SessionConfig::from(options))
+}
+
+fn with_config(
+    task: &Arc<datafusion::execution::TaskContext>,
+    config: datafusion::prelude::SessionConfig,
+) -> Arc<datafusion::execution::TaskContext> {
     Arc::new(datafusion::execution::TaskContext::new(
         task.task_id(),
         task.session_id(),

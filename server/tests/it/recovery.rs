@@ -953,27 +953,6 @@ async fn interval_join_state_survives_kill_9() {
     assert!(both > 3000, "the streams ran: {both}");
 }
 
-/// The visible debezium_json change events under `dir`, oldest file first.
-fn committed_changes(dir: &Path) -> Vec<Value> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-        .map(|e| (e.metadata().unwrap().modified().unwrap(), e.path()))
-        .collect();
-    files.sort();
-    files
-        .iter()
-        .flat_map(|(_, path)| {
-            std::fs::read_to_string(path)
-                .unwrap()
-                .lines()
-                .map(|l| serde_json::from_str(l).unwrap())
-                .collect::<Vec<Value>>()
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn updating_left_join_state_survives_kill_9() {
     let (dir, out, server, client) = started("kill9-left-join").await;
@@ -996,7 +975,7 @@ async fn updating_left_join_state_survives_kill_9() {
     let emitted = |table: &str| emitted[table];
     // Apply the changes in order: each retraction must retract the row last written.
     let mut state: BTreeMap<i64, Option<i64>> = BTreeMap::new();
-    for change in committed_changes(&out) {
+    for change in committed_events(&out) {
         let after = &change["after"];
         let n = after["n"].as_i64().unwrap();
         let m = after["m"].as_i64();
