@@ -32,8 +32,8 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Result;
-use crate::stream::interval_join::IntervalJoinExec;
 use crate::stream::per_window_plan::PerWindowPlanExec;
+use crate::stream::stream_join::StreamJoinExec;
 use crate::stream::updating::UpdatingAggregateExec;
 use crate::stream::window_agg::WindowAggregateExec;
 use crate::stream::window_join::WindowJoinExec;
@@ -92,7 +92,7 @@ pub fn checkpoint_blocker(plan: &Arc<dyn ExecutionPlan>) -> Option<String> {
         return Some(plan.name().to_string());
     }
     // A lookup join reads its static side again at every start: nothing there to capture.
-    if let Some(join) = plan.as_any().downcast_ref::<IntervalJoinExec>()
+    if let Some(join) = plan.as_any().downcast_ref::<StreamJoinExec>()
         && join.reads_static_left()
     {
         return plan.children().get(1).and_then(|c| checkpoint_blocker(c));
@@ -105,7 +105,7 @@ fn registers_state(plan: &Arc<dyn ExecutionPlan>) -> bool {
     let any = plan.as_any();
     any.is::<WindowAggregateExec>()
         || any.is::<UpdatingAggregateExec>()
-        || any.is::<IntervalJoinExec>()
+        || any.is::<StreamJoinExec>()
         || any.is::<WindowJoinExec>()
         || any.is::<PerWindowPlanExec>()
 }

@@ -4,11 +4,11 @@
 pub mod aggregates;
 pub mod event_time;
 pub mod functions;
-pub mod interval_join;
 pub mod per_window;
 pub mod per_window_plan;
 pub mod rewrite;
 pub mod session;
+pub mod stream_join;
 pub mod updating;
 pub mod watermark;
 pub mod window;

@@ -21,7 +21,7 @@ use super::per_window::PerWindowAggregateExec;
 use super::per_window_plan::PerWindowPlanExec;
 use datafusion::physical_plan::streaming::StreamingTableExec;
 
-use super::interval_join::IntervalJoinExec;
+use super::stream_join::StreamJoinExec;
 use super::updating::{OP_COLUMN, UpdatingAggregate, UpdatingAggregateExec, is_changelog};
 use super::window::{WindowSpec, human};
 use super::window_agg::{WindowAggregate, WindowAggregateExec};
@@ -112,8 +112,7 @@ pub fn use_streaming_aggregates(
             if let Some(join) = WindowJoinExec::try_from_join(&node) {
                 return Ok(Transformed::yes(Arc::new(join) as Arc<dyn ExecutionPlan>));
             }
-            if let Some(join) =
-                IntervalJoinExec::replace_join(&node, ctx.counters, ctx.updating_ttl)?
+            if let Some(join) = StreamJoinExec::replace_join(&node, ctx.counters, ctx.updating_ttl)?
             {
                 return Ok(Transformed::yes(join));
             }
@@ -207,7 +206,7 @@ fn refuse_unbounded_outer_join(node: &Arc<dyn ExecutionPlan>) -> Result<()> {
 fn emits_changes(plan: &Arc<dyn ExecutionPlan>) -> bool {
     let any = plan.as_any();
     if any.is::<UpdatingAggregateExec>()
-        || (any.is::<IntervalJoinExec>() && is_changelog(&plan.schema()))
+        || (any.is::<StreamJoinExec>() && is_changelog(&plan.schema()))
     {
         return true;
     }

@@ -256,21 +256,38 @@ async fn checkpoints(server: &Laminar, pipeline: &str) -> Vec<Value> {
     list["data"].as_array().cloned().unwrap_or_default()
 }
 
-#[tokio::test]
-async fn kill_9_resumes_from_the_last_checkpoint_exactly_once() {
-    let (dir, out, server, client) = started("kill9").await;
-    const ROWS: i64 = 24_000;
+/// Pipeline `copy`: `rows` impulse rows at `rate` per second into JSON files under `out`,
+/// with the given checkpoint interval (the default 10 s without one).
+async fn copy_impulse_to_files(
+    client: &Client,
+    out: &Path,
+    rate: u32,
+    rows: i64,
+    checkpoint_interval: Option<&str>,
+) {
+    if let Some(interval) = checkpoint_interval {
+        client
+            .batch_execute(&format!("SET checkpoint_interval = '{interval}'"))
+            .await
+            .unwrap();
+    }
     client
         .batch_execute(&format!(
-            "CREATE TABLE numbers WITH (connector = 'impulse', event_rate = '4000', message_count = '{ROWS}');
+            "CREATE TABLE numbers WITH (connector = 'impulse', event_rate = '{rate}', message_count = '{rows}');
              CREATE TABLE out (counter BIGINT) WITH (connector = 'filesystem', path = '{}',
                type = 'sink', format = 'json');
-             SET checkpoint_interval = '300ms';
              CREATE PIPELINE copy AS INSERT INTO out SELECT counter FROM numbers;",
             out.display()
         ))
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn kill_9_resumes_from_the_last_checkpoint_exactly_once() {
+    let (dir, out, server, client) = started("kill9").await;
+    const ROWS: i64 = 24_000;
+    copy_impulse_to_files(&client, &out, 4000, ROWS, Some("300ms")).await;
     let pipeline = server.get("/v1/pipelines").await["data"][0]["id"]
         .as_str()
         .unwrap()
@@ -315,16 +332,7 @@ async fn kill_9_resumes_from_the_last_checkpoint_exactly_once() {
 #[tokio::test]
 async fn stop_and_start_resume_where_the_pipeline_stopped() {
     let (_dir, out, _server, client) = started("stopstart").await;
-    client
-        .batch_execute(&format!(
-            "CREATE TABLE numbers WITH (connector = 'impulse', event_rate = '5000', message_count = '10000');
-             CREATE TABLE out (counter BIGINT) WITH (connector = 'filesystem', path = '{}',
-               type = 'sink', format = 'json');
-             CREATE PIPELINE copy AS INSERT INTO out SELECT counter FROM numbers;",
-            out.display()
-        ))
-        .await
-        .unwrap();
+    copy_impulse_to_files(&client, &out, 5000, 10_000, None).await;
     tokio::time::sleep(Duration::from_millis(700)).await;
     // A stop takes a last checkpoint (the interval here is the default 10 s): what was
     // written so far becomes visible at once, and the restart goes on from there.
@@ -1284,16 +1292,7 @@ async fn top_n_per_window_survives_kill_9() {
 #[tokio::test]
 async fn an_immediate_stop_takes_no_last_checkpoint() {
     let (_dir, out, server, client) = started("stop-immediate").await;
-    client
-        .batch_execute(&format!(
-            "CREATE TABLE numbers WITH (connector = 'impulse', event_rate = '5000', message_count = '10000');
-             CREATE TABLE out (counter BIGINT) WITH (connector = 'filesystem', path = '{}',
-               type = 'sink', format = 'json');
-             CREATE PIPELINE copy AS INSERT INTO out SELECT counter FROM numbers;",
-            out.display()
-        ))
-        .await
-        .unwrap();
+    copy_impulse_to_files(&client, &out, 5000, 10_000, None).await;
     let pipeline = server_pipeline(&server).await;
     tokio::time::sleep(Duration::from_millis(700)).await;
     // REST stop mode `immediate`: no last checkpoint (the interval is 10 s, so there is none

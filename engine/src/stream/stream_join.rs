@@ -1,3 +1,6 @@
+//! Joins with a stream on at least one side, in one operator with three modes (shown by
+//! EXPLAIN as `IntervalJoinExec`, `UpdatingJoinExec` and `LookupJoinExec`).
+//!
 //! Interval joins: two streams joined on keys and an event-time interval, e.g.
 //! `a JOIN b ON a.id = b.id AND b.ts BETWEEN a.ts - INTERVAL '1' MINUTE AND a.ts + INTERVAL
 //! '1' MINUTE`.
@@ -64,9 +67,9 @@ type Pair = (RowRef, RowRef);
 /// An output row: left and right rows (or NULLs) and change kind.
 type Change = (Option<RowRef>, Option<RowRef>, &'static str);
 
-/// The plan node.
+/// The plan node (interval, regular or lookup join: see the module docs).
 #[derive(Debug)]
-pub struct IntervalJoinExec {
+pub struct StreamJoinExec {
     left: Arc<dyn ExecutionPlan>,
     right: Arc<dyn ExecutionPlan>,
     on: Keys,
@@ -188,7 +191,7 @@ fn is_time(data_type: &DataType) -> bool {
     matches!(data_type, DataType::Timestamp(_, _))
 }
 
-impl IntervalJoinExec {
+impl StreamJoinExec {
     /// The join of two streams: an interval join for an inner join whose condition bounds
     /// the difference of their event times on both sides, a regular join (rows kept for
     /// `ttl`) for other inner and LEFT equi-joins.
@@ -318,7 +321,7 @@ impl IntervalJoinExec {
             join_schema
         };
         let properties = streaming_properties(schema.clone(), &left);
-        Some(IntervalJoinExec {
+        Some(StreamJoinExec {
             left,
             right,
             on,
@@ -337,14 +340,14 @@ impl IntervalJoinExec {
     }
 }
 
-impl IntervalJoinExec {
+impl StreamJoinExec {
     /// A lookup join, whose left side is static and read again at every start.
     pub fn reads_static_left(&self) -> bool {
         self.static_left
     }
 }
 
-impl DisplayAs for IntervalJoinExec {
+impl DisplayAs for StreamJoinExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let keys: Vec<String> = self.on.iter().map(|(l, r)| format!("({l}, {r})")).collect();
         let filter = self
@@ -378,7 +381,7 @@ impl DisplayAs for IntervalJoinExec {
     }
 }
 
-impl ExecutionPlan for IntervalJoinExec {
+impl ExecutionPlan for StreamJoinExec {
     fn name(&self) -> &str {
         if self.static_left {
             "LookupJoinExec"
@@ -408,7 +411,7 @@ impl ExecutionPlan for IntervalJoinExec {
         let right = children.swap_remove(1);
         let left = children.swap_remove(0);
         let properties = streaming_properties(self.schema.clone(), &left);
-        Ok(Arc::new(IntervalJoinExec {
+        Ok(Arc::new(StreamJoinExec {
             left,
             right,
             on: self.on.clone(),
@@ -473,7 +476,7 @@ impl ExecutionPlan for IntervalJoinExec {
                 snapshots.restore(&saved)?;
             }
         }
-        Ok(Box::pin(IntervalJoinStream {
+        Ok(Box::pin(StreamJoinStream {
             left,
             right,
             filter: self.filter.clone(),
@@ -644,7 +647,7 @@ impl Kept {
     }
 }
 
-struct IntervalJoinStream {
+struct StreamJoinStream {
     left: Side,
     right: Side,
     filter: Option<JoinFilter>,
@@ -674,7 +677,7 @@ fn gather(batches: &[RecordBatch], column: usize, refs: &[(usize, usize)]) -> Re
     Ok(interleave(&arrays, refs)?)
 }
 
-impl IntervalJoinStream {
+impl StreamJoinStream {
     /// Match a new batch of side `from` (0 left, 1 right) against the other side's rows,
     /// then keep it.
     fn process(&mut self, from: usize, batch: RecordBatch) -> Result<Option<RecordBatch>> {
@@ -888,7 +891,7 @@ fn gather_or_null(
     Ok(interleave(&arrays, refs)?)
 }
 
-impl Stream for IntervalJoinStream {
+impl Stream for StreamJoinStream {
     type Item = Result<RecordBatch>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
@@ -1029,7 +1032,7 @@ impl KeptSnapshots {
     }
 }
 
-impl RecordBatchStream for IntervalJoinStream {
+impl RecordBatchStream for StreamJoinStream {
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
     }
