@@ -572,10 +572,7 @@ impl Sink for KafkaSink {
             .await?;
         }
         Ok(match &self.transactional_id {
-            Some(id) => json!({
-                "transactional_id": id,
-                "open": self.transactions == Transactions::Open,
-            }),
+            Some(id) => json!({ "transactional_id": id }),
             None => Value::Null,
         })
     }
