@@ -29,6 +29,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::checkpoint::arrow_state::{decode, encode};
+use crate::checkpoint::cut::{Cuts, Step, TOP_SEGMENT};
 use crate::checkpoint::{CheckpointHub, CheckpointStore, task_context_with};
 use crate::error::{EngineError, Result};
 use crate::exec::planner::Planned;
@@ -167,8 +168,9 @@ impl MaterializedView {
             timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             timer
         });
+        let mut cuts = hub.clone().map(|h| Cuts::new(h, TOP_SEGMENT));
         loop {
-            let next = tokio::select! {
+            let step = tokio::select! {
                 _ = self.cancel.cancelled() => return,
                 _ = async {
                     match &mut timer {
@@ -176,20 +178,32 @@ impl MaterializedView {
                         None => futures::future::pending().await,
                     }
                 } => {
-                    // Between polls of the query: a consistent cut (see the module docs).
-                    if let Some(hub) = &hub
-                        && let Err(e) = self.checkpoint(hub)
-                    {
-                        tracing::warn!(view = %self.name, error = %e, "materialized view checkpoint failed");
+                    if let Some(hub) = hub.as_ref().filter(|h| !h.barrier_pending()) {
+                        hub.request(hub.next_epoch());
                     }
                     continue;
                 }
-                next = stream.next() => next,
+                step = async {
+                    match &cuts {
+                        Some(cuts) => cuts.step(&mut stream).await,
+                        None => Step::Next(stream.next().await),
+                    }
+                } => step,
             };
-            let result = match next {
-                Some(Ok(batch)) => self.apply(&batch),
-                Some(Err(e)) => Err(e.into()),
-                None => return,
+            let result = match step {
+                // At the cut (see crate::checkpoint::cut).
+                Step::Barrier(epoch) => {
+                    if let (Some(hub), Some(cuts)) = (&hub, &mut cuts) {
+                        if let Err(e) = self.checkpoint(hub, epoch) {
+                            tracing::warn!(view = %self.name, error = %e, "materialized view checkpoint failed");
+                        }
+                        cuts.passed(epoch);
+                    }
+                    continue;
+                }
+                Step::Next(Some(Ok(batch))) => self.apply(&batch),
+                Step::Next(Some(Err(e))) => Err(e.into()),
+                Step::Next(None) => return,
             };
             if let Err(e) = result {
                 tracing::warn!(view = %self.name, error = %e, "materialized view failed");
@@ -200,8 +214,7 @@ impl MaterializedView {
     }
 
     /// Write a checkpoint: the contents, with the query's state and positions.
-    fn checkpoint(&self, hub: &CheckpointHub) -> Result<()> {
-        let epoch = hub.next_epoch();
+    fn checkpoint(&self, hub: &CheckpointHub, epoch: u64) -> Result<()> {
         let started = catalog::now_millis();
         let contents = encode(&self.snapshot()?)?;
         hub.write(epoch, started, serde_json::json!({ "contents": contents }))?;

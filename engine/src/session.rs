@@ -31,6 +31,18 @@ pub struct Session {
     vars: BTreeMap<String, String>,
 }
 
+/// The parallelism of a session that sets none: `LAMINAR_PARALLELISM`, else 1.
+fn default_parallelism() -> usize {
+    static DEFAULT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *DEFAULT.get_or_init(|| {
+        std::env::var("LAMINAR_PARALLELISM")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|p: &usize| *p > 0)
+            .unwrap_or(1)
+    })
+}
+
 impl Default for Session {
     fn default() -> Self {
         let mut vars = BTreeMap::new();
@@ -53,7 +65,7 @@ impl Default for Session {
         }
         Session {
             batch_size: DEFAULT_BATCH_SIZE,
-            parallelism: 1,
+            parallelism: default_parallelism(),
             updating_ttl: DEFAULT_UPDATING_TTL,
             checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
             params: Vec::new(),

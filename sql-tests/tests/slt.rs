@@ -159,6 +159,39 @@ fn slt_files() -> Vec<PathBuf> {
     files
 }
 
+/// Files whose results do not depend on how rows of parallel partitions interleave: they
+/// run a second time with `parallelism` 2 (as `<name>.parallel2.slt`).
+const PARALLEL_AGAIN: &[&str] = &[
+    "interval_joins.slt",
+    "materialized.slt",
+    "nexmark_suite.slt",
+    "nexmark_windows.slt",
+];
+
+/// Copies of the [`PARALLEL_AGAIN`] files that first set `parallelism` to 2.
+fn parallel_variants(files: &[PathBuf]) -> Vec<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("laminar-slt-parallel-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    files
+        .iter()
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| PARALLEL_AGAIN.iter().any(|f| n == *f))
+        })
+        .map(|path| {
+            let text = std::fs::read_to_string(path).expect("readable .slt file");
+            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("x");
+            let copy = dir.join(format!("{stem}.parallel2.slt"));
+            std::fs::write(
+                &copy,
+                format!("statement ok\nSET parallelism = 2;\n\n{text}"),
+            )
+            .expect("writable temp dir");
+            copy
+        })
+        .collect()
+}
+
 /// How long one .slt file may take.
 const FILE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(300);
 
@@ -166,8 +199,9 @@ const FILE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(300);
 async fn main() {
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let mut failed = Vec::new();
-    let files = slt_files();
+    let mut files = slt_files();
     assert!(!files.is_empty(), "no .slt files found");
+    files.extend(parallel_variants(&files));
     for path in files {
         let name = path
             .file_name()

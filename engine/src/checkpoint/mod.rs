@@ -20,18 +20,20 @@
 //! such pipelines run without checkpoints (and say so).
 
 pub mod arrow_state;
+pub mod cut;
 pub mod store;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Waker};
 use std::time::Duration;
 
 use datafusion::physical_plan::ExecutionPlan;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::error::Result;
+use crate::error::{EngineError, Result};
 use crate::stream::per_window_plan::PerWindowPlanExec;
 use crate::stream::stream_join::StreamJoinExec;
 use crate::stream::updating::UpdatingAggregateExec;
@@ -48,6 +50,8 @@ const STATELESS: &[&str] = &[
     "StreamingFilterExec",
     "StreamingTableExec",
     "UnionExec",
+    // Rows in its channels are ordered with the barriers (see [`cut`]).
+    "ExchangeExec",
     "DataSourceExec",
     "EmptyExec",
     "PlaceholderRowExec",
@@ -142,10 +146,36 @@ pub trait OperatorSnapshot: Send + Sync {
     fn snapshot(&self) -> Result<Value>;
 }
 
+/// What a segment holds at a cut: source positions and operator states by key.
+#[derive(Default, Clone)]
+struct Capture {
+    sources: BTreeMap<String, Value>,
+    operators: BTreeMap<String, Value>,
+}
+
+impl Capture {
+    fn extend(&mut self, other: &Capture) {
+        self.sources
+            .extend(other.sources.iter().map(|(k, v)| (k.clone(), v.clone())));
+        self.operators
+            .extend(other.operators.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+}
+
+/// Captures of segments below the top, waiting for the top to write their checkpoint.
+#[derive(Default)]
+struct Captures {
+    by_epoch: BTreeMap<u64, HashMap<usize, Capture>>,
+    /// Segments whose input ended: their last state stands for every later checkpoint.
+    finished: HashMap<usize, Capture>,
+}
+
 #[derive(Default)]
 struct Registrations {
-    sources: Vec<(String, Arc<SourcePosition>)>,
-    operators: Vec<(String, Arc<dyn OperatorSnapshot>)>,
+    /// Each with the segment (see [`cut`]) it belongs to.
+    sources: Vec<(String, usize, Arc<SourcePosition>)>,
+    operators: Vec<(String, usize, Arc<dyn OperatorSnapshot>)>,
+    leaves: Vec<(usize, Arc<cut::Alignment>)>,
     /// How often each base key was taken: a second scan of a table gets `#2`.
     seen: HashMap<String, usize>,
 }
@@ -173,6 +203,13 @@ pub struct CheckpointHub {
     epoch: AtomicU64,
     /// Stop gracefully: take a last checkpoint and end the job.
     pub stop: CancellationToken,
+    /// Segments below the top allocated so far (they are numbered from 1).
+    segments: AtomicUsize,
+    /// The epoch whose barrier the top asked for.
+    requested: AtomicU64,
+    /// Drivers of source-reading segments waiting for a barrier request.
+    waiting: Mutex<Vec<Waker>>,
+    captures: Mutex<Captures>,
 }
 
 impl std::fmt::Debug for CheckpointHub {
@@ -202,7 +239,97 @@ impl CheckpointHub {
             restored,
             registrations: Mutex::default(),
             stop: CancellationToken::new(),
+            segments: AtomicUsize::new(0),
+            requested: AtomicU64::new(base_epoch),
+            waiting: Mutex::default(),
+            captures: Mutex::default(),
         }
+    }
+
+    /// A new segment below the top (an exchange input).
+    pub fn new_segment(&self) -> usize {
+        self.segments.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    /// An exchange output starting in the current segment.
+    pub fn register_leaf(&self, alignment: Arc<cut::Alignment>) {
+        self.registrations()
+            .leaves
+            .push((cut::current_segment(), alignment));
+    }
+
+    fn leaves(&self, segment: usize) -> Vec<Arc<cut::Alignment>> {
+        self.registrations()
+            .leaves
+            .iter()
+            .filter(|(s, _)| *s == segment)
+            .map(|(_, a)| a.clone())
+            .collect()
+    }
+
+    /// The last epoch taken (or resumed from).
+    pub fn last_epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Start the barrier of `epoch` at the sources.
+    pub fn request(&self, epoch: u64) {
+        self.requested.fetch_max(epoch, Ordering::AcqRel);
+        let waiting = std::mem::take(&mut *self.waiting.lock().unwrap_or_else(|p| p.into_inner()));
+        for waker in waiting {
+            waker.wake();
+        }
+    }
+
+    /// The epoch asked for, waking `cx` at the next request.
+    fn requested(&self, cx: &mut Context<'_>) -> u64 {
+        {
+            let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+            if !waiting.iter().any(|w| w.will_wake(cx.waker())) {
+                waiting.push(cx.waker().clone());
+            }
+        }
+        self.requested.load(Ordering::Acquire)
+    }
+
+    /// Whether a barrier was asked for and not yet written.
+    pub fn barrier_pending(&self) -> bool {
+        self.requested.load(Ordering::Acquire) > self.last_epoch()
+    }
+
+    /// What `segment` holds now (it is at rest).
+    fn capture_now(&self, segment: usize) -> Result<Capture> {
+        let registrations = self.registrations();
+        let mut capture = Capture::default();
+        for (key, _, position) in registrations.sources.iter().filter(|r| r.1 == segment) {
+            capture.sources.insert(key.clone(), position.current());
+        }
+        for (key, _, operator) in registrations.operators.iter().filter(|r| r.1 == segment) {
+            capture.operators.insert(key.clone(), operator.snapshot()?);
+        }
+        Ok(capture)
+    }
+
+    /// `segment` (below the top) is at the barrier of `epoch`.
+    pub fn capture(&self, segment: usize, epoch: u64) -> Result<()> {
+        let capture = self.capture_now(segment)?;
+        self.lock_captures()
+            .by_epoch
+            .entry(epoch)
+            .or_default()
+            .insert(segment, capture);
+        Ok(())
+    }
+
+    /// `segment`'s input ended: its final state goes into every later checkpoint.
+    pub fn finish_segment(&self, segment: usize) -> Result<()> {
+        let capture = self.capture_now(segment)?;
+        self.lock_captures().finished.insert(segment, capture);
+        Ok(())
+    }
+
+    fn lock_captures(&self) -> std::sync::MutexGuard<'_, Captures> {
+        self.captures.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn registrations(&self) -> std::sync::MutexGuard<'_, Registrations> {
@@ -217,6 +344,7 @@ impl CheckpointHub {
     ) -> (Arc<SourcePosition>, Option<Value>) {
         let mut registrations = self.registrations();
         let key = registrations.key(format!("{table}/{partition}"));
+        let segment = cut::current_segment();
         let restore = self
             .restored
             .as_ref()
@@ -227,7 +355,7 @@ impl CheckpointHub {
         if let Some(restore) = &restore {
             position.record(restore.clone());
         }
-        registrations.sources.push((key, position.clone()));
+        registrations.sources.push((key, segment, position.clone()));
         (position, restore)
     }
 
@@ -244,7 +372,9 @@ impl CheckpointHub {
             .as_ref()
             .and_then(|r| r.operators.get(&key))
             .cloned();
-        registrations.operators.push((key, operator));
+        registrations
+            .operators
+            .push((key, cut::current_segment(), operator));
         restore
     }
 
@@ -258,22 +388,28 @@ impl CheckpointHub {
         self.epoch.load(Ordering::Acquire) + 1
     }
 
-    /// Collect every position and operator state (at the cut) with the sink's prepared
-    /// data and make the checkpoint durable.
+    /// Collect every position and operator state at the cut of `epoch` (the top's now,
+    /// the other segments' as they passed its barrier) with the sink's prepared data and
+    /// make the checkpoint durable.
     pub fn write(&self, epoch: u64, start_time: i64, sink: Value) -> Result<CheckpointRecord> {
-        let (sources, operators) = {
-            let registrations = self.registrations();
-            let sources: BTreeMap<String, Value> = registrations
-                .sources
-                .iter()
-                .map(|(key, p)| (key.clone(), p.current()))
-                .collect();
-            let mut operators = BTreeMap::new();
-            for (key, operator) in &registrations.operators {
-                operators.insert(key.clone(), operator.snapshot()?);
+        let mut all = self.capture_now(cut::TOP_SEGMENT)?;
+        {
+            let mut captures = self.lock_captures();
+            let at_epoch = captures.by_epoch.remove(&epoch).unwrap_or_default();
+            for segment in 1..=self.segments.load(Ordering::Acquire) {
+                let part = at_epoch
+                    .get(&segment)
+                    .or_else(|| captures.finished.get(&segment))
+                    .ok_or_else(|| {
+                        EngineError::Checkpoint(format!(
+                            "checkpoint {epoch}: part {segment} of the plan did not reach its barrier"
+                        ))
+                    })?;
+                all.extend(part);
             }
-            (sources, operators)
-        };
+            captures.by_epoch.retain(|e, _| *e > epoch);
+        }
+        let Capture { sources, operators } = all;
         let record = CheckpointRecord {
             pipeline_id: self.pipeline_id.clone(),
             job_id: self.job_id.clone(),
@@ -291,7 +427,7 @@ impl CheckpointHub {
 
     /// The checkpoint of `epoch` is durable and committed: sources may ack upstream.
     pub fn committed(&self, epoch: u64) {
-        for (_, source) in &self.registrations().sources {
+        for (_, _, source) in &self.registrations().sources {
             source.committed.fetch_max(epoch, Ordering::AcqRel);
         }
     }

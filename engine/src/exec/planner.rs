@@ -172,12 +172,14 @@ impl Engine {
         let optimized = ctx.state().optimize(&logical)?;
         let physical = ctx.state().create_physical_plan(&logical).await?;
         let plan = use_streaming_filters(physical)?;
+        let plan = crate::stream::parallel::exchanges_for_merges(plan)?;
         let streaming = StreamingContext {
             watermark_tables: &registered.watermark_tables,
             counters: &counters,
             updating_ttl: session.updating_ttl,
         };
         let plan = use_streaming_aggregates(plan, &streaming)?;
+        let plan = crate::stream::parallel::spread_keyed_operators(plan, session.parallelism)?;
         let plan = SanityCheckPlan::new()
             .optimize(plan, ctx.state().config_options())
             .map_err(explain_pipeline_breakers)?;

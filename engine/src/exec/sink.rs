@@ -20,6 +20,7 @@ use datafusion::physical_plan::{
 use futures::StreamExt;
 
 use crate::checkpoint::CheckpointHub;
+use crate::checkpoint::cut::{Cuts, Step, TOP_SEGMENT};
 use crate::ddl::ResolvedTable;
 use crate::error::EngineError;
 use crate::metrics::Counters;
@@ -181,18 +182,24 @@ impl DataSink for ConnectorDataSink {
             timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             timer
         });
+        // The barriers reaching the loop's part of the plan (see crate::checkpoint::cut).
+        let mut cuts = hub.clone().map(|h| Cuts::new(h, TOP_SEGMENT));
+        let mut stopping = false;
         loop {
-            // Between polls of `data`, every operator and source of the query is at rest:
-            // the cut at which checkpoints are taken (see crate::checkpoint).
-            let next = tokio::select! {
-                next = data.next() => next,
+            let step = tokio::select! {
+                step = async {
+                    match &cuts {
+                        Some(cuts) => cuts.step(&mut data).await,
+                        None => Step::Next(data.next().await),
+                    }
+                } => step,
                 _ = every(&mut ticks) => {
                     sink.tick().await.map_err(external)?;
                     continue;
                 }
                 _ = every(&mut checkpoints) => {
                     if let Some(hub) = &hub {
-                        take_checkpoint(sink.as_mut(), hub, written).await?;
+                        request_barrier(hub);
                     }
                     continue;
                 }
@@ -201,16 +208,29 @@ impl DataSink for ConnectorDataSink {
                         Some(hub) => hub.stop.cancelled().await,
                         None => futures::future::pending::<()>().await,
                     }
-                } => {
-                    // A graceful stop: the resumed job starts exactly here.
+                }, if !stopping => {
+                    // A graceful stop: a last checkpoint, where the resumed job starts.
+                    stopping = true;
                     if let Some(hub) = &hub {
-                        take_checkpoint(sink.as_mut(), hub, written).await?;
+                        request_barrier(hub);
                     }
-                    return Ok(written);
+                    continue;
                 }
             };
-            let Some(batch) = next else { break };
-            let batch = batch?;
+            let batch = match step {
+                Step::Barrier(epoch) => {
+                    if let (Some(hub), Some(cuts)) = (&hub, &mut cuts) {
+                        take_checkpoint(sink.as_mut(), hub, epoch, written).await?;
+                        cuts.passed(epoch);
+                    }
+                    if stopping {
+                        return Ok(written);
+                    }
+                    continue;
+                }
+                Step::Next(None) => break,
+                Step::Next(Some(batch)) => batch?,
+            };
             let rows = batch.num_rows();
             let bytes = batch.get_array_memory_size();
             sink.write(batch).await.map_err(external)?;
@@ -220,7 +240,7 @@ impl DataSink for ConnectorDataSink {
         // The input ended: a last checkpoint covers everything, so a crash before the job
         // is recorded as finished does not write anything twice.
         if let Some(hub) = &hub {
-            take_checkpoint(sink.as_mut(), hub, written).await?;
+            take_checkpoint(sink.as_mut(), hub, hub.next_epoch(), written).await?;
         }
         sink.close().await.map_err(external)?;
         Ok(written)
@@ -254,8 +274,19 @@ fn crash_for_tests(written: u64) {
     }
 }
 
-async fn take_checkpoint(sink: &mut dyn Sink, hub: &CheckpointHub, written: u64) -> DfResult<()> {
-    let epoch = hub.next_epoch();
+/// Start a checkpoint's barrier, unless one is on its way.
+fn request_barrier(hub: &CheckpointHub) {
+    if !hub.barrier_pending() {
+        hub.request(hub.next_epoch());
+    }
+}
+
+async fn take_checkpoint(
+    sink: &mut dyn Sink,
+    hub: &CheckpointHub,
+    epoch: u64,
+    written: u64,
+) -> DfResult<()> {
     let started = catalog::now_millis();
     let prepared = sink.prepare(epoch).await.map_err(external)?;
     let record = hub

@@ -3,7 +3,9 @@
 
 pub mod aggregates;
 pub mod event_time;
+pub mod exchange;
 pub mod functions;
+pub mod parallel;
 pub mod per_window;
 pub mod per_window_plan;
 pub mod rewrite;

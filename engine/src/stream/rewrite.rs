@@ -224,10 +224,24 @@ fn emits_changes(plan: &Arc<dyn ExecutionPlan>) -> bool {
 /// arguments (`array_agg(x ORDER BY y)`): a stream cannot be sorted, and the accumulators
 /// order their own values, since they are given the ordering columns too.
 fn unsorted_input(aggregate: &AggregateExec) -> Arc<dyn ExecutionPlan> {
-    match aggregate.input().as_any().downcast_ref::<SortExec>() {
-        Some(sort) if sort.fetch().is_none() => sort.input().clone(),
-        _ => aggregate.input().clone(),
+    let input = aggregate.input();
+    let unsorted = |plan: &Arc<dyn ExecutionPlan>| match plan.as_any().downcast_ref::<SortExec>() {
+        Some(sort) if sort.fetch().is_none() => Some(sort.input().clone()),
+        _ => None,
+    };
+    if let Some(below) = unsorted(input) {
+        return below;
     }
+    // With parallel sources the sort is per partition, under the merge.
+    if let Some(merge) = input
+        .as_any()
+        .downcast_ref::<super::exchange::ExchangeExec>()
+        && merge.is_merge()
+        && let Some(below) = unsorted(merge.input())
+    {
+        return Arc::new(super::exchange::ExchangeExec::merge(below));
+    }
+    input.clone()
 }
 
 fn single_mode_input(aggregate: &AggregateExec, what: &str) -> Result<Arc<dyn ExecutionPlan>> {

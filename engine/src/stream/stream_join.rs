@@ -273,13 +273,8 @@ impl StreamJoinExec {
             )
             .0,
         );
-        // Partition i of one side must meet partition i of the other (with parallelism above
-        // 1 both are hash-partitioned by the keys).
-        if left.output_partitioning().partition_count()
-            != right.output_partitioning().partition_count()
-        {
-            return None;
-        }
+        // With parallelism above 1 the inputs' partitions differ here; the plan's exchanges
+        // are placed afterwards (crate::stream::parallel).
         let static_left = match (
             left.properties().boundedness.is_unbounded(),
             right.properties().boundedness.is_unbounded(),
@@ -320,7 +315,7 @@ impl StreamJoinExec {
         } else {
             join_schema
         };
-        let properties = streaming_properties(schema.clone(), &left);
+        let properties = Self::properties_for(&schema, &left, &right, static_left);
         Some(StreamJoinExec {
             left,
             right,
@@ -344,6 +339,25 @@ impl StreamJoinExec {
     /// A lookup join, whose left side is static and read again at every start.
     pub fn reads_static_left(&self) -> bool {
         self.static_left
+    }
+
+    /// The equi-join keys of each side.
+    pub fn side_keys(&self) -> [Vec<Arc<dyn PhysicalExpr>>; 2] {
+        [
+            self.on.iter().map(|(l, _)| l.clone()).collect(),
+            self.on.iter().map(|(_, r)| r.clone()).collect(),
+        ]
+    }
+
+    /// A lookup join runs in the stream side's partitions (its static side is read whole
+    /// by each); other joins in their (co-partitioned) inputs'.
+    fn properties_for(
+        schema: &SchemaRef,
+        left: &Arc<dyn ExecutionPlan>,
+        right: &Arc<dyn ExecutionPlan>,
+        static_left: bool,
+    ) -> Arc<PlanProperties> {
+        streaming_properties(schema.clone(), if static_left { right } else { left })
     }
 }
 
@@ -410,7 +424,7 @@ impl ExecutionPlan for StreamJoinExec {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let right = children.swap_remove(1);
         let left = children.swap_remove(0);
-        let properties = streaming_properties(self.schema.clone(), &left);
+        let properties = Self::properties_for(&self.schema, &left, &right, self.static_left);
         Ok(Arc::new(StreamJoinExec {
             left,
             right,
@@ -441,7 +455,15 @@ impl ExecutionPlan for StreamJoinExec {
         } else {
             context.clone()
         };
-        let (left, left_marks) = collect_sources(|| self.left.execute(partition, left_context));
+        // Every partition of a lookup join reads the whole static side.
+        let left_partition =
+            if self.static_left && self.left.output_partitioning().partition_count() == 1 {
+                0
+            } else {
+                partition
+            };
+        let (left, left_marks) =
+            collect_sources(|| self.left.execute(left_partition, left_context));
         let (right, right_marks) = collect_sources(|| self.right.execute(partition, context));
         let side = |input, watermarks, time, keys| Side {
             input,

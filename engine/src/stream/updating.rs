@@ -72,6 +72,11 @@ pub struct UpdatingAggregateExec {
 }
 
 impl UpdatingAggregateExec {
+    /// The `GROUP BY` keys: rows of one key meet in one partition.
+    pub fn keys(&self) -> &[Arc<dyn datafusion::physical_expr::PhysicalExpr>] {
+        &self.shared.spec.keys
+    }
+
     pub fn new(input: Arc<dyn ExecutionPlan>, shared: Arc<UpdatingAggregate>) -> Self {
         let schema = with_op_column(&shared.result_schema);
         let properties = streaming_properties(schema.clone(), &input);
@@ -153,6 +158,7 @@ impl ExecutionPlan for UpdatingAggregateExec {
             converter,
             table,
             last_sweep: Instant::now(),
+            expiry_timer: None,
             reported_state: 0,
         }))
     }
@@ -188,6 +194,8 @@ struct UpdatingStream {
     converter: Option<RowConverter>,
     table: Arc<Mutex<Groups>>,
     last_sweep: Instant,
+    /// Wakes the stream to expire groups while no rows arrive.
+    expiry_timer: Option<Pin<Box<tokio::time::Sleep>>>,
     /// State bytes last added to the job's counter.
     reported_state: u64,
 }
@@ -295,7 +303,7 @@ impl UpdatingStream {
             }
             first = end;
         }
-        let mut changes = Vec::with_capacity(touched.len() * 2);
+        let mut changes: Vec<Change> = Vec::with_capacity(touched.len() * 2);
         for (slot, before) in touched {
             let Some(group) = table.groups[slot].as_mut() else {
                 continue;
@@ -322,9 +330,27 @@ impl UpdatingStream {
                 Some(_) => {}
             }
         }
-        let mut expired = self.expire(&mut table, now)?;
+        self.emit(&mut table, changes, now)
+    }
+
+    /// Expire what the TTL allows while no rows arrive.
+    fn expire_idle(&mut self) -> Result<Option<RecordBatch>> {
+        let table = self.table.clone();
+        let mut table = lock(&table);
+        self.emit(&mut table, Vec::new(), Instant::now())
+    }
+
+    /// `changes` plus the expired groups' deletions, as a batch; account for the state.
+    fn emit(
+        &mut self,
+        table: &mut Groups,
+        mut changes: Vec<Change>,
+        now: Instant,
+    ) -> Result<Option<RecordBatch>> {
+        let shared = self.shared.clone();
+        let mut expired = self.expire(table, now)?;
         changes.append(&mut expired.0);
-        let batch = self.changes_batch(&table, &changes, &expired.1)?;
+        let batch = self.changes_batch(table, &changes, &expired.1)?;
         for slot in expired.2 {
             table.groups[slot] = None;
             table.free.push(slot);
@@ -433,7 +459,27 @@ impl Stream for UpdatingStream {
                     Ok(None) => continue,
                     Err(e) => return Poll::Ready(Some(Err(e))),
                 },
+                Poll::Pending => {}
                 other => return other,
+            }
+            // No rows: groups still expire (a partition may get none for a long time).
+            let ttl = self.shared.ttl;
+            if lock(&self.table).index.is_empty() || ttl.is_zero() {
+                self.expiry_timer = None;
+                return Poll::Pending;
+            }
+            let period = Duration::from_secs(1).min(ttl);
+            let timer = self
+                .expiry_timer
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(period)));
+            if timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            self.expiry_timer = None;
+            match self.expire_idle() {
+                Ok(Some(out)) => return Poll::Ready(Some(Ok(out))),
+                Ok(None) => continue,
+                Err(e) => return Poll::Ready(Some(Err(e))),
             }
         }
     }

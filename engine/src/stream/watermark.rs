@@ -78,6 +78,23 @@ impl SourceWatermark {
         })
     }
 
+    /// The watermark an exchange output hands its readers, moved by
+    /// [`SourceWatermark::advance_to`] as rows arrive; never idle on its own (the sources
+    /// upstream are judged idle where they are read).
+    pub fn derived(table: &str) -> Arc<Self> {
+        SourceWatermark::new(&WatermarkSpec {
+            table: table.to_string(),
+            column: 0,
+            delay: Duration::ZERO,
+            idle_timeout: None,
+        })
+    }
+
+    /// Move a derived watermark (it never goes back).
+    pub fn advance_to(&self, watermark: i64) {
+        self.watermark.fetch_max(watermark, Ordering::Relaxed);
+    }
+
     pub fn table(&self) -> &str {
         &self.table
     }
@@ -163,7 +180,7 @@ impl SourceWatermark {
 }
 
 /// The watermark of everything below an operator: the minimum over the source partitions
-/// feeding it, leaving out idle ones (unless all are idle).
+/// feeding it, leaving out idle ones.
 #[derive(Debug, Clone, Default)]
 pub struct Watermarks(Vec<Arc<SourceWatermark>>);
 
@@ -176,6 +193,8 @@ impl Watermarks {
         self.0.is_empty()
     }
 
+    /// Like the splits of one partition: the slowest active partition, or once all are
+    /// idle the furthest one (a quiet source does not keep its windows open).
     pub fn current(&self) -> i64 {
         let active = self
             .0
@@ -184,7 +203,7 @@ impl Watermarks {
             .map(|s| s.value())
             .min();
         active
-            .or_else(|| self.0.iter().map(|s| s.value()).min())
+            .or_else(|| self.0.iter().map(|s| s.value()).max())
             .unwrap_or(WATERMARK_MIN)
     }
 }
@@ -202,6 +221,15 @@ pub fn collect_sources<T>(start: impl FnOnce() -> T) -> (T, Watermarks) {
     let out = start();
     let sources = SCOPES.with(|s| s.borrow_mut().pop()).unwrap_or_default();
     (out, Watermarks::new(sources))
+}
+
+/// Like [`collect_sources`], but the sources started are hidden from the operators
+/// collecting outside: an exchange hands them its own watermark instead.
+pub fn collect_sources_apart<T>(start: impl FnOnce() -> T) -> (T, Watermarks) {
+    let outer = SCOPES.with(|s| std::mem::take(&mut *s.borrow_mut()));
+    let out = collect_sources(start);
+    SCOPES.with(|s| *s.borrow_mut() = outer);
+    out
 }
 
 /// A source partition starting: every operator collecting around it sees its watermark.

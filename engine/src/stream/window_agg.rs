@@ -65,6 +65,11 @@ pub struct WindowAggregateExec {
 }
 
 impl WindowAggregateExec {
+    /// The `GROUP BY` keys other than the window: rows of one key meet in one partition.
+    pub fn keys(&self) -> &[Arc<dyn datafusion::physical_expr::PhysicalExpr>] {
+        &self.shared.spec.keys
+    }
+
     pub fn new(input: Arc<dyn ExecutionPlan>, shared: Arc<WindowAggregate>) -> Self {
         let properties = streaming_properties(shared.schema.clone(), &input);
         WindowAggregateExec {

@@ -776,6 +776,81 @@ async fn updating_aggregate_state_survives_kill_9() {
     assert_eq!(current.len(), 3);
 }
 
+/// With `parallelism` 2 the aggregate runs in two partitions behind a hash exchange, and
+/// checkpoints are cut by barriers through it: after two kill -9s every key's changes still
+/// chain and every number of both source partitions is counted once.
+#[tokio::test]
+async fn parallel_updating_aggregate_survives_kill_9() {
+    let (dir, out, server, client) = started("kill9-parallel").await;
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE numbers WITH (connector = 'impulse', event_rate = '4000');
+             CREATE TABLE out (k BIGINT, n BIGINT, s BIGINT) WITH (connector = 'filesystem',
+               path = '{}', type = 'sink', format = 'debezium_json');
+             SET checkpoint_interval = '300ms';
+             SET parallelism = 2;
+             CREATE PIPELINE totals AS INSERT INTO out
+               SELECT counter % 5 AS k, count(*) AS n, sum(counter) AS s FROM numbers GROUP BY k;",
+            out.display()
+        ))
+        .await
+        .unwrap();
+    let pipeline = server_pipeline(&server).await;
+    let server = crash_twice(
+        server,
+        &dir.0,
+        &pipeline,
+        Duration::from_millis(1500),
+        "UpdatingAggregateExec#2",
+    )
+    .await;
+    let client = server.connect().await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    client.batch_execute("STOP PIPELINE totals").await.unwrap();
+    let last = checkpoints(&server, &pipeline).await;
+    // Impulse partition p emits p, p + 2, p + 4, ...
+    let numbers: Vec<i64> = (0..2)
+        .flat_map(|p| {
+            let emitted = last[0]["source_positions"][format!("numbers/{p}")]["emitted"]
+                .as_i64()
+                .unwrap();
+            assert!(emitted > 0, "partition {p} emitted rows");
+            (0..emitted).map(move |i| 2 * i + p)
+        })
+        .collect();
+
+    let mut current: BTreeMap<i64, Value> = BTreeMap::new();
+    for event in committed_events(&out) {
+        let after = event["after"].clone();
+        let k = after["k"].as_i64().unwrap();
+        match event["op"].as_str().unwrap() {
+            "c" => assert!(current.insert(k, after).is_none(), "key {k} created twice"),
+            "u" => {
+                let previous = current.insert(k, after).unwrap();
+                assert_eq!(
+                    event["before"], previous,
+                    "key {k}: an update does not follow the last result"
+                );
+            }
+            other => panic!("unexpected op {other}"),
+        }
+    }
+    assert_eq!(current.len(), 5);
+    for (k, result) in &current {
+        let mine: Vec<i64> = numbers.iter().copied().filter(|c| c % 5 == *k).collect();
+        assert_eq!(
+            result["n"].as_i64().unwrap(),
+            mine.len() as i64,
+            "key {k}: count"
+        );
+        assert_eq!(
+            result["s"].as_i64().unwrap(),
+            mine.iter().sum::<i64>(),
+            "key {k}: sum"
+        );
+    }
+}
+
 /// A private Kafka-compatible broker (tansu, in memory) that a test may stop and start.
 struct Broker {
     child: Child,
