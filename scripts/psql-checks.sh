@@ -25,7 +25,10 @@ fail() { echo "psql-checks: FAIL: $*" >&2; echo "--- server log" >&2; tail -30 "
 
 start_server() {
     require_free_ports "$PG_PORT" "$HTTP_PORT"
-    "$BIN" --pg-addr "127.0.0.1:$PG_PORT" --http-addr "127.0.0.1:$HTTP_PORT" --data-dir "$WORK/data" >>"$WORK/server.log" 2>&1 &
+    # One partition, so rows come in counter order whatever the machine's cores (the
+    # default parallelism).
+    "$BIN" --pg-addr "127.0.0.1:$PG_PORT" --http-addr "127.0.0.1:$HTTP_PORT" --data-dir "$WORK/data" \
+        --parallelism 1 >>"$WORK/server.log" 2>&1 &
     SERVER_PID=$!
     for _ in $(seq 1 100); do
         curl -sf "http://127.0.0.1:$HTTP_PORT/v1/ping" >/dev/null 2>&1 && return 0

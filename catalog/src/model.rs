@@ -178,4 +178,8 @@ pub struct ViewDef {
     /// creating session's `checkpoint_interval`; 0: never). `None`: the default.
     #[serde(default)]
     pub checkpoint_interval_micros: Option<u64>,
+    /// The partitions a materialized view's query runs in (the creating session's
+    /// `parallelism`; its checkpoints hold state per partition). `None`: the default.
+    #[serde(default)]
+    pub parallelism: Option<u32>,
 }

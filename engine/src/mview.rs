@@ -38,6 +38,9 @@ use crate::stream::updating::{is_changelog, with_op_column};
 /// Batches of changes buffered per subscriber before it is told it fell behind.
 const SUBSCRIBER_BUFFER: usize = 1024;
 
+/// How long a stopping view may take for its last checkpoint.
+const LAST_CHECKPOINT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The running materialized views of the engine.
 #[derive(Debug, Default)]
 pub struct MaterializedViews {
@@ -62,6 +65,10 @@ pub struct MaterializedView {
     contents: Mutex<Contents>,
     changes: broadcast::Sender<RecordBatch>,
     cancel: CancellationToken,
+    /// Stop after a last checkpoint (server shutdown), so the view resumes exactly there.
+    stop: CancellationToken,
+    /// The task maintaining the view.
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     failure: Mutex<Option<String>>,
 }
 
@@ -104,6 +111,8 @@ impl MaterializedViews {
             }),
             changes,
             cancel: CancellationToken::new(),
+            stop: CancellationToken::new(),
+            task: Mutex::new(None),
             failure: Mutex::new(None),
         });
         let mut task_ctx = planned.task_ctx;
@@ -130,7 +139,9 @@ impl MaterializedViews {
         };
         let stream = execute_stream(planned.plan, task_ctx)?;
         let task_view = view.clone();
-        tokio::spawn(async move { task_view.maintain(stream, hub).await });
+        *lock(&view.task) = Some(tokio::spawn(async move {
+            task_view.maintain(stream, hub).await
+        }));
         if let Some(old) = lock(&self.views).insert(name.to_string(), view) {
             old.cancel.cancel();
         }
@@ -148,10 +159,23 @@ impl MaterializedViews {
         }
     }
 
-    /// Stop every view (server shutdown).
-    pub fn stop_all(&self) {
-        for (_, view) in lock(&self.views).drain() {
-            view.cancel.cancel();
+    /// Stop every view (server shutdown), each after a last checkpoint if it takes them.
+    pub async fn stop_all(&self) {
+        let views: Vec<Arc<MaterializedView>> =
+            lock(&self.views).drain().map(|(_, view)| view).collect();
+        for view in &views {
+            view.stop.cancel();
+        }
+        for view in views {
+            let task = lock(&view.task).take();
+            if let Some(task) = task
+                && tokio::time::timeout(LAST_CHECKPOINT_TIMEOUT, task)
+                    .await
+                    .is_err()
+            {
+                tracing::warn!(view = %view.name, "no last checkpoint in time; the view resumes from the one before");
+                view.cancel.cancel();
+            }
         }
     }
 }
@@ -169,9 +193,18 @@ impl MaterializedView {
             timer
         });
         let mut cuts = hub.clone().map(|h| Cuts::new(h, TOP_SEGMENT));
+        let mut stopping = false;
         loop {
             let step = tokio::select! {
                 _ = self.cancel.cancelled() => return,
+                _ = self.stop.cancelled(), if !stopping => {
+                    let Some(hub) = &hub else { return };
+                    stopping = true;
+                    if !hub.barrier_pending() {
+                        hub.request(hub.next_epoch());
+                    }
+                    continue;
+                }
                 _ = async {
                     match &mut timer {
                         Some(timer) => timer.tick().await,
@@ -198,6 +231,9 @@ impl MaterializedView {
                             tracing::warn!(view = %self.name, error = %e, "materialized view checkpoint failed");
                         }
                         cuts.passed(epoch);
+                    }
+                    if stopping {
+                        return;
                     }
                     continue;
                 }

@@ -446,7 +446,7 @@ impl Engine {
     /// Cancel every job and wait for them to record their end (server shutdown). Desired
     /// states are kept, so pipelines resume on the next start.
     pub async fn stop_all_jobs(&self) {
-        self.mviews.stop_all();
+        self.mviews.stop_all().await;
         let ids: Vec<String> = self.jobs.lock().keys().cloned().collect();
         for id in ids {
             self.stop_job(&id).await;

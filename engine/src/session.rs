@@ -31,16 +31,20 @@ pub struct Session {
     vars: BTreeMap<String, String>,
 }
 
-/// The parallelism of a session that sets none: `LAMINAR_PARALLELISM`, else 1.
-fn default_parallelism() -> usize {
-    static DEFAULT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *DEFAULT.get_or_init(|| {
-        std::env::var("LAMINAR_PARALLELISM")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .filter(|p: &usize| *p > 0)
-            .unwrap_or(1)
-    })
+/// The parallelism of sessions that set none; 0: the machine's cores.
+static DEFAULT_PARALLELISM: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Set the parallelism of sessions that set none (the server's `--parallelism`).
+pub fn set_default_parallelism(parallelism: usize) {
+    DEFAULT_PARALLELISM.store(parallelism, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The parallelism of a session that sets none: the server's setting, else the cores.
+pub fn default_parallelism() -> usize {
+    match DEFAULT_PARALLELISM.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
 }
 
 impl Default for Session {

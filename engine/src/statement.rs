@@ -531,6 +531,9 @@ impl Engine {
             checkpoint_interval_micros: create.materialized.then(|| {
                 u64::try_from(session.checkpoint_interval.as_micros()).unwrap_or(u64::MAX)
             }),
+            parallelism: create
+                .materialized
+                .then(|| u32::try_from(session.parallelism).unwrap_or(u32::MAX)),
         };
         if create.or_replace
             && let Ok(old) = self.catalog.view(&view.name).await

@@ -40,6 +40,10 @@ pub struct Args {
     /// Password of --pg-user (set via env to keep it out of `ps`)
     #[arg(long, env = "LAMINAR_PG_PASSWORD", hide_env_values = true)]
     pub pg_password: Option<String>,
+    /// Partitions each query and pipeline runs in unless it sets its own (`SET parallelism`)
+    /// [default: the machine's cores]
+    #[arg(long, env = "LAMINAR_PARALLELISM")]
+    pub parallelism: Option<usize>,
 }
 
 /// A pgwire user who logs in with a password (SCRAM-SHA-256).
@@ -69,6 +73,7 @@ struct FileConfig {
     tls_key: Option<PathBuf>,
     #[serde(default)]
     users: Vec<User>,
+    parallelism: Option<usize>,
 }
 
 /// The resolved server configuration.
@@ -82,6 +87,8 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// With any user, pgwire clients must log in with a password (SCRAM-SHA-256).
     pub users: Vec<User>,
+    /// The parallelism of sessions (and pipelines) that set none.
+    pub parallelism: usize,
 }
 
 impl Default for Config {
@@ -93,6 +100,7 @@ impl Default for Config {
             api_token: None,
             tls: None,
             users: Vec::new(),
+            parallelism: engine::session::default_parallelism(),
         }
     }
 }
@@ -145,13 +153,21 @@ impl Config {
             api_token: args.api_token.or(file.api_token).filter(|t| !t.is_empty()),
             tls,
             users,
+            parallelism: args
+                .parallelism
+                .or(file.parallelism)
+                .unwrap_or(defaults.parallelism),
         };
         config.check()?;
         Ok(config)
     }
 
-    /// Refuse to expose an unauthenticated API beyond this machine.
+    /// Refuse to expose an unauthenticated API beyond this machine, and settings that
+    /// cannot work.
     pub fn check(&self) -> anyhow::Result<()> {
+        if self.parallelism == 0 {
+            bail!("parallelism must be at least 1 (the partitions each query runs in)");
+        }
         if !self.http_addr.ip().is_loopback() && self.api_token.is_none() {
             bail!(
                 "refusing to serve the REST API on {} without authentication: set LAMINAR_API_TOKEN \
@@ -255,6 +271,19 @@ mod tests {
             ..config
         };
         config.check().unwrap();
+    }
+
+    #[test]
+    fn parallelism_defaults_to_the_cores() {
+        let cores = std::thread::available_parallelism().unwrap().get();
+        assert_eq!(Config::resolve(args(&[])).unwrap().parallelism, cores);
+        let config = Config::resolve(args(&["--parallelism", "3"])).unwrap();
+        assert_eq!(config.parallelism, 3);
+        let err = Config::resolve(args(&["--parallelism", "0"])).unwrap_err();
+        assert!(
+            err.to_string().contains("parallelism must be at least 1"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -36,6 +36,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let catalog = Catalog::open(&config.data_dir)
         .await
         .with_context(|| format!("cannot open the catalog in {}", config.data_dir.display()))?;
+    engine::session::set_default_parallelism(config.parallelism);
     let engine = Arc::new(Engine::new(catalog, Registry::builtin()));
     let pg_listener = TcpListener::bind(config.pg_addr)
         .await

@@ -428,6 +428,9 @@ impl Engine {
         if let Some(ttl) = view.updating_ttl_micros {
             session.updating_ttl = std::time::Duration::from_micros(ttl);
         }
+        if let Some(parallelism) = view.parallelism {
+            session.parallelism = parallelism.max(1) as usize;
+        }
         let planned = self.plan(&session, &statement).await?;
         let checkpoints = self.view_checkpoints(view, &planned);
         self.mviews.start(&view.name, planned, checkpoints)

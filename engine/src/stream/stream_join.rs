@@ -11,11 +11,12 @@
 //! interval is checked on the event times, and the join's whole condition is then evaluated
 //! on the candidate pairs, so every pair is emitted exactly once, when its later row arrives.
 //!
-//! The same operator runs regular (updating) joins of two streams, inner or LEFT, whose
-//! condition bounds no time difference: each row is kept from its arrival until the state
-//! TTL (`updating_ttl`) has passed. A LEFT join emits a left row without a match at once,
-//! padded with NULLs (`+I`), and when its first match arrives retracts that row (`-U`) for the
-//! joined one (`+U`); its output carries the `_op` column of changes. Rows expiring by TTL
+//! The same operator runs regular (updating) joins of two streams, inner or outer (LEFT,
+//! RIGHT, FULL), whose condition bounds no time difference: each row is kept from its arrival
+//! until the state TTL (`updating_ttl`) has passed. An outer join emits a row of a preserved
+//! side without a match at once, padded with NULLs (`+I`), and when its first match arrives
+//! retracts that row (`-U`) for the joined one (`+U`); its output carries the `_op` column of
+//! changes. Rows expiring by TTL
 //! retract nothing (as in Flink).
 //!
 //! And it runs lookup joins: a stream joined with a bounded (static) input, which DataFusion
@@ -82,11 +83,13 @@ pub struct StreamJoinExec {
     upper: i64,
     /// Regular joins: how long a row is kept after it arrived (nanoseconds).
     ttl: i64,
-    /// LEFT JOIN (regular joins only): unmatched left rows padded with NULLs, as changes.
+    /// LEFT or FULL JOIN (regular joins only): unmatched left rows padded with NULLs, as
+    /// changes.
     left_outer: bool,
     /// A lookup join: the left input is static (read first, again at every start).
     static_left: bool,
-    /// RIGHT JOIN (lookup joins only): unmatched stream rows padded with NULLs.
+    /// RIGHT or FULL JOIN: unmatched right rows padded with NULLs (as changes in a regular
+    /// join; at once and for good in a lookup join, whose right side is the stream).
     right_outer: bool,
     schema: SchemaRef,
     counters: Arc<Counters>,
@@ -280,15 +283,19 @@ impl StreamJoinExec {
             right.properties().boundedness.is_unbounded(),
         ) {
             (true, true) => false,
-            (false, true) => true,
+            // `static LEFT/FULL JOIN stream`: a static row's match may come at any time, so
+            // it runs as a regular join whose static side ends (and is then kept for good).
+            (false, true) => !matches!(join_type, JoinType::Left | JoinType::Full),
             _ => return None,
         };
         let (left_outer, right_outer) = match (join_type, static_left) {
             (JoinType::Inner, _) => (false, false),
             (JoinType::Left, false) => (true, false),
-            (JoinType::Right, true) => (false, true),
+            (JoinType::Right, _) => (false, true),
+            (JoinType::Full, false) => (true, true),
             _ => return None,
         };
+        let changes = !static_left && (left_outer || right_outer);
         if on.is_empty()
             || super::updating::is_changelog(&left.schema())
             || super::updating::is_changelog(&right.schema())
@@ -303,14 +310,14 @@ impl StreamJoinExec {
                     && is_time(left.schema().field(*left_time).data_type())
                     && is_time(right.schema().field(*right_time).data_type())
             })
-            .filter(|_| !left_outer && !static_left);
+            .filter(|_| !changes && !static_left);
         let (times, lower, upper) = match bounds {
             Some((left_time, right_time, lower, upper)) => {
                 (Some((left_time, right_time)), lower, upper)
             }
             None => (None, i64::MIN, i64::MAX),
         };
-        let schema = if left_outer {
+        let schema = if changes {
             super::updating::with_op_column(&join_schema)
         } else {
             join_schema
@@ -387,7 +394,12 @@ impl DisplayAs for StreamJoinExec {
             None => write!(
                 f,
                 "UpdatingJoinExec: {} on [{}], filter {filter}, state: rows of each side for {} after they arrive",
-                if self.left_outer { "LEFT" } else { "INNER" },
+                match (self.left_outer, self.right_outer) {
+                    (false, false) => "INNER",
+                    (true, false) => "LEFT",
+                    (false, true) => "RIGHT",
+                    (true, true) => "FULL",
+                },
                 keys.join(", "),
                 super::window::human(self.ttl),
             ),
@@ -478,6 +490,7 @@ impl ExecutionPlan for StreamJoinExec {
                 matched: Vec::new(),
                 index: HashMap::new(),
                 evicted_to: WATERMARK_MIN,
+                ended: false,
             })),
         };
         let left_keys = self.on.iter().map(|(l, _)| l.clone()).collect();
@@ -498,6 +511,9 @@ impl ExecutionPlan for StreamJoinExec {
                 snapshots.restore(&saved)?;
             }
         }
+        let (mut left, mut right) = (left, right);
+        left.done = lock(&left.kept).ended;
+        right.done = lock(&right.kept).ended;
         Ok(Box::pin(StreamJoinStream {
             left,
             right,
@@ -538,12 +554,15 @@ struct Kept {
     batches: Vec<RecordBatch>,
     /// Event (or arrival) time (ns) per kept row, per batch.
     times: Vec<Vec<i64>>,
-    /// Whether each kept row has been matched (LEFT joins use it for their left rows).
+    /// Whether each kept row has been matched (outer joins use it for preserved sides).
     matched: Vec<Vec<bool>>,
     /// Key bytes → (batch, row) of kept rows.
     index: HashMap<Box<[u8]>, Vec<(u32, u32)>>,
     /// Rows before this time were dropped.
     evicted_to: i64,
+    /// The side's input ended: its rows are kept for good (a static side), and a resumed
+    /// query does not read it again.
+    ended: bool,
 }
 
 fn lock(kept: &Mutex<Kept>) -> MutexGuard<'_, Kept> {
@@ -749,7 +768,7 @@ impl StreamJoinStream {
         let mut out: Vec<Change> = Vec::with_capacity(pairs.len());
         if self.static_left && from == 0 {
             // A lookup join's static rows: kept; no stream row has come yet.
-        } else if self.right_outer {
+        } else if self.static_left {
             // A lookup join's stream rows: the static side is complete, so a row without a
             // match is final.
             let mut hit = vec![false; rows];
@@ -757,32 +776,47 @@ impl StreamJoinStream {
                 hit[r.1] = true;
                 out.push((Some(l), Some(r), "+I"));
             }
-            out.extend(
-                (0..rows)
-                    .filter(|row| !hit[*row])
-                    .map(|row| (None, Some((new_batch, row)), "+I")),
-            );
-        } else if !self.left_outer {
-            out.extend(pairs.into_iter().map(|(l, r)| (Some(l), Some(r), "+I")));
-        } else if from == 0 {
-            for &(l, r) in &pairs {
-                left.matched[l.0][l.1] = true;
-                out.push((Some(l), Some(r), "+I"));
+            if self.right_outer {
+                out.extend(
+                    (0..rows)
+                        .filter(|row| !hit[*row])
+                        .map(|row| (None, Some((new_batch, row)), "+I")),
+                );
             }
-            for row in 0..rows {
-                if !left.matched[new_batch][row] {
-                    out.push((Some((new_batch, row)), None, "+I"));
+        } else if !self.left_outer && !self.right_outer {
+            out.extend(pairs.into_iter().map(|(l, r)| (Some(l), Some(r), "+I")));
+        } else {
+            // An outer join of two streams: a row of a preserved side goes out padded with
+            // NULLs until its first match, which replaces that row (-U, +U).
+            let outer = [self.left_outer, self.right_outer];
+            let mut hit = vec![false; rows];
+            for (l, r) in pairs {
+                let (mine, theirs) = if from == 0 { (l, r) } else { (r, l) };
+                hit[mine.1] = true;
+                let other = if from == 0 { &mut *right } else { &mut *left };
+                if outer[1 - from] && !other.matched[theirs.0][theirs.1] {
+                    other.matched[theirs.0][theirs.1] = true;
+                    out.push(if from == 0 {
+                        (None, Some(r), "-U")
+                    } else {
+                        (Some(l), None, "-U")
+                    });
+                    out.push((Some(l), Some(r), "+U"));
+                } else {
+                    out.push((Some(l), Some(r), "+I"));
                 }
             }
-        } else {
-            for (l, r) in pairs {
-                if left.matched[l.0][l.1] {
-                    out.push((Some(l), Some(r), "+I"));
-                } else {
-                    // The left row's first match replaces its NULL-padded row.
-                    left.matched[l.0][l.1] = true;
-                    out.push((Some(l), None, "-U"));
-                    out.push((Some(l), Some(r), "+U"));
+            let this = if from == 0 { &mut *left } else { &mut *right };
+            for (row, hit) in hit.into_iter().enumerate() {
+                if hit {
+                    this.matched[new_batch][row] = true;
+                } else if outer[from] {
+                    let padded = Some((new_batch, row));
+                    out.push(if from == 0 {
+                        (padded, None, "+I")
+                    } else {
+                        (None, padded, "+I")
+                    });
                 }
             }
         }
@@ -817,7 +851,7 @@ impl StreamJoinStream {
             let data_type = self.schema.field(self.left_width + c).data_type();
             columns.push(gather_or_null(&right.batches, c, &right_refs, data_type)?);
         }
-        if self.left_outer {
+        if !self.static_left && (self.left_outer || self.right_outer) {
             columns.push(Arc::new(StringArray::from_iter_values(
                 out.iter().map(|o| o.2),
             )));
@@ -867,8 +901,12 @@ impl StreamJoinStream {
             // Rebuilding the index costs the whole state: at most ten times per TTL.
             self.next_expiry = now.saturating_add((ttl / 10).clamp(1_000_000, 1_000_000_000));
             let before = now.saturating_sub(ttl);
-            lock(&self.left.kept).evict(before)?;
-            lock(&self.right.kept).evict(before)?;
+            for side in [&self.left, &self.right] {
+                let mut kept = lock(&side.kept);
+                if !kept.ended {
+                    kept.evict(before)?;
+                }
+            }
         }
         Ok(())
     }
@@ -965,6 +1003,7 @@ impl Stream for StreamJoinStream {
                     Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
                     Poll::Ready(None) => {
                         side.done = true;
+                        lock(&side.kept).ended = true;
                         progressed = true;
                     }
                     Poll::Pending => {}
@@ -1027,7 +1066,11 @@ impl OperatorSnapshot for KeptSnapshots {
                 .zip(&kept.matched)
                 .map(|((batch, times), matched)| encode(&with_row_state(batch, times, matched)?))
                 .collect::<Result<Vec<_>>>()?;
-            sides.push(serde_json::json!({ "evicted_to": kept.evicted_to, "batches": batches }));
+            sides.push(serde_json::json!({
+                "evicted_to": kept.evicted_to,
+                "ended": kept.ended,
+                "batches": batches,
+            }));
         }
         Ok(serde_json::Value::Array(sides))
     }
@@ -1043,6 +1086,7 @@ impl KeptSnapshots {
         for (side, state) in self.sides.iter().zip(saved.as_array().ok_or_else(bad)?) {
             let mut kept = lock(side);
             kept.evicted_to = state["evicted_to"].as_i64().ok_or_else(bad)?;
+            kept.ended = state["ended"].as_bool().unwrap_or(false);
             for batch in state["batches"].as_array().ok_or_else(bad)? {
                 let batch = decode(batch.as_str().ok_or_else(bad)?)?;
                 let (batch, times, matched) = without_row_state(batch).ok_or_else(bad)?;

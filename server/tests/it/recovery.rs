@@ -32,6 +32,22 @@ impl Laminar {
     }
 
     fn start_with(dir: &Path, env: &[(&str, &str)]) -> Laminar {
+        // Another test may take a port between `free_port` and the server binding it: the
+        // server then exits at once, and starts again on other ports.
+        for _ in 0..3 {
+            let mut server = Laminar::spawn(dir, env);
+            std::thread::sleep(Duration::from_millis(300));
+            if server.child.try_wait().ok().flatten().is_none() {
+                return server;
+            }
+        }
+        panic!(
+            "laminar exited at start three times: see {}",
+            dir.join("server.log").display()
+        );
+    }
+
+    fn spawn(dir: &Path, env: &[(&str, &str)]) -> Laminar {
         let (pg_port, http_port) = (free_port(), free_port());
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -46,6 +62,8 @@ impl Laminar {
             .arg("--data-dir")
             .arg(dir.join("data"))
             .env("RUST_LOG", "info")
+            // Written for one partition unless a test sets its own parallelism.
+            .env("LAMINAR_PARALLELISM", "1")
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
@@ -1132,6 +1150,45 @@ async fn materialized_view_resumes_from_its_checkpoint() {
     assert_eq!(n, m + 1, "each counter counted once");
     assert_eq!(s, m * (m + 1) / 2, "each counter counted once");
     drop(server);
+}
+
+/// A server stopped with Ctrl-C (SIGINT) takes a last checkpoint of each materialized view:
+/// it restarts with the contents it had, though its checkpoint interval never passed.
+#[tokio::test]
+async fn materialized_view_takes_a_last_checkpoint_at_shutdown() {
+    let (dir, _out, mut server, client) = started("mview-shutdown").await;
+    client
+        .batch_execute(
+            "CREATE TABLE ticks WITH (connector = 'impulse', event_rate = '2000');
+             SET checkpoint_interval = '1h';
+             CREATE MATERIALIZED VIEW totals AS
+               SELECT count(*) AS n, max(counter) AS m, sum(counter) AS s FROM ticks;",
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let before = view_totals(&client).await.expect("the view has a row");
+    assert!(before.0 > 2000, "the view ran: {before:?}");
+    let interrupted = Command::new("kill")
+        .args(["-INT", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    server.exited(Duration::from_secs(20)).await;
+    let server = Laminar::start(&dir.0);
+    let client = server.connect().await;
+    let after = view_totals(&client)
+        .await
+        .expect("the view has a row after the restart");
+    assert!(
+        after.0 >= before.0,
+        "the view started over instead of resuming: {before:?} then {after:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let (n, m, s) = view_totals(&client).await.unwrap();
+    assert!(n > after.0, "the view goes on: {after:?} then {n}");
+    assert_eq!(n, m + 1, "each counter counted once");
+    assert_eq!(s, m * (m + 1) / 2, "each counter counted once");
 }
 
 #[tokio::test]

@@ -27,6 +27,8 @@ pub(crate) async fn start_in(dir: &DataDir, token: Option<&str>) -> Server {
         http_addr: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.0.clone(),
         api_token: token.map(str::to_string),
+        // Tests are written for one partition unless they set their own parallelism.
+        parallelism: 1,
         ..Config::default()
     })
     .await
