@@ -14,7 +14,9 @@ bench_start() {
 bench_server() {
     if [ -n "${PID:-}" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
     rm -rf "$WORK/data"
-    "$BIN" --pg-addr "127.0.0.1:$PG_PORT" --http-addr "127.0.0.1:$HTTP_PORT" --data-dir "$WORK/data" >"$WORK/server.log" 2>&1 &
+    # Parallelism 1 unless BENCH_PARALLELISM says otherwise: figures are per core.
+    "$BIN" --pg-addr "127.0.0.1:$PG_PORT" --http-addr "127.0.0.1:$HTTP_PORT" --data-dir "$WORK/data" \
+        --parallelism "${BENCH_PARALLELISM:-1}" >"$WORK/server.log" 2>&1 &
     PID=$!
     for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$HTTP_PORT/v1/ping" >/dev/null && return 0; sleep 0.1; done
     echo "server did not start" >&2; cat "$WORK/server.log" >&2; exit 1

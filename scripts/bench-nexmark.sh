@@ -3,7 +3,8 @@
 #
 # 1. Nexmark queries from the in-process generator into blackhole, NEXMARK_EVENTS events
 #    each, parallelism 1: events/s (= per core), CPU µs per event, peak memory (the server
-#    is restarted per query, so each peak is that query's).
+#    is restarted per query, so each peak is that query's); then again at parallelism
+#    NEXMARK_PARALLELISM (default: the cores), with the speed-up.
 # 2. Flink's three workloads over bid-shaped rows (../shared/bench/flink_bench.py:
 #    pass-through, filter, 10 s tumbling count/sum per auction), FLINK_EVENTS rows each, in
 #    Laminar (the datagen connector with the same distributions and SQL) and in Flink
@@ -41,25 +42,48 @@ NEXMARK_QUERIES=(
 "q7|auction BIGINT, price BIGINT, bidder BIGINT|SELECT B.auction, B.price, B.bidder FROM (SELECT auction, price, bidder, tumble(INTERVAL '10' SECOND) AS window FROM bid GROUP BY auction, price, bidder, window) B JOIN (SELECT max(price) AS maxprice, tumble(INTERVAL '10' SECOND) AS window FROM bid GROUP BY window) B1 ON B.window = B1.window AND B.price = B1.maxprice"
 "q8|id BIGINT, name TEXT, starttime TIMESTAMP|SELECT P.id, P.name, P.window.start FROM (SELECT id, name, tumble(INTERVAL '10' SECOND) AS window FROM person GROUP BY id, name, window) P JOIN (SELECT seller, tumble(INTERVAL '10' SECOND) AS window FROM auction GROUP BY seller, window) A ON P.id = A.seller AND P.window = A.window"
 "q11|bidder BIGINT, bid_count BIGINT, starttime TIMESTAMP, endtime TIMESTAMP|SELECT bidder, bid_count, window.start, window.end FROM (SELECT bidder, count(*) AS bid_count, session(INTERVAL '10' SECOND) AS window FROM bid GROUP BY bidder, window)"
+"q13|auction BIGINT, bidder BIGINT, price BIGINT, dateTime TIMESTAMP, value TEXT|SELECT B.auction, B.bidder, B.price, B.dateTime, S.value FROM bid B JOIN (SELECT column1 AS key, column2 AS value FROM (VALUES (0, 'zero'), (1, 'one'), (2, 'two'))) S ON mod(B.auction, 10000) % 3 = S.key"
 "q14|auction BIGINT, bidder BIGINT, price DOUBLE, bidTimeType TEXT, dateTime TIMESTAMP, extra TEXT, c_counts BIGINT|SELECT auction, bidder, 0.908 * price as price, CASE WHEN HOUR(dateTime) >= 8 AND HOUR(dateTime) <= 18 THEN 'dayTime' WHEN HOUR(dateTime) <= 6 OR HOUR(dateTime) >= 20 THEN 'nightTime' ELSE 'otherTime' END AS bidTimeType, dateTime, extra, count_char(extra, 'c') AS c_counts FROM bid WHERE 0.908 * price > 1000000 AND 0.908 * price < 50000000"
 "q22|auction BIGINT, bidder BIGINT, price BIGINT, channel TEXT, dir1 TEXT, dir2 TEXT, dir3 TEXT|SELECT auction, bidder, price, channel, SPLIT_INDEX(url, '/', 3) as dir1, SPLIT_INDEX(url, '/', 4) as dir2, SPLIT_INDEX(url, '/', 5) as dir3 FROM bid"
 )
 
 rate_line() { python3 -c "import sys; e, s, c = map(float, sys.argv[1:]); print(f'| {e / s / 1e6:.2f} M | {c * 1e6 / e:.2f} |')" "$@"; }
 
-NEXMARK_ROWS=""
-for entry in "${NEXMARK_QUERIES[@]}"; do
-    IFS='|' read -r name columns query <<<"$entry"
-    bench_server
-    "${PSQL[@]}" >/dev/null <<<"$NEXMARK_DDL CREATE TABLE bh_$name ($columns) WITH (connector = 'blackhole', type = 'sink');"
-    cpu0=$(bench_cpu)
-    read -r events secs < <(bench_run "$name" "INSERT INTO bh_$name $query")
-    cpu=$(python3 -c "import sys; print(float(sys.argv[2]) - float(sys.argv[1]))" "$cpu0" "$(bench_cpu)")
-    rss_kb=$(awk '/VmHWM/ { print $2 }' "/proc/$PID/status")
-    row="| $name $(rate_line "$events" "$secs" "$cpu") $((rss_kb / 1024)) MiB |"
-    echo "nexmark $row"
-    NEXMARK_ROWS+="$row"$'\n'
-done
+# One table row per query at BENCH_PARALLELISM, into ROWS; events/s into RATES[name@p].
+declare -A RATES
+nexmark_rows() {
+    local entry name columns query cpu0 events secs cpu rss_kb row p=${BENCH_PARALLELISM:-1}
+    ROWS=""
+    for entry in "${NEXMARK_QUERIES[@]}"; do
+        IFS='|' read -r name columns query <<<"$entry"
+        bench_server
+        "${PSQL[@]}" >/dev/null <<<"$NEXMARK_DDL CREATE TABLE bh_$name ($columns) WITH (connector = 'blackhole', type = 'sink');"
+        cpu0=$(bench_cpu)
+        read -r events secs < <(bench_run "$name" "INSERT INTO bh_$name $query")
+        cpu=$(python3 -c "import sys; print(float(sys.argv[2]) - float(sys.argv[1]))" "$cpu0" "$(bench_cpu)")
+        rss_kb=$(awk '/VmHWM/ { print $2 }' "/proc/$PID/status")
+        RATES[$name@$p]=$(python3 -c "import sys; print(float(sys.argv[1]) / float(sys.argv[2]))" "$events" "$secs")
+        row="| $name $(rate_line "$events" "$secs" "$cpu") $((rss_kb / 1024)) MiB |"
+        if [ "$p" -gt 1 ]; then
+            row+=$(python3 -c "import sys; print(f' {float(sys.argv[1]) / float(sys.argv[2]):.2f}x |')" "${RATES[$name@$p]}" "${RATES[$name@1]}")
+        fi
+        echo "nexmark (parallelism $p) $row"
+        ROWS+="$row"$'\n'
+    done
+}
+
+BENCH_PARALLELISM=1
+nexmark_rows
+NEXMARK_ROWS=$ROWS
+# The same queries in PARALLEL partitions (default: every core), with the speed-up.
+PARALLEL=${NEXMARK_PARALLELISM:-$(nproc)}
+PARALLEL_ROWS=""
+if [ "$PARALLEL" -gt 1 ]; then
+    BENCH_PARALLELISM=$PARALLEL
+    nexmark_rows
+    PARALLEL_ROWS=$ROWS
+    BENCH_PARALLELISM=1
+fi
 
 # The Flink workloads in Laminar: same row shape, distributions and SQL as flink_bench.py.
 FLINK_DDL="CREATE TABLE bid (auction BIGINT, bidder BIGINT, price BIGINT, channel TEXT, url TEXT, date_time TIMESTAMP, extra TEXT, WATERMARK FOR date_time AS date_time - INTERVAL '1' SECOND) WITH (connector = 'datagen', number_of_rows = '$FLINK_EVENTS', rows_per_second = '1000000000', 'fields.auction.min' = '1000', 'fields.auction.max' = '10999', 'fields.bidder.min' = '1000', 'fields.bidder.max' = '100999', 'fields.price.min' = '1', 'fields.price.max' = '100000', 'fields.channel.length' = '8', 'fields.url.length' = '64', 'fields.extra.length' = '16');
@@ -123,6 +147,23 @@ server's user + system time over the run; memory is the server's peak RSS for th
 | query | events/s (per core) | CPU µs/event | peak RSS |
 |---|---|---|---|
 $NEXMARK_ROWS
+MD
+fi
+
+# Written only when the parallel run happened.
+if [ "${BENCH_NO_WRITE:-0}" != "1" ] && [ -n "$PARALLEL_ROWS" ]; then
+    bench_write_section "Nexmark in parallel (scripts/bench-nexmark.sh)" <<MD
+## Nexmark in parallel (scripts/bench-nexmark.sh)
+
+The same queries and event counts at parallelism $PARALLEL on the same $(nproc) cores
+([parallel plans](sql/parallelism.md)): sources in $PARALLEL partitions, keyed operators behind
+hash exchanges, window-whole operators (q5's and q7's per-window maximum, q8's window join)
+in one partition behind a merge. Events/s is the whole query's; the speed-up is over the
+parallelism-1 run above.
+
+| query | events/s | CPU µs/event | peak RSS | speed-up |
+|---|---|---|---|---|
+$PARALLEL_ROWS
 MD
 fi
 

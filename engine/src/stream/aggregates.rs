@@ -29,7 +29,14 @@ pub struct AggregateSpec {
     pub args: Vec<Vec<Arc<dyn PhysicalExpr>>>,
     /// `FILTER (WHERE ...)` per function.
     pub filters: Vec<Option<Arc<dyn PhysicalExpr>>>,
+    /// Input rows may be taken back (an aggregate over changes): accumulators that can
+    /// retract.
+    pub retracting: bool,
 }
+
+/// Aggregate functions whose result can take back any row, in any order (DataFusion's
+/// `min`/`max` retract only their oldest rows, as sliding windows do).
+const RETRACTABLE: &[&str] = &["count", "sum", "avg"];
 
 impl AggregateSpec {
     pub fn new(
@@ -45,7 +52,24 @@ impl AggregateSpec {
             functions,
             args,
             filters,
+            retracting: false,
         })
+    }
+
+    /// The same aggregate over changes: retracted rows (`-U`, `-D`) are taken back. Refused
+    /// (naming the function) unless every function can take rows back.
+    pub fn retracting(mut self) -> std::result::Result<Self, String> {
+        for f in &self.functions {
+            let name = f.fun().name();
+            if f.is_distinct() {
+                return Err(format!("{name}(DISTINCT ...)"));
+            }
+            if !RETRACTABLE.contains(&name) {
+                return Err(format!("{name}()"));
+            }
+        }
+        self.retracting = true;
+        Ok(self)
     }
 
     /// Evaluate keys, arguments and filters over a batch.
@@ -85,11 +109,17 @@ impl AggregateSpec {
             .collect()
     }
 
-    /// Accumulators for one group (sessions, which merge).
+    /// Accumulators for one group (sessions, which merge; updating aggregates).
     pub fn accumulators(&self) -> Result<Vec<Box<dyn Accumulator>>> {
         self.functions
             .iter()
-            .map(|f| f.create_accumulator())
+            .map(|f| {
+                if self.retracting {
+                    f.create_sliding_accumulator()
+                } else {
+                    f.create_accumulator()
+                }
+            })
             .collect()
     }
 
@@ -137,6 +167,12 @@ impl Inputs {
     /// Rows `offset..offset + len` (no copy).
     pub fn slice(&self, offset: usize, len: usize) -> Result<Inputs> {
         self.map(|a| Ok(a.slice(offset, len)), len)
+    }
+
+    /// The rows where `mask` is true.
+    pub fn filter_rows(&self, mask: &BooleanArray) -> Result<Inputs> {
+        let rows = mask.true_count();
+        self.map(|a| Ok(filter(a.as_ref(), mask)?), rows)
     }
 
     pub fn filter(&self, function: usize) -> Option<&BooleanArray> {
@@ -350,6 +386,22 @@ pub fn key_converter(key_schema: &SchemaRef) -> Result<Option<RowConverter>> {
 
 /// Feed rows to one group's accumulators, each aggregate's `FILTER (WHERE ...)` applied.
 pub fn update_accumulators(accumulators: &mut [Box<dyn Accumulator>], part: &Inputs) -> Result<()> {
+    feed(accumulators, part, |acc, args| acc.update_batch(args))
+}
+
+/// Take rows back from one group's accumulators (see [`AggregateSpec::retracting`]).
+pub fn retract_accumulators(
+    accumulators: &mut [Box<dyn Accumulator>],
+    part: &Inputs,
+) -> Result<()> {
+    feed(accumulators, part, |acc, args| acc.retract_batch(args))
+}
+
+fn feed(
+    accumulators: &mut [Box<dyn Accumulator>],
+    part: &Inputs,
+    apply: impl Fn(&mut Box<dyn Accumulator>, &[ArrayRef]) -> Result<()>,
+) -> Result<()> {
     for (i, acc) in accumulators.iter_mut().enumerate() {
         match part.filter(i) {
             Some(mask) => {
@@ -357,9 +409,9 @@ pub fn update_accumulators(accumulators: &mut [Box<dyn Accumulator>], part: &Inp
                     .iter()
                     .map(|a| Ok(filter(a, mask)?))
                     .collect::<Result<Vec<_>>>()?;
-                acc.update_batch(&args)?;
+                apply(acc, &args)?;
             }
-            None => acc.update_batch(&part.args[i])?,
+            None => apply(acc, &part.args[i])?,
         }
     }
     Ok(())

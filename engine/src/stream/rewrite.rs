@@ -201,11 +201,13 @@ fn refuse_unbounded_outer_join(node: &Arc<dyn ExecutionPlan>) -> Result<()> {
     Ok(())
 }
 
-/// Whether `plan` emits the changes of an updating aggregate (through projections and
-/// filters, which pass them on; `_op` is only added to those later).
+/// Whether `plan` emits changes: of an updating aggregate, an outer join or a source of
+/// changes, through projections and filters, which pass them on (`_op` is only added to
+/// those later).
 fn emits_changes(plan: &Arc<dyn ExecutionPlan>) -> bool {
     let any = plan.as_any();
-    if any.is::<UpdatingAggregateExec>()
+    if is_changelog(&plan.schema())
+        || any.is::<UpdatingAggregateExec>()
         || (any.is::<StreamJoinExec>() && is_changelog(&plan.schema()))
     {
         return true;
@@ -246,7 +248,7 @@ fn unsorted_input(aggregate: &AggregateExec) -> Arc<dyn ExecutionPlan> {
 
 fn single_mode_input(aggregate: &AggregateExec, what: &str) -> Result<Arc<dyn ExecutionPlan>> {
     let input = unsorted_input(aggregate);
-    if emits_changes(&input) {
+    if emits_changes(&input) && what != UPDATING {
         return Err(unsupported(format!(
             "{what} over the changes of an updating aggregate (a GROUP BY without a window) are not supported yet"
         )));
@@ -310,26 +312,34 @@ fn per_window_aggregate(aggregate: &AggregateExec) -> Result<Option<Arc<dyn Exec
     ))))
 }
 
+/// What [`single_mode_input`] calls updating aggregates (which may read changes).
+const UPDATING: &str = "updating aggregates";
+
 fn updating_aggregate(
     aggregate: &AggregateExec,
     ctx: &StreamingContext<'_>,
 ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
-    if !aggregate.input().properties().boundedness.is_unbounded() {
+    let input = aggregate.input();
+    // Over changes (an updating aggregate, an outer join, a debezium_json source), even a
+    // bounded input's rows may be taken back: the aggregate must follow them.
+    let over_changes = emits_changes(input) || is_changelog(&input.schema());
+    if !input.properties().boundedness.is_unbounded() && !over_changes {
         return Ok(None);
     }
-    if emits_changes(aggregate.input()) {
-        return Err(unsupported(
-            "an aggregate over the changes of another updating aggregate is not supported yet",
-        ));
+    let mut spec = key_spec(aggregate, None)?;
+    let mut input = single_mode_input(aggregate, UPDATING)?;
+    if over_changes {
+        spec = spec.retracting().map_err(|function| {
+            unsupported(format!(
+                "an aggregate over changes (of an updating aggregate, an outer join or a debezium_json source) must take rows back as they are retracted; \
+                 count, sum and avg can, {function} cannot yet"
+            ))
+        })?;
+        // The change kinds reach the aggregate through the operators in between.
+        input = propagate_changes(input)?;
     }
-    if is_changelog(&aggregate.input().schema()) {
-        return Err(unsupported(
-            "an aggregate over a source of changes (format 'debezium_json') is not supported yet",
-        ));
-    }
-    let input = single_mode_input(aggregate, "updating aggregates")?;
     let shared = UpdatingAggregate {
-        spec: key_spec(aggregate, None)?,
+        spec,
         result_schema: aggregate.schema(),
         ttl: ctx.updating_ttl,
         counters: ctx.counters.clone(),

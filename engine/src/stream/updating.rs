@@ -28,12 +28,28 @@ use datafusion::physical_plan::{
 use futures::{Stream, StreamExt};
 
 use super::aggregates::{
-    AggregateSpec, accumulators_from_state, key_converter, state_columns, update_accumulators,
+    AggregateSpec, accumulators_from_state, key_converter, retract_accumulators, state_columns,
+    update_accumulators,
 };
 use super::streaming_properties;
 use crate::checkpoint::arrow_state::{columns_batch, decode, encode};
 use crate::checkpoint::{CheckpointHub, OperatorSnapshot};
 use crate::metrics::Counters;
+
+/// Which rows of a batch of changes (at `indices`) take a row back: `-U` and `-D`.
+fn retracted_rows(
+    batch: &RecordBatch,
+    indices: &UInt32Array,
+) -> Result<arrow::array::BooleanArray> {
+    use arrow::array::AsArray;
+    let ops = batch.column(batch.num_columns() - 1).as_string::<i32>();
+    let back: arrow::array::BooleanArray = indices
+        .values()
+        .iter()
+        .map(|&i| Some(matches!(ops.value(i as usize), "-U" | "-D")))
+        .collect();
+    Ok(back)
+}
 
 /// The changelog column's name.
 pub const OP_COLUMN: &str = connectors::format::CHANGE_COLUMN;
@@ -168,6 +184,8 @@ struct Group {
     key: Box<[u8]>,
     accumulators: Vec<Box<dyn Accumulator>>,
     last_update: Instant,
+    /// Rows added minus rows taken back (over changes, a group without rows is deleted).
+    rows: i64,
 }
 
 /// Every group: what a checkpoint captures (shared with [`GroupSnapshots`]).
@@ -221,6 +239,7 @@ impl Groups {
             key: key.into(),
             accumulators: spec.accumulators()?,
             last_update: now,
+            rows: 0,
         };
         Ok((self.insert(group), true))
     }
@@ -288,7 +307,13 @@ impl UpdatingStream {
         // Rows of each group together, then one update per group.
         let mut order: Vec<u32> = (0..inputs.rows as u32).collect();
         order.sort_unstable_by_key(|&i| slots[i as usize]);
-        let sorted = inputs.take(&UInt32Array::from(order.clone()))?;
+        let indices = UInt32Array::from(order.clone());
+        let sorted = inputs.take(&indices)?;
+        // Over changes: which rows are taken back (`-U`, `-D`), in the same order.
+        let retracted = match shared.spec.retracting {
+            true => Some(retracted_rows(batch, &indices)?),
+            false => None,
+        };
         let mut first = 0;
         while first < order.len() {
             let slot = slots[order[first] as usize];
@@ -299,15 +324,41 @@ impl UpdatingStream {
             let part = sorted.slice(first, end - first)?;
             if let Some(group) = table.groups[slot as usize].as_mut() {
                 group.last_update = now;
-                update_accumulators(&mut group.accumulators, &part)?;
+                match &retracted {
+                    None => {
+                        update_accumulators(&mut group.accumulators, &part)?;
+                        group.rows += part.rows as i64;
+                    }
+                    Some(retracted) => {
+                        let back = retracted.slice(first, end - first);
+                        let added = arrow::compute::not(&back)?;
+                        let (added, back) = (part.filter_rows(&added)?, part.filter_rows(&back)?);
+                        update_accumulators(&mut group.accumulators, &added)?;
+                        retract_accumulators(&mut group.accumulators, &back)?;
+                        group.rows += added.rows as i64 - back.rows as i64;
+                    }
+                }
             }
             first = end;
         }
         let mut changes: Vec<Change> = Vec::with_capacity(touched.len() * 2);
+        // Over changes: groups whose every row was taken back.
+        let mut emptied = Vec::new();
         for (slot, before) in touched {
             let Some(group) = table.groups[slot].as_mut() else {
                 continue;
             };
+            if shared.spec.retracting && group.rows <= 0 {
+                if let Some(before) = before {
+                    changes.push(Change {
+                        group: slot,
+                        op: "-D",
+                        values: before,
+                    });
+                }
+                emptied.push(slot);
+                continue;
+            }
             let after = Self::evaluate(group)?;
             match before {
                 None => changes.push(Change {
@@ -330,25 +381,34 @@ impl UpdatingStream {
                 Some(_) => {}
             }
         }
-        self.emit(&mut table, changes, now)
+        self.emit(&mut table, changes, emptied, now)
     }
 
     /// Expire what the TTL allows while no rows arrive.
     fn expire_idle(&mut self) -> Result<Option<RecordBatch>> {
         let table = self.table.clone();
         let mut table = lock(&table);
-        self.emit(&mut table, Vec::new(), Instant::now())
+        self.emit(&mut table, Vec::new(), Vec::new(), Instant::now())
     }
 
-    /// `changes` plus the expired groups' deletions, as a batch; account for the state.
+    /// `changes` plus the expired groups' deletions, as a batch; drop the `emptied` and
+    /// expired groups; account for the state.
     fn emit(
         &mut self,
         table: &mut Groups,
         mut changes: Vec<Change>,
+        emptied: Vec<usize>,
         now: Instant,
     ) -> Result<Option<RecordBatch>> {
         let shared = self.shared.clone();
         let mut expired = self.expire(table, now)?;
+        for slot in emptied {
+            if let Some(group) = &table.groups[slot] {
+                table.index.remove(&group.key);
+                expired.1.insert(slot, group.key.clone());
+                expired.2.push(slot);
+            }
+        }
         changes.append(&mut expired.0);
         let batch = self.changes_batch(table, &changes, &expired.1)?;
         for slot in expired.2 {
@@ -500,10 +560,12 @@ impl OperatorSnapshot for GroupSnapshots {
         let rows = live.len();
         let mut keys = Vec::with_capacity(rows);
         let mut ages = Vec::with_capacity(rows);
+        let mut counts = Vec::with_capacity(rows);
         let mut states: Vec<Vec<Vec<ScalarValue>>> = vec![Vec::new(); spec.functions.len()];
         for group in live {
             keys.push(group.key.clone());
             ages.push(now.duration_since(group.last_update).as_millis() as u64);
+            counts.push(group.rows);
             for (i, acc) in group.accumulators.iter_mut().enumerate() {
                 states[i].push(acc.state()?);
             }
@@ -521,6 +583,7 @@ impl OperatorSnapshot for GroupSnapshots {
         Ok(serde_json::json!({
             "layout": layout,
             "groups": encode(&columns_batch(columns, rows)?)?,
+            "rows": counts,
         }))
     }
 }
@@ -562,6 +625,8 @@ impl GroupSnapshots {
                 key,
                 accumulators,
                 last_update: now.checked_sub(age).unwrap_or(now),
+                // (Checkpoints before row counts: a kept group had rows.)
+                rows: saved["rows"][row].as_i64().unwrap_or(1),
             });
         }
         Ok(())
