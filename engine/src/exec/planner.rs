@@ -139,6 +139,7 @@ impl Engine {
         let mut statement = statement.clone();
         postgres_column_names(&mut statement);
         postgres_literals(&mut statement);
+        crate::sql::insert_values::values_as_tables(&ctx, &mut statement).await?;
         let statement = &statement;
         let df_statement = DfStatement::Statement(Box::new(statement.clone()));
         let insert_target = match statement {
@@ -209,6 +210,7 @@ impl Engine {
             // `pg_get_keywords()`) are DataFusion's to resolve.
             if is_catalog_reference(&reference)
                 || table_functions.iter().any(|f| f == reference.table())
+                || crate::sql::insert_values::is_values_table(reference.table())
             {
                 continue;
             }

@@ -1,6 +1,7 @@
 //! Laminar's SQL surface: parsing (standard SQL plus Laminar's own statements) and the
 //! translation of `WITH (...)` options.
 
+pub mod insert_values;
 pub mod literals;
 pub mod metadata_columns;
 pub mod naming;

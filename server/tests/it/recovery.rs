@@ -739,6 +739,29 @@ fn committed_events(dir: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// The last result per key `k` of the Debezium changes under `out`, checking that they
+/// chain: every update starts from the previous result, none is missing or repeated across
+/// crashes.
+fn chained_results(out: &Path) -> BTreeMap<i64, Value> {
+    let mut current: BTreeMap<i64, Value> = BTreeMap::new();
+    for event in committed_events(out) {
+        let after = event["after"].clone();
+        let k = after["k"].as_i64().unwrap();
+        match event["op"].as_str().unwrap() {
+            "c" => assert!(current.insert(k, after).is_none(), "key {k} created twice"),
+            "u" => {
+                let previous = current.insert(k, after).unwrap();
+                assert_eq!(
+                    event["before"], previous,
+                    "key {k}: an update does not follow the last result"
+                );
+            }
+            other => panic!("unexpected op {other}"),
+        }
+    }
+    current
+}
+
 #[tokio::test]
 async fn updating_aggregate_state_survives_kill_9() {
     let (dir, out, server, client) = started("kill9-updating").await;
@@ -767,24 +790,7 @@ async fn updating_aggregate_state_survives_kill_9() {
         .as_i64()
         .unwrap();
 
-    // Each key's changes chain: every update starts from the previous result, none is
-    // missing or repeated across the crash.
-    let mut current: BTreeMap<i64, Value> = BTreeMap::new();
-    for event in committed_events(&out) {
-        let after = event["after"].clone();
-        let k = after["k"].as_i64().unwrap();
-        match event["op"].as_str().unwrap() {
-            "c" => assert!(current.insert(k, after).is_none(), "key {k} created twice"),
-            "u" => {
-                let previous = current.insert(k, after).unwrap();
-                assert_eq!(
-                    event["before"], previous,
-                    "key {k}: an update does not follow the last result"
-                );
-            }
-            other => panic!("unexpected op {other}"),
-        }
-    }
+    let current = chained_results(&out);
     let counted: i64 = current.values().map(|v| v["n"].as_i64().unwrap()).sum();
     assert_eq!(counted, emitted, "every number counted once");
     for (k, result) in &current {
@@ -837,22 +843,7 @@ async fn parallel_updating_aggregate_survives_kill_9() {
         })
         .collect();
 
-    let mut current: BTreeMap<i64, Value> = BTreeMap::new();
-    for event in committed_events(&out) {
-        let after = event["after"].clone();
-        let k = after["k"].as_i64().unwrap();
-        match event["op"].as_str().unwrap() {
-            "c" => assert!(current.insert(k, after).is_none(), "key {k} created twice"),
-            "u" => {
-                let previous = current.insert(k, after).unwrap();
-                assert_eq!(
-                    event["before"], previous,
-                    "key {k}: an update does not follow the last result"
-                );
-            }
-            other => panic!("unexpected op {other}"),
-        }
-    }
+    let current = chained_results(&out);
     assert_eq!(current.len(), 5);
     for (k, result) in &current {
         let mine: Vec<i64> = numbers.iter().copied().filter(|c| c % 5 == *k).collect();
