@@ -133,8 +133,9 @@ SERVER_STARTS=0
 start_server() {  # start_server [laminar flags...]: start it, wait until REST answers $PING
     SERVER_STARTS=$((SERVER_STARTS + 1))
     require_free_ports "$PG_PORT" "$HTTP_PORT"
+    # One partition: the clients check rows in counter order, whatever the machine's cores.
     env "${SERVER_ENV[@]}" "$BIN" --pg-addr "127.0.0.1:$PG_PORT" --http-addr "127.0.0.1:$HTTP_PORT" \
-        --data-dir "$WORK/data$SERVER_STARTS" "$@" >>"$WORK/server.log" 2>&1 &
+        --data-dir "$WORK/data$SERVER_STARTS" --parallelism 1 "$@" >>"$WORK/server.log" 2>&1 &
     SERVER_PID=$!
     local started=""
     for _ in $(seq 1 100); do
