@@ -94,8 +94,12 @@ async fn run_file(path: &Path) -> Result<(), String> {
         http_addr: "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?,
         data_dir: data_dir.clone(),
         // Files are written for one partition (some check row order); parallel.slt and the
-        // PARALLEL_AGAIN copies set parallelism themselves.
-        parallelism: 1,
+        // PARALLEL_AGAIN copies set parallelism themselves. LAMINAR_SLT_PARALLELISM runs them
+        // all at another (to look for what breaks besides row order).
+        parallelism: std::env::var("LAMINAR_SLT_PARALLELISM")
+            .ok()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(1),
         ..server::Config::default()
     };
     let server = server::start(config).await.map_err(|e| format!("{e:#}"))?;
