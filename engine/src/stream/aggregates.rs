@@ -17,6 +17,8 @@ use datafusion::physical_plan::aggregates::group_values::{GroupValues, new_group
 use datafusion::physical_plan::aggregates::order::GroupOrdering;
 use datafusion::physical_plan::aggregates::{AggregateMode, aggregate_expressions};
 
+use super::min_max_over_changes::MinMaxOverChanges;
+
 /// What a streaming aggregate computes, besides its window.
 #[derive(Debug, Clone)]
 pub struct AggregateSpec {
@@ -34,9 +36,10 @@ pub struct AggregateSpec {
     pub retracting: bool,
 }
 
-/// Aggregate functions whose result can take back any row, in any order (DataFusion's
-/// `min`/`max` retract only their oldest rows, as sliding windows do).
-const RETRACTABLE: &[&str] = &["count", "sum", "avg"];
+/// Aggregate functions whose result can take back any row, in any order: DataFusion's own,
+/// and `min`/`max` as multisets ([`MinMaxOverChanges`]; DataFusion's retract only their
+/// oldest rows, as sliding windows do).
+const RETRACTABLE: &[&str] = &["count", "sum", "avg", "min", "max"];
 
 impl AggregateSpec {
     pub fn new(
@@ -114,10 +117,15 @@ impl AggregateSpec {
         self.functions
             .iter()
             .map(|f| {
-                if self.retracting {
-                    f.create_sliding_accumulator()
-                } else {
-                    f.create_accumulator()
+                if !self.retracting {
+                    return f.create_accumulator();
+                }
+                match f.fun().name() {
+                    name @ ("min" | "max") => Ok(Box::new(MinMaxOverChanges::new(
+                        f.field().data_type().clone(),
+                        name == "max",
+                    )) as Box<dyn Accumulator>),
+                    _ => f.create_sliding_accumulator(),
                 }
             })
             .collect()
@@ -336,11 +344,14 @@ pub fn state_columns(
     let mut layout = Vec::with_capacity(spec.functions.len());
     for (i, function) in spec.functions.iter().enumerate() {
         let fields = function.state_fields()?;
-        layout.push(fields.len());
-        for (column, field) in fields.iter().enumerate() {
-            // No groups: an empty column (iter_to_array needs a value for its type).
+        // The accumulators' own state may be wider than the function's state fields (the
+        // sliding ones of aggregates over changes keep a row count too).
+        let width = states[i].first().map_or(fields.len(), Vec::len);
+        layout.push(width);
+        for column in 0..width {
             columns.push(if states[i].is_empty() {
-                arrow::array::new_empty_array(field.data_type())
+                // No groups: an empty column (iter_to_array needs a value for its type).
+                arrow::array::new_empty_array(fields[column].data_type())
             } else {
                 ScalarValue::iter_to_array(states[i].iter().map(|state| state[column].clone()))?
             });

@@ -5,6 +5,7 @@ pub mod aggregates;
 pub mod event_time;
 pub mod exchange;
 pub mod functions;
+pub mod min_max_over_changes;
 pub mod parallel;
 pub mod per_window;
 pub mod per_window_plan;

@@ -332,7 +332,7 @@ fn updating_aggregate(
         spec = spec.retracting().map_err(|function| {
             unsupported(format!(
                 "an aggregate over changes (of an updating aggregate, an outer join or a debezium_json source) must take rows back as they are retracted; \
-                 count, sum and avg can, {function} cannot yet"
+                 count, sum, avg, min and max can, {function} cannot yet"
             ))
         })?;
         // The change kinds reach the aggregate through the operators in between.

@@ -1182,6 +1182,57 @@ async fn materialized_view_takes_a_last_checkpoint_at_shutdown() {
     assert_eq!(s, m * (m + 1) / 2, "each counter counted once");
 }
 
+/// An aggregate over an updating aggregate's changes keeps its groups (row counts and
+/// accumulators that take rows back, `min`/`max` as multisets) in checkpoints: after kill -9
+/// a materialized view of it resumes, with every key still in exactly one group.
+#[tokio::test]
+async fn aggregate_over_changes_resumes_after_kill_9() {
+    let (dir, _out, server, client) = started("kill9-over-changes").await;
+    client
+        .batch_execute(
+            "CREATE TABLE ticks WITH (connector = 'impulse', event_rate = '2000');
+             SET checkpoint_interval = '300ms';
+             CREATE MATERIALIZED VIEW spread AS
+               SELECT n, count(*) AS keys, sum(n) AS total, max(k) AS highest, min(k) AS lowest
+               FROM (SELECT counter % 7 AS k, count(*) AS n FROM ticks GROUP BY k) GROUP BY n;",
+        )
+        .await
+        .unwrap();
+    let sums = |client: Client| async move {
+        let rows = client
+            .simple_query("SELECT sum(keys), sum(total), max(highest), min(lowest) FROM spread")
+            .await
+            .unwrap();
+        rows.iter()
+            .find_map(|m| match m {
+                SimpleQueryMessage::Row(r) => Some(
+                    (0..4)
+                        .map(|i| r.get(i).unwrap().parse::<i64>().unwrap())
+                        .collect::<Vec<_>>(),
+                ),
+                _ => None,
+            })
+            .unwrap()
+    };
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before = sums(client).await;
+    assert_eq!(before[0], 7, "every key in one group: {before:?}");
+    server.kill_9();
+    let server = Laminar::start(&dir.0);
+    let client = server.connect().await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let after = sums(client).await;
+    assert_eq!(
+        after[0], 7,
+        "every key in one group after the restart: {after:?}"
+    );
+    assert!(
+        after[1] >= before[1] - 1000,
+        "the view resumed from its checkpoint: {before:?} then {after:?}"
+    );
+    assert_eq!((after[2], after[3]), (6, 0), "keys 0..6");
+}
+
 #[tokio::test]
 async fn lookup_join_resumes_after_kill_9() {
     let (dir, out, mut server, client) = started("kill9-lookup").await;
