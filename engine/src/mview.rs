@@ -137,7 +137,19 @@ impl MaterializedViews {
             }
             None => None,
         };
-        let stream = execute_stream(planned.plan, task_ctx)?;
+        // Starting the plan restores its operators' state: a checkpoint they cannot read must
+        // fail this view, not the server starting it.
+        let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            execute_stream(planned.plan, task_ctx)
+        }));
+        let stream = match started {
+            Ok(stream) => stream?,
+            Err(_) => {
+                return Err(EngineError::Checkpoint(format!(
+                    "materialized view '{name}' could not start from its checkpoint (its state does not fit the query's operators)"
+                )));
+            }
+        };
         let task_view = view.clone();
         *lock(&view.task) = Some(tokio::spawn(async move {
             task_view.maintain(stream, hub).await
