@@ -82,20 +82,27 @@ impl Counters {
         &self,
         plan: &dyn datafusion::physical_plan::ExecutionPlan,
     ) -> Arc<OperatorStats> {
-        let name = datafusion::physical_plan::displayable(plan)
+        let mut name = datafusion::physical_plan::displayable(plan)
             .one_line()
             .to_string()
             .trim_end()
             .to_string();
+        let mut operators = self.operators.lock().unwrap_or_else(|p| p.into_inner());
+        // A parallel operator's partitions start in order: each is listed with its number.
+        let partitions = plan.properties().output_partitioning().partition_count();
+        if partitions > 1 {
+            let earlier = operators
+                .iter()
+                .filter(|o| o.name.starts_with(&name))
+                .count();
+            name = format!("{name} (partition {} of {partitions})", earlier + 1);
+        }
         let stats = Arc::new(OperatorStats {
             name,
             state_bytes: AtomicU64::new(0),
             records_out: AtomicU64::new(0),
         });
-        self.operators
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(stats.clone());
+        operators.push(stats.clone());
         stats
     }
 
