@@ -409,6 +409,19 @@ fn to_json<T: Serialize>(value: &T) -> Result<Value> {
     serde_json::to_value(value).map_err(|e| ConnectorError::Config(e.to_string()))
 }
 
+/// A connection profile's and a table's JSON config, parsed into `C`'s typed configs.
+fn configs<C: Connector>(
+    connector: &C,
+    profile: &Value,
+    table: &Value,
+) -> Result<(C::ProfileConfig, C::TableConfig)> {
+    let id = Connector::metadata(connector).id;
+    Ok((
+        parse_config(id, profile.clone())?,
+        parse_config(id, table.clone())?,
+    ))
+}
+
 #[async_trait]
 impl<C: Connector> DynConnector for C {
     fn metadata(&self) -> ConnectorMetadata {
@@ -449,9 +462,7 @@ impl<C: Connector> DynConnector for C {
         table: &Value,
         format: &FormatSpec,
     ) -> Result<Option<SchemaRef>> {
-        let id = Connector::metadata(self).id;
-        let profile: C::ProfileConfig = parse_config(id, profile.clone())?;
-        let table: C::TableConfig = parse_config(id, table.clone())?;
+        let (profile, table) = configs(self, profile, table)?;
         Connector::infer_schema(self, &profile, &table, format).await
     }
 
@@ -467,9 +478,7 @@ impl<C: Connector> DynConnector for C {
         role: TableRole,
         schema: &SchemaRef,
     ) -> Result<()> {
-        let id = Connector::metadata(self).id;
-        let profile: C::ProfileConfig = parse_config(id, profile.clone())?;
-        let table: C::TableConfig = parse_config(id, table.clone())?;
+        let (profile, table) = configs(self, profile, table)?;
         Connector::validate_table(self, &profile, &table, role, schema)
     }
 
@@ -492,9 +501,7 @@ impl<C: Connector> DynConnector for C {
         table: &Value,
         table_name: &str,
     ) -> Result<Value> {
-        let id = Connector::metadata(self).id;
-        let profile: C::ProfileConfig = parse_config(id, profile.clone())?;
-        let table: C::TableConfig = parse_config(id, table.clone())?;
+        let (profile, table) = configs(self, profile, table)?;
         Connector::table_statistics(self, &profile, &table, table_name).await
     }
 
@@ -504,9 +511,7 @@ impl<C: Connector> DynConnector for C {
         table: &Value,
         ctx: &SinkContext,
     ) -> Result<Option<u64>> {
-        let id = Connector::metadata(self).id;
-        let profile: C::ProfileConfig = parse_config(id, profile.clone())?;
-        let table: C::TableConfig = parse_config(id, table.clone())?;
+        let (profile, table) = configs(self, profile, table)?;
         Connector::committed_epoch(self, &profile, &table, ctx).await
     }
 
@@ -522,16 +527,12 @@ impl<C: Connector> DynConnector for C {
         table: &Value,
         ctx: SourceContext,
     ) -> Result<Box<dyn Source>> {
-        let id = Connector::metadata(self).id;
-        let profile: C::ProfileConfig = parse_config(id, profile.clone())?;
-        let table: C::TableConfig = parse_config(id, table.clone())?;
+        let (profile, table) = configs(self, profile, table)?;
         Connector::make_source(self, &profile, &table, ctx)
     }
 
     fn make_sink(&self, profile: &Value, table: &Value, ctx: SinkContext) -> Result<Box<dyn Sink>> {
-        let id = Connector::metadata(self).id;
-        let profile: C::ProfileConfig = parse_config(id, profile.clone())?;
-        let table: C::TableConfig = parse_config(id, table.clone())?;
+        let (profile, table) = configs(self, profile, table)?;
         Connector::make_sink(self, &profile, &table, ctx)
     }
 }

@@ -29,7 +29,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::checkpoint::arrow_state::{decode, encode};
-use crate::checkpoint::cut::{Cuts, Step, TOP_SEGMENT};
+use crate::checkpoint::cut::{Cuts, Step, TOP_SEGMENT, next_step};
 use crate::checkpoint::{CheckpointHub, CheckpointStore, task_context_with};
 use crate::error::{EngineError, Result};
 use crate::exec::planner::Planned;
@@ -212,9 +212,7 @@ impl MaterializedView {
                 _ = self.stop.cancelled(), if !stopping => {
                     let Some(hub) = &hub else { return };
                     stopping = true;
-                    if !hub.barrier_pending() {
-                        hub.request(hub.next_epoch());
-                    }
+                    hub.request_next();
                     continue;
                 }
                 _ = async {
@@ -223,17 +221,12 @@ impl MaterializedView {
                         None => futures::future::pending().await,
                     }
                 } => {
-                    if let Some(hub) = hub.as_ref().filter(|h| !h.barrier_pending()) {
-                        hub.request(hub.next_epoch());
+                    if let Some(hub) = &hub {
+                        hub.request_next();
                     }
                     continue;
                 }
-                step = async {
-                    match &cuts {
-                        Some(cuts) => cuts.step(&mut stream).await,
-                        None => Step::Next(stream.next().await),
-                    }
-                } => step,
+                step = next_step(cuts.as_ref(), &mut stream) => step,
             };
             let result = match step {
                 // At the cut (see crate::checkpoint::cut).

@@ -89,6 +89,14 @@ pub enum Step<T> {
     Barrier(u64),
 }
 
+/// The next step of a top segment's `stream`: with `cuts`, its barriers too.
+pub async fn next_step<S: Stream + Unpin>(cuts: Option<&Cuts>, stream: &mut S) -> Step<S::Item> {
+    match cuts {
+        Some(cuts) => cuts.step(stream).await,
+        None => Step::Next(stream.next().await),
+    }
+}
+
 /// A driver's view of the barriers reaching its segment.
 pub struct Cuts {
     hub: Arc<CheckpointHub>,

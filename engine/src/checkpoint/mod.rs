@@ -292,9 +292,11 @@ impl CheckpointHub {
         self.requested.load(Ordering::Acquire)
     }
 
-    /// Whether a barrier was asked for and not yet written.
-    pub fn barrier_pending(&self) -> bool {
-        self.requested.load(Ordering::Acquire) > self.last_epoch()
+    /// Start the next checkpoint's barrier, unless one is on its way.
+    pub fn request_next(&self) {
+        if self.requested.load(Ordering::Acquire) <= self.last_epoch() {
+            self.request(self.next_epoch());
+        }
     }
 
     /// What `segment` holds now (it is at rest).

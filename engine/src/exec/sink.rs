@@ -17,10 +17,9 @@ use datafusion::logical_expr::dml::InsertOp;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, SendableRecordBatchStream,
 };
-use futures::StreamExt;
 
 use crate::checkpoint::CheckpointHub;
-use crate::checkpoint::cut::{Cuts, Step, TOP_SEGMENT};
+use crate::checkpoint::cut::{Cuts, Step, TOP_SEGMENT, next_step};
 use crate::ddl::ResolvedTable;
 use crate::error::EngineError;
 use crate::metrics::Counters;
@@ -187,19 +186,14 @@ impl DataSink for ConnectorDataSink {
         let mut stopping = false;
         loop {
             let step = tokio::select! {
-                step = async {
-                    match &cuts {
-                        Some(cuts) => cuts.step(&mut data).await,
-                        None => Step::Next(data.next().await),
-                    }
-                } => step,
+                step = next_step(cuts.as_ref(), &mut data) => step,
                 _ = every(&mut ticks) => {
                     sink.tick().await.map_err(external)?;
                     continue;
                 }
                 _ = every(&mut checkpoints) => {
                     if let Some(hub) = &hub {
-                        request_barrier(hub);
+                        hub.request_next();
                     }
                     continue;
                 }
@@ -212,7 +206,7 @@ impl DataSink for ConnectorDataSink {
                     // A graceful stop: a last checkpoint, where the resumed job starts.
                     stopping = true;
                     if let Some(hub) = &hub {
-                        request_barrier(hub);
+                        hub.request_next();
                     }
                     continue;
                 }
@@ -271,13 +265,6 @@ fn crash_for_tests(written: u64) {
     if after.is_some_and(|n| written >= n) {
         tracing::error!(written, "LAMINAR_TEST_CRASH_AFTER_CHECKPOINT: aborting");
         std::process::abort();
-    }
-}
-
-/// Start a checkpoint's barrier, unless one is on its way.
-fn request_barrier(hub: &CheckpointHub) {
-    if !hub.barrier_pending() {
-        hub.request(hub.next_epoch());
     }
 }
 

@@ -332,7 +332,7 @@ impl Driver {
                         cuts.hub()
                             .capture(cuts.segment(), epoch)
                             .map_err(|e| DataFusionError::External(Box::new(e)))?;
-                        broadcast(&self.outputs, || Message::Barrier(epoch)).await?;
+                        broadcast(&self.outputs, || Message::Barrier(epoch)).await;
                         cuts.passed(epoch);
                     }
                 }
@@ -340,7 +340,7 @@ impl Driver {
                     let watermark = self.watermarks.current();
                     if watermark > self.sent_watermark {
                         self.sent_watermark = watermark;
-                        broadcast(&self.outputs, || Message::Watermark(watermark)).await?;
+                        broadcast(&self.outputs, || Message::Watermark(watermark)).await;
                     }
                 }
             }
@@ -357,7 +357,8 @@ impl Driver {
             self.watermarks.current()
         };
         let Some(partitioner) = &mut self.partitioner else {
-            return send(&self.outputs[0], Message::Rows(batch, watermark)).await;
+            send(&self.outputs[0], Message::Rows(batch, watermark)).await;
+            return Ok(());
         };
         let mut parts: Vec<Option<RecordBatch>> = vec![None; self.outputs.len()];
         partitioner.partition(batch, |output, part| {
@@ -370,9 +371,9 @@ impl Driver {
         self.sent_watermark = self.sent_watermark.max(watermark);
         for (output, part) in self.outputs.iter().zip(parts) {
             match part {
-                Some(part) => send(output, Message::Rows(part, watermark)).await?,
+                Some(part) => send(output, Message::Rows(part, watermark)).await,
                 // Outputs without rows learn of the watermark too.
-                None if moved => send(output, Message::Watermark(watermark)).await?,
+                None if moved => send(output, Message::Watermark(watermark)).await,
                 None => {}
             }
         }
@@ -380,17 +381,15 @@ impl Driver {
     }
 }
 
-/// Send to an output; one whose reader is gone (its query ended) is skipped.
-async fn send(output: &mpsc::Sender<Sent>, message: Message) -> Result<()> {
+/// Send to an output; one whose reader is gone (its part of the query ended) is skipped.
+async fn send(output: &mpsc::Sender<Sent>, message: Message) {
     let _ = output.send(Ok(message)).await;
-    Ok(())
 }
 
-async fn broadcast(outputs: &[mpsc::Sender<Sent>], message: impl Fn() -> Message) -> Result<()> {
+async fn broadcast(outputs: &[mpsc::Sender<Sent>], message: impl Fn() -> Message) {
     for output in outputs {
-        send(output, message()).await?;
+        send(output, message()).await;
     }
-    Ok(())
 }
 
 /// One output partition: reads every input's channel.
