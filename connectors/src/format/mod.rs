@@ -14,6 +14,7 @@ pub(crate) mod infer;
 mod json;
 mod raw;
 
+#[cfg(feature = "filesystem")]
 pub(crate) use decode::follow_policy;
 pub use decode::{BadRecord, RecordDecoder};
 pub use encode::{CHANGE_COLUMN, RecordEncoder};

@@ -38,6 +38,7 @@ use crate::stream::per_window_plan::PerWindowPlanExec;
 use crate::stream::stream_join::StreamJoinExec;
 use crate::stream::updating::UpdatingAggregateExec;
 use crate::stream::window_agg::WindowAggregateExec;
+use crate::stream::window_assembly::WindowAssemblyExec;
 use crate::stream::window_join::WindowJoinExec;
 pub use store::{CheckpointRecord, CheckpointStore};
 
@@ -112,6 +113,7 @@ fn registers_state(plan: &Arc<dyn ExecutionPlan>) -> bool {
         || any.is::<StreamJoinExec>()
         || any.is::<WindowJoinExec>()
         || any.is::<PerWindowPlanExec>()
+        || any.is::<WindowAssemblyExec>()
 }
 
 /// A source partition's position after the last batch it emitted.

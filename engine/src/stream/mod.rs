@@ -16,6 +16,7 @@ pub mod updating;
 pub mod watermark;
 pub mod window;
 pub mod window_agg;
+pub mod window_assembly;
 pub mod window_join;
 pub mod window_origin;
 pub mod window_run;

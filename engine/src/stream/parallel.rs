@@ -10,13 +10,16 @@
 //!    partition ([`spread_keyed_operators`]).
 //!
 //! Operators that take a window's rows as one batch (aggregates over windows, top-N, window
-//! joins) and aggregates without keys keep one partition, and so does what feeds them.
+//! joins) run in one partition; a keyed window aggregate feeding them runs in `parallelism`
+//! partitions, and a [`WindowAssemblyExec`] above their merge puts each window back together
+//! by watermark. Aggregates without keys keep one partition, and so does what feeds them.
 
 use std::sync::Arc;
 
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::error::Result;
 use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::limit::GlobalLimitExec;
@@ -31,7 +34,9 @@ use super::per_window_plan::PerWindowPlanExec;
 use super::stream_join::StreamJoinExec;
 use super::updating::UpdatingAggregateExec;
 use super::window_agg::WindowAggregateExec;
+use super::window_assembly::WindowAssemblyExec;
 use super::window_join::WindowJoinExec;
+use super::window_origin::expr_window_column;
 
 /// Step 1: DataFusion's merges and hash repartitions become exchanges, and its two-phase
 /// aggregates (partial per partition, final after a merge) one aggregate after the
@@ -152,13 +157,61 @@ fn input_needs(plan: &Arc<dyn ExecutionPlan>) -> Option<Vec<InputNeed>> {
         }
         return Some(vec![keyed(&left), keyed(&right)]);
     }
-    if any.is::<WindowJoinExec>() {
-        return Some(vec![None, None]);
+    None
+}
+
+/// Per input of an operator that takes whole windows: the window, as an expression over
+/// that input. Not such an operator: `None`.
+fn window_inputs(plan: &Arc<dyn ExecutionPlan>) -> Option<Vec<Arc<dyn PhysicalExpr>>> {
+    let any = plan.as_any();
+    if let Some(per_window) = any.downcast_ref::<PerWindowAggregateExec>() {
+        return Some(vec![per_window.window_expr()]);
     }
-    if any.is::<PerWindowAggregateExec>() || any.is::<PerWindowPlanExec>() {
-        return Some(vec![None]);
+    if let Some(per_window) = any.downcast_ref::<PerWindowPlanExec>() {
+        return Some(vec![per_window.window_expr().clone()]);
+    }
+    if let Some(join) = any.downcast_ref::<WindowJoinExec>() {
+        let inputs = join.children();
+        return Some(
+            join.window_keys()
+                .iter()
+                .zip(inputs)
+                .map(|((index, _), input)| {
+                    let name = input.schema().field(*index).name().clone();
+                    Arc::new(Column::new(&name, *index)) as Arc<dyn PhysicalExpr>
+                })
+                .collect(),
+        );
     }
     None
+}
+
+/// An input of an operator that takes whole windows: spread where its window comes straight
+/// from a keyed window aggregate, then merged and assembled into whole windows again.
+fn spread_windows(
+    input: &Arc<dyn ExecutionPlan>,
+    window: &Arc<dyn PhysicalExpr>,
+    parallelism: usize,
+    may_spread: bool,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    // A merge DataFusion put here is redone below if it is needed.
+    let input = unexchanged(input);
+    let column = expr_window_column(&input, window);
+    // A window that comes through another operator taking whole windows comes from one
+    // partition (that operator's); what feeds that operator may still spread.
+    let may_spread = may_spread && column.is_some();
+    let spread_input = spread(input.clone(), parallelism, may_spread)?;
+    if partitions(&spread_input) == 1 {
+        return Ok(spread_input);
+    }
+    match column.filter(|c| c.direct) {
+        Some(column) => Ok(Arc::new(WindowAssemblyExec::new(
+            Arc::new(ExchangeExec::merge(spread_input)),
+            window.clone(),
+            column,
+        ))),
+        None => Ok(merged(spread(input, parallelism, false)?)),
+    }
 }
 
 fn spread(
@@ -166,6 +219,15 @@ fn spread(
     parallelism: usize,
     may_spread: bool,
 ) -> Result<Arc<dyn ExecutionPlan>> {
+    if let Some(windows) = window_inputs(&plan) {
+        let children = plan
+            .children()
+            .into_iter()
+            .zip(&windows)
+            .map(|(input, window)| spread_windows(input, window, parallelism, may_spread))
+            .collect::<Result<Vec<_>>>()?;
+        return plan.with_new_children(children);
+    }
     let needs = input_needs(&plan);
     // Below an operator that keeps one partition, everything feeding it does too (a window
     // must reach it whole, not as one part per partition).

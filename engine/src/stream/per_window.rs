@@ -14,6 +14,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion::error::Result;
 use datafusion::execution::TaskContext;
+use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, RecordBatchStream,
     SendableRecordBatchStream,
@@ -54,6 +55,15 @@ impl PerWindowAggregateExec {
 
     pub fn window_key(&self) -> Option<(usize, WindowPart)> {
         Some(self.window_key)
+    }
+
+    /// The window, as an expression over the input.
+    pub fn window_expr(&self) -> Arc<dyn PhysicalExpr> {
+        self.spec.keys[self.window_key.0].clone()
+    }
+
+    pub fn input(&self) -> &Arc<dyn ExecutionPlan> {
+        &self.input
     }
 }
 

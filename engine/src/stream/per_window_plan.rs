@@ -16,6 +16,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion::error::Result;
 use datafusion::execution::TaskContext;
+use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::sorts::sort::SortExec;
 use datafusion::physical_plan::windows::{BoundedWindowAggExec, WindowAggExec};
 use datafusion::physical_plan::{
@@ -25,7 +26,7 @@ use datafusion::physical_plan::{
 use futures::{Stream, StreamExt};
 
 use super::streaming_properties;
-use super::window_origin::{WindowPart, expr_origin, window_origin};
+use super::window_origin::expr_origin;
 use super::window_run::{WindowRun, memory_input, rebuilt};
 use crate::checkpoint::arrow_state::{decode, encode};
 use crate::checkpoint::{CheckpointHub, OperatorSnapshot};
@@ -38,6 +39,8 @@ pub struct PerWindowPlanExec {
     operator: Arc<dyn ExecutionPlan>,
     /// The sort DataFusion put between the operator and its input, if any.
     sort: Option<Arc<dyn ExecutionPlan>>,
+    /// A window the operator partitions by, over the input.
+    window: Arc<dyn PhysicalExpr>,
     properties: Arc<PlanProperties>,
 }
 
@@ -57,26 +60,33 @@ impl PerWindowPlanExec {
             Some(s) if s.fetch().is_none() => (Some(child.clone()), s.input().clone()),
             _ => (None, child),
         };
-        let by_window = window_exprs.iter().all(|w| {
-            w.partition_by()
-                .iter()
-                .any(|e| expr_origin(&input, e).is_some())
-        });
-        if window_exprs.is_empty() || !by_window {
-            return None;
-        }
+        let windows: Option<Vec<Arc<dyn PhysicalExpr>>> = window_exprs
+            .iter()
+            .map(|w| {
+                w.partition_by()
+                    .iter()
+                    .find(|e| expr_origin(&input, e).is_some())
+                    .cloned()
+            })
+            .collect();
+        let window = windows?.into_iter().next()?;
         let properties = streaming_properties(node.schema(), &input);
         Some(PerWindowPlanExec {
             input,
             operator: node.clone(),
             sort,
+            window,
             properties,
         })
     }
 
-    /// Window columns pass through (the operator appends its results after them).
-    pub fn column_origin(&self, index: usize) -> Option<WindowPart> {
-        window_origin(&self.input, index)
+    pub fn input(&self) -> &Arc<dyn ExecutionPlan> {
+        &self.input
+    }
+
+    /// The window the operator partitions by, as an expression over the input.
+    pub fn window_expr(&self) -> &Arc<dyn PhysicalExpr> {
+        &self.window
     }
 }
 
@@ -112,11 +122,14 @@ impl ExecutionPlan for PerWindowPlanExec {
         self: Arc<Self>,
         mut children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        let input = children.swap_remove(0);
+        let properties = streaming_properties(self.operator.schema(), &input);
         Ok(Arc::new(PerWindowPlanExec {
-            input: children.swap_remove(0),
+            input,
             operator: self.operator.clone(),
             sort: self.sort.clone(),
-            properties: self.properties.clone(),
+            window: self.window.clone(),
+            properties,
         }))
     }
 

@@ -31,7 +31,10 @@ use futures::{FutureExt, Stream, StreamExt};
 use super::aggregates::{AggregateSpec, GroupedState, Inputs};
 use super::session::Sessions;
 use super::streaming_properties;
-use super::watermark::{WATERMARK_MAX, WATERMARK_MIN, Watermarks, collect_sources};
+use super::watermark::{
+    SourceWatermark, WATERMARK_MAX, WATERMARK_MIN, Watermarks, collect_sources_apart,
+    register_source,
+};
 use super::window::WindowSpec;
 use crate::checkpoint::arrow_state::{decode, encode};
 use crate::checkpoint::{CheckpointHub, OperatorSnapshot};
@@ -84,6 +87,11 @@ impl WindowAggregateExec {
     /// Position of the window column in the output.
     pub fn window_index(&self) -> usize {
         self.shared.window_index
+    }
+
+    /// The windows' length (a session's gap).
+    pub fn window_width(&self) -> i64 {
+        self.shared.window.width()
     }
 
     /// Whether windows come out in window order, each in one batch (not so for sessions,
@@ -154,7 +162,11 @@ impl ExecutionPlan for WindowAggregateExec {
             _ => State::Fixed(BTreeMap::new()),
         };
         let hub = context.session_config().get_extension::<CheckpointHub>();
-        let (input, watermarks) = collect_sources(|| self.input.execute(partition, context));
+        // Operators above see this operator's output watermark, not its sources': a window
+        // goes out some time after the sources' watermark passed its end.
+        let (input, watermarks) = collect_sources_apart(|| self.input.execute(partition, context));
+        let released = SourceWatermark::derived("window");
+        register_source(&released);
         let stats = shared.counters.register_operator(self);
         let core = Arc::new(Mutex::new(Core {
             state,
@@ -178,6 +190,7 @@ impl ExecutionPlan for WindowAggregateExec {
             stats,
             shared,
             core,
+            released,
             finished: false,
             timer: None,
             reported_state: 0,
@@ -214,6 +227,9 @@ struct WindowAggregateStream {
     stats: Arc<crate::metrics::OperatorStats>,
     shared: Arc<WindowAggregate>,
     core: Arc<Mutex<Core>>,
+    /// The output watermark: every window ending at or before it has been handed
+    /// downstream (what an exchange above forwards with this partition's rows).
+    released: Arc<SourceWatermark>,
     finished: bool,
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
     /// State bytes last added to the job's counter.
@@ -298,6 +314,7 @@ impl WindowAggregateStream {
     fn advance(&mut self, watermark: i64) -> Result<()> {
         let mut core = lock(&self.core);
         if watermark <= core.watermark {
+            self.release(&core);
             return Ok(());
         }
         core.watermark = watermark;
@@ -332,6 +349,7 @@ impl WindowAggregateStream {
             }
         }
         let bytes = state_size(&core.state) as u64;
+        self.release(&core);
         drop(core);
         self.stats.state_bytes.store(bytes, Ordering::Relaxed);
         self.shared
@@ -340,7 +358,15 @@ impl WindowAggregateStream {
         Ok(())
     }
 
-    /// When the quiet operator should look at the clock or the watermark again.
+    /// Once every closed window has gone out, the output watermark is the operator's.
+    fn release(&self, core: &Core) {
+        if core.output.is_empty() {
+            self.released.advance_to(core.watermark);
+        }
+    }
+
+    /// When the quiet operator should look at the clock or the watermark again. Without
+    /// open windows it still follows them, for its output watermark.
     fn next_wakeup(&self) -> Option<Duration> {
         let next_end = match &lock(&self.core).state {
             State::Fixed(windows) => windows
@@ -348,7 +374,11 @@ impl WindowAggregateStream {
                 .next()
                 .map(|start| start.saturating_add(self.shared.window.width())),
             State::Sessions(sessions) => sessions.next_close(),
-        }?;
+        };
+        let Some(next_end) = next_end else {
+            return (self.shared.time.is_none() || !self.watermarks.is_empty())
+                .then_some(WATERMARK_POLL);
+        };
         match self.shared.time {
             None => {
                 let wait = next_end.saturating_sub(now_nanos()).max(0);
@@ -450,7 +480,12 @@ impl Stream for WindowAggregateStream {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         loop {
-            let queued = lock(&self.core).output.pop_front();
+            let queued = {
+                let mut core = lock(&self.core);
+                let queued = core.output.pop_front();
+                self.release(&core);
+                queued
+            };
             if let Some(batch) = queued {
                 self.stats
                     .records_out
@@ -479,6 +514,16 @@ impl Stream for WindowAggregateStream {
                     }
                 }
                 Poll::Pending => {
+                    // The input's watermark may have moved without rows (an exchange below
+                    // passes watermarks on their own).
+                    let watermark = self.current_watermark();
+                    if let Err(e) = self.advance(watermark) {
+                        self.finished = true;
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                    if !lock(&self.core).output.is_empty() {
+                        continue;
+                    }
                     let Some(wait) = self.next_wakeup() else {
                         return Poll::Pending;
                     };

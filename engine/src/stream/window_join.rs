@@ -13,8 +13,6 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
-use arrow::array::UInt32Array;
-use arrow::compute::take_record_batch;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion::common::JoinType;
@@ -28,7 +26,9 @@ use datafusion::physical_plan::{
 use futures::{Stream, StreamExt};
 
 use super::streaming_properties;
-use super::window_origin::{WindowPart, window_keys, window_origin};
+use super::window_origin::{
+    WindowColumn, WindowPart, split_by_window, window_column, window_keys, window_origin,
+};
 use super::window_run::{WindowRun, memory_input, rebuilt};
 use crate::checkpoint::arrow_state::{decode, encode};
 use crate::checkpoint::{CheckpointHub, OperatorSnapshot};
@@ -112,13 +112,18 @@ impl WindowJoinExec {
         })
     }
 
-    /// The window part an output column carries, if any.
-    pub fn column_origin(&self, index: usize) -> Option<WindowPart> {
+    /// The window an output column carries, if any.
+    pub fn column_window(&self, index: usize) -> Option<WindowColumn> {
         let (side, column) = *self.output_columns.get(index)?;
         match side {
-            0 => window_origin(&self.left, column),
-            _ => window_origin(&self.right, column),
+            0 => window_column(&self.left, column),
+            _ => window_column(&self.right, column),
         }
+    }
+
+    /// Per input, its window column.
+    pub fn window_keys(&self) -> [(usize, WindowPart); 2] {
+        [self.left_key, self.right_key]
     }
 }
 
@@ -250,19 +255,7 @@ impl Core {
             return Ok(());
         }
         let keys = window_keys(batch.column(key.0), key.1)?;
-        let first = keys[0];
-        if keys.iter().all(|k| *k == first) {
-            self.reached[side] = self.reached[side].max(first);
-            self.pending[side].entry(first).or_default().push(batch);
-            return Ok(());
-        }
-        // Several windows in one batch: split it.
-        let mut windows: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
-        for (row, k) in keys.iter().enumerate() {
-            windows.entry(*k).or_default().push(row as u32);
-        }
-        for (k, rows) in windows {
-            let part = take_record_batch(&batch, &UInt32Array::from(rows))?;
+        for (k, part) in split_by_window(&batch, &keys)? {
             self.reached[side] = self.reached[side].max(k);
             self.pending[side].entry(k).or_default().push(part);
         }

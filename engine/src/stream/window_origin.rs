@@ -6,9 +6,11 @@
 //! windowed streams (q8) — without state beyond the current window. This module follows a
 //! column back through projections and filters to the window aggregate that made it.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
+use arrow::compute::take_record_batch;
 use arrow::datatypes::{DataType, TimestampNanosecondType};
 use datafusion::common::{ScalarValue, internal_err};
 use datafusion::error::Result;
@@ -20,6 +22,7 @@ use datafusion::physical_plan::projection::ProjectionExec;
 use super::per_window::PerWindowAggregateExec;
 use super::per_window_plan::PerWindowPlanExec;
 use super::window_agg::WindowAggregateExec;
+use super::window_assembly::WindowAssemblyExec;
 use super::window_join::WindowJoinExec;
 use crate::exec::filter::StreamingFilterExec;
 
@@ -32,33 +35,21 @@ pub enum WindowPart {
     End,
 }
 
+/// What is known of a window column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowColumn {
+    pub part: WindowPart,
+    /// The windows' length, in nanoseconds.
+    pub width: i64,
+    /// Straight from a window aggregate (through projections and filters only): each
+    /// partition of the aggregate hands a window downstream before its output watermark
+    /// passes the window's end.
+    pub direct: bool,
+}
+
 /// Whether column `index` of `plan`'s output is (part of) a window, and which part.
 pub fn window_origin(plan: &Arc<dyn ExecutionPlan>, index: usize) -> Option<WindowPart> {
-    let any = plan.as_any();
-    if let Some(window) = any.downcast_ref::<WindowAggregateExec>() {
-        return (window.window_index() == index && window.emits_in_window_order())
-            .then_some(WindowPart::Whole);
-    }
-    if let Some(per_window) = any.downcast_ref::<PerWindowAggregateExec>() {
-        return per_window
-            .window_key()
-            .filter(|(key, _)| *key == index)
-            .map(|(_, part)| part);
-    }
-    if let Some(join) = any.downcast_ref::<WindowJoinExec>() {
-        return join.column_origin(index);
-    }
-    if let Some(per_window) = any.downcast_ref::<PerWindowPlanExec>() {
-        return per_window.column_origin(index);
-    }
-    if let Some(projection) = any.downcast_ref::<ProjectionExec>() {
-        let expr = &projection.expr().get(index)?.expr;
-        return expr_origin(projection.input(), expr);
-    }
-    if any.is::<StreamingFilterExec>() {
-        return window_origin(plan.children().first()?, index);
-    }
-    None
+    window_column(plan, index).map(|c| c.part)
 }
 
 /// The window part an expression over `input` evaluates to: a window column as is, or its
@@ -67,8 +58,60 @@ pub fn expr_origin(
     input: &Arc<dyn ExecutionPlan>,
     expr: &Arc<dyn PhysicalExpr>,
 ) -> Option<WindowPart> {
+    expr_window_column(input, expr).map(|c| c.part)
+}
+
+/// [`window_origin`], with the window's width and where it comes from.
+pub fn window_column(plan: &Arc<dyn ExecutionPlan>, index: usize) -> Option<WindowColumn> {
+    let any = plan.as_any();
+    let passed_on =
+        |column: Option<WindowColumn>| column.map(|c| WindowColumn { direct: false, ..c });
+    if let Some(window) = any.downcast_ref::<WindowAggregateExec>() {
+        return (window.window_index() == index && window.emits_in_window_order()).then_some(
+            WindowColumn {
+                part: WindowPart::Whole,
+                width: window.window_width(),
+                direct: true,
+            },
+        );
+    }
+    if let Some(per_window) = any.downcast_ref::<PerWindowAggregateExec>() {
+        let (key, _) = per_window.window_key()?;
+        return if key == index {
+            passed_on(expr_window_column(
+                per_window.input(),
+                &per_window.window_expr(),
+            ))
+        } else {
+            None
+        };
+    }
+    if let Some(join) = any.downcast_ref::<WindowJoinExec>() {
+        return passed_on(join.column_window(index));
+    }
+    if let Some(per_window) = any.downcast_ref::<PerWindowPlanExec>() {
+        return passed_on(window_column(per_window.input(), index));
+    }
+    if let Some(assembly) = any.downcast_ref::<WindowAssemblyExec>() {
+        return passed_on(window_column(assembly.unmerged_input(), index));
+    }
+    if let Some(projection) = any.downcast_ref::<ProjectionExec>() {
+        let expr = &projection.expr().get(index)?.expr;
+        return expr_window_column(projection.input(), expr);
+    }
+    if any.is::<StreamingFilterExec>() {
+        return window_column(plan.children().first()?, index);
+    }
+    None
+}
+
+/// [`expr_origin`], with the window's width and where it comes from.
+pub fn expr_window_column(
+    input: &Arc<dyn ExecutionPlan>,
+    expr: &Arc<dyn PhysicalExpr>,
+) -> Option<WindowColumn> {
     if let Some(column) = expr.as_any().downcast_ref::<Column>() {
-        return window_origin(input, column.index());
+        return window_column(input, column.index());
     }
     let call = expr.as_any().downcast_ref::<ScalarFunctionExpr>()?;
     if call.fun().name() != "get_field" {
@@ -78,17 +121,19 @@ pub fn expr_origin(
         return None;
     };
     let column = base.as_any().downcast_ref::<Column>()?;
-    if window_origin(input, column.index())? != WindowPart::Whole {
+    let whole = window_column(input, column.index())?;
+    if whole.part != WindowPart::Whole {
         return None;
     }
-    match field.as_any().downcast_ref::<Literal>()?.value() {
+    let part = match field.as_any().downcast_ref::<Literal>()?.value() {
         ScalarValue::Utf8(Some(name)) | ScalarValue::Utf8View(Some(name)) => match name.as_str() {
-            "start" => Some(WindowPart::Start),
-            "end" => Some(WindowPart::End),
-            _ => None,
+            "start" => WindowPart::Start,
+            "end" => WindowPart::End,
+            _ => return None,
         },
-        _ => None,
-    }
+        _ => return None,
+    };
+    Some(WindowColumn { part, ..whole })
 }
 
 /// The window of each row as one number (its start, or its end for `End`), in nanoseconds.
@@ -112,4 +157,22 @@ pub fn window_keys(column: &ArrayRef, part: WindowPart) -> Result<Vec<i64>> {
             }
         })
         .collect())
+}
+
+/// `batch` cut into one batch per window (`keys` as from [`window_keys`]), in window order.
+pub fn split_by_window(batch: &RecordBatch, keys: &[i64]) -> Result<Vec<(i64, RecordBatch)>> {
+    let Some(&first) = keys.first() else {
+        return Ok(Vec::new());
+    };
+    if keys.iter().all(|k| *k == first) {
+        return Ok(vec![(first, batch.clone())]);
+    }
+    let mut windows: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
+    for (row, k) in keys.iter().enumerate() {
+        windows.entry(*k).or_default().push(row as u32);
+    }
+    windows
+        .into_iter()
+        .map(|(k, rows)| Ok((k, take_record_batch(batch, &UInt32Array::from(rows))?)))
+        .collect()
 }

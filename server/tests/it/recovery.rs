@@ -1408,9 +1408,21 @@ async fn window_join_state_survives_kill_9() {
 
 #[tokio::test]
 async fn top_n_per_window_survives_kill_9() {
-    let (dir, out, server, client) = started("kill9-top-n").await;
+    top_n_per_window_case("kill9-top-n", 1, "").await;
+}
+
+/// With two partitions, the window aggregate runs in both (keyed by `k`) and the windows are
+/// assembled again for the top-N: its rows of incomplete windows are checkpointed.
+#[tokio::test]
+async fn parallel_top_n_per_window_survives_kill_9() {
+    top_n_per_window_case("kill9-top-n-parallel", 2, "WindowAssemblyExec").await;
+}
+
+/// Per second of event time, the two keys holding the highest counters, across two crashes;
+/// the checkpoints must hold state of `operator` (any operator's for `""`).
+async fn top_n_per_window_case(name: &str, parallelism: usize, operator: &str) {
+    let (dir, out, server, client) = started(name).await;
     const ROWS: i64 = 12_000;
-    // Per second of event time, the two keys holding the highest counters.
     client
         .batch_execute(&format!(
             "CREATE TABLE numbers (WATERMARK FOR timestamp) WITH (connector = 'impulse',
@@ -1418,6 +1430,7 @@ async fn top_n_per_window_survives_kill_9() {
              CREATE TABLE out (ws TEXT, k BIGINT, hi BIGINT)
                WITH (connector = 'filesystem', path = '{}', type = 'sink', format = 'json');
              SET checkpoint_interval = '300ms';
+             SET parallelism = {parallelism};
              CREATE PIPELINE top AS INSERT INTO out
                SELECT CAST(window.start AS TEXT), k, hi FROM (
                  SELECT window, k, hi, ROW_NUMBER() OVER (PARTITION BY window ORDER BY hi DESC) AS rn
@@ -1429,7 +1442,14 @@ async fn top_n_per_window_survives_kill_9() {
         .await
         .unwrap();
     let pipeline = server_pipeline(&server).await;
-    let server = crash_twice(server, &dir.0, &pipeline, Duration::from_millis(1100), "").await;
+    let server = crash_twice(
+        server,
+        &dir.0,
+        &pipeline,
+        Duration::from_millis(1100),
+        operator,
+    )
+    .await;
     let client = server.connect().await;
     wait_finished(&client, "top", Duration::from_secs(60)).await;
     let mut windows: BTreeMap<String, Vec<i64>> = BTreeMap::new();
