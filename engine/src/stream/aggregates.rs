@@ -131,6 +131,19 @@ impl AggregateSpec {
             .collect()
     }
 
+    /// The fields of every aggregate's intermediate state, in order, with how many each
+    /// aggregate has.
+    pub fn state_fields(&self) -> Result<(Vec<arrow::datatypes::FieldRef>, Vec<usize>)> {
+        let mut fields = Vec::new();
+        let mut layout = Vec::with_capacity(self.functions.len());
+        for function in &self.functions {
+            let mine = function.state_fields()?;
+            layout.push(mine.len());
+            fields.extend(mine);
+        }
+        Ok((fields, layout))
+    }
+
     /// A hash table from key values to dense group ids, or `None` without keys.
     pub fn group_values(&self) -> Result<Option<Box<dyn GroupValues>>> {
         if self.keys.is_empty() {
@@ -245,6 +258,21 @@ impl GroupedState {
             .map(|acc| acc.evaluate(EmitTo::All))
             .collect::<Result<_>>()?;
         Ok((keys, values))
+    }
+
+    /// Key columns and the accumulators' intermediate states of every group (each
+    /// aggregate's [`AggregateSpec::state_fields`], in order), consuming the state: partial
+    /// aggregates that [`GroupedState::restore`] merges.
+    pub fn emit_states(mut self) -> Result<(Vec<ArrayRef>, Vec<ArrayRef>)> {
+        let keys = match self.groups.as_mut() {
+            Some(groups) => groups.emit(EmitTo::All)?,
+            None => Vec::new(),
+        };
+        let mut states = Vec::new();
+        for acc in &mut self.accumulators {
+            states.extend(acc.state(EmitTo::All)?);
+        }
+        Ok((keys, states))
     }
 
     /// The keys and the accumulators' intermediate state of every group, as columns

@@ -12,7 +12,9 @@
 //! Operators that take a window's rows as one batch (aggregates over windows, top-N, window
 //! joins) run in one partition; a keyed window aggregate feeding them runs in `parallelism`
 //! partitions, and a [`WindowAssemblyExec`] above their merge puts each window back together
-//! by watermark. Aggregates without keys keep one partition, and so does what feeds them.
+//! by watermark. A window aggregate without keys runs as partial aggregates in each
+//! partition, merged per window the same way. Updating aggregates without keys keep one
+//! partition, and so does what feeds them.
 
 use std::sync::Arc;
 
@@ -145,6 +147,10 @@ fn input_needs(plan: &Arc<dyn ExecutionPlan>) -> Option<Vec<InputNeed>> {
     let any = plan.as_any();
     let keyed = |keys: &[Arc<dyn PhysicalExpr>]| (!keys.is_empty()).then(|| keys.to_vec());
     if let Some(window) = any.downcast_ref::<WindowAggregateExec>() {
+        // A partial aggregate runs wherever its input is.
+        if window.is_partial() {
+            return None;
+        }
         return Some(vec![keyed(window.keys())]);
     }
     if let Some(updating) = any.downcast_ref::<UpdatingAggregateExec>() {
@@ -214,11 +220,34 @@ fn spread_windows(
     }
 }
 
+/// A window aggregate without keys as partial aggregates in each partition of its input,
+/// merged per window (the merge's input is assembled into whole windows by [`spread`]).
+fn split_keyless_window(plan: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+    let Some(window) = plan.as_any().downcast_ref::<WindowAggregateExec>() else {
+        return Ok(None);
+    };
+    let Some(input) = plan.children().first().map(|c| unexchanged(c)) else {
+        return Ok(None);
+    };
+    let Some((partial, spec, layout)) = window.partial(input)? else {
+        return Ok(None);
+    };
+    Ok(Some(Arc::new(PerWindowAggregateExec::merging(
+        partial,
+        Arc::new(spec),
+        layout,
+        plan.schema(),
+    ))))
+}
+
 fn spread(
     plan: Arc<dyn ExecutionPlan>,
     parallelism: usize,
     may_spread: bool,
 ) -> Result<Arc<dyn ExecutionPlan>> {
+    if may_spread && let Some(split) = split_keyless_window(&plan)? {
+        return spread(split, parallelism, may_spread);
+    }
     if let Some(windows) = window_inputs(&plan) {
         let children = plan
             .children()

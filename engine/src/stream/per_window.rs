@@ -3,6 +3,10 @@
 //! The window aggregate below emits every window's rows at once, so each input batch
 //! holds whole windows: the groups of a batch are complete when the batch has been
 //! aggregated, and are emitted at once. No state is kept between batches.
+//!
+//! The same operator finishes a window aggregate without keys that ran in parallel
+//! partitions: its input rows are each partition's accumulator states for a window, which
+//! it merges ([`PerWindowAggregateExec::merging`]).
 
 use std::any::Any;
 use std::fmt;
@@ -32,6 +36,9 @@ pub struct PerWindowAggregateExec {
     spec: Arc<AggregateSpec>,
     /// Which output column is the window, and what part of it.
     window_key: (usize, WindowPart),
+    /// Merging partial aggregates: how many state columns (after the key columns) each
+    /// aggregate has.
+    merges: Option<Vec<usize>>,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
 }
@@ -48,8 +55,24 @@ impl PerWindowAggregateExec {
             input,
             spec,
             window_key,
+            merges: None,
             schema,
             properties,
+        }
+    }
+
+    /// The results of a window aggregate without keys from the partial aggregates of its
+    /// partitions (see `WindowAggregateExec::partial`): `spec` groups by the window, the
+    /// input's first column, and `layout` tells the state columns that follow it apart.
+    pub fn merging(
+        input: Arc<dyn ExecutionPlan>,
+        spec: Arc<AggregateSpec>,
+        layout: Vec<usize>,
+        schema: SchemaRef,
+    ) -> Self {
+        PerWindowAggregateExec {
+            merges: Some(layout),
+            ..PerWindowAggregateExec::new(input, spec, (0, WindowPart::Whole), schema)
         }
     }
 
@@ -71,9 +94,14 @@ impl DisplayAs for PerWindowAggregateExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let keys: Vec<String> = self.spec.keys.iter().map(|k| k.to_string()).collect();
         let functions: Vec<&str> = self.spec.functions.iter().map(|a| a.name()).collect();
+        let what = if self.merges.is_some() {
+            "merges the partitions' partial aggregates"
+        } else {
+            "aggregates"
+        };
         write!(
             f,
-            "PerWindowAggregateExec: keys [{}] (window {}), aggregates [{}], state: none between windows",
+            "PerWindowAggregateExec: keys [{}] (window {}), {what} [{}], state: none between windows",
             keys.join(", "),
             self.spec.keys[self.window_key.0],
             functions.join(", ")
@@ -102,12 +130,14 @@ impl ExecutionPlan for PerWindowAggregateExec {
         self: Arc<Self>,
         mut children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        Ok(Arc::new(PerWindowAggregateExec::new(
+        let mut exec = PerWindowAggregateExec::new(
             children.swap_remove(0),
             self.spec.clone(),
             self.window_key,
             self.schema.clone(),
-        )))
+        );
+        exec.merges = self.merges.clone();
+        Ok(Arc::new(exec))
     }
 
     fn execute(
@@ -118,6 +148,7 @@ impl ExecutionPlan for PerWindowAggregateExec {
         Ok(Box::pin(PerWindowStream {
             input: self.input.execute(partition, context)?,
             spec: self.spec.clone(),
+            merges: self.merges.clone(),
             schema: self.schema.clone(),
         }))
     }
@@ -126,13 +157,21 @@ impl ExecutionPlan for PerWindowAggregateExec {
 struct PerWindowStream {
     input: SendableRecordBatchStream,
     spec: Arc<AggregateSpec>,
+    merges: Option<Vec<usize>>,
     schema: SchemaRef,
 }
 
 impl PerWindowStream {
     fn aggregate(&self, batch: &RecordBatch) -> Result<RecordBatch> {
-        let mut state = GroupedState::new(&self.spec)?;
-        state.update(&self.spec.evaluate(batch)?)?;
+        let state = match &self.merges {
+            // The window, then the states: the layout of a snapshot.
+            Some(layout) => GroupedState::from_snapshot(&self.spec, batch, layout)?,
+            None => {
+                let mut state = GroupedState::new(&self.spec)?;
+                state.update(&self.spec.evaluate(batch)?)?;
+                state
+            }
+        };
         let (mut columns, values) = state.emit()?;
         columns.extend(values);
         Ok(RecordBatch::try_new(self.schema.clone(), columns)?)

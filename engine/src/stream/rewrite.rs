@@ -444,6 +444,7 @@ fn window_aggregate(
         watermark_tables: ctx.watermark_tables.to_vec(),
         schema: aggregate.schema(),
         counters: ctx.counters.clone(),
+        partial: false,
     };
     Ok(Some(Arc::new(WindowAggregateExec::new(
         input,

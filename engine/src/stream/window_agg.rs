@@ -57,6 +57,9 @@ pub struct WindowAggregate {
     pub watermark_tables: Vec<String>,
     pub schema: SchemaRef,
     pub counters: Arc<Counters>,
+    /// Emit each window's accumulator states (a partial aggregate of one partition's rows,
+    /// merged later) instead of its results.
+    pub partial: bool,
 }
 
 /// The plan node.
@@ -89,6 +92,56 @@ impl WindowAggregateExec {
         self.shared.window_index
     }
 
+    /// Whether this aggregate emits partial aggregates (see [`WindowAggregateExec::partial`]).
+    pub fn is_partial(&self) -> bool {
+        self.shared.partial
+    }
+
+    /// A window aggregate without keys split in two: this aggregate, emitting each window's
+    /// accumulator states, runs over each partition of `input`; an aggregate over its
+    /// windows merges them (`PerWindowAggregateExec::merging`). Returns the partial
+    /// aggregate and the merging aggregate's spec and state layout; `None` for sessions
+    /// (they merge by gaps, not by window) and aggregates with keys.
+    pub fn partial(
+        &self,
+        input: Arc<dyn ExecutionPlan>,
+    ) -> Result<Option<(Arc<dyn ExecutionPlan>, AggregateSpec, Vec<usize>)>> {
+        let s = &self.shared;
+        if !s.spec.keys.is_empty() || s.partial || matches!(s.window, WindowSpec::Session { .. }) {
+            return Ok(None);
+        }
+        let (state_fields, layout) = s.spec.state_fields()?;
+        let window_field = s.schema.field(s.window_index).clone();
+        let fields: Vec<arrow::datatypes::FieldRef> = std::iter::once(Arc::new(window_field))
+            .chain(state_fields)
+            .collect();
+        let schema = Arc::new(arrow::datatypes::Schema::new(fields));
+        let partial = WindowAggregate {
+            window: s.window,
+            window_index: 0,
+            time: s.time.clone(),
+            spec: s.spec.clone(),
+            watermark_tables: s.watermark_tables.clone(),
+            schema: schema.clone(),
+            counters: s.counters.clone(),
+            partial: true,
+        };
+        // The merge groups by the window (the partial output's first column) and reads
+        // states, not arguments.
+        let window_key: Arc<dyn PhysicalExpr> = Arc::new(
+            datafusion::physical_expr::expressions::Column::new(schema.field(0).name(), 0),
+        );
+        let key_schema = Arc::new(arrow::datatypes::Schema::new(vec![schema.field(0).clone()]));
+        let merging = AggregateSpec::new(
+            vec![window_key],
+            key_schema,
+            s.spec.functions.clone(),
+            vec![None; s.spec.functions.len()],
+        )?;
+        let exec = WindowAggregateExec::new(input, Arc::new(partial));
+        Ok(Some((Arc::new(exec), merging, layout)))
+    }
+
     /// The windows' length (a session's gap).
     pub fn window_width(&self) -> i64 {
         self.shared.window.width()
@@ -115,6 +168,9 @@ impl DisplayAs for WindowAggregateExec {
         }
         let functions: Vec<&str> = s.spec.functions.iter().map(|a| a.name()).collect();
         write!(f, ", aggregates [{}]", functions.join(", "))?;
+        if s.partial {
+            write!(f, " (partial: emits accumulator states)")?;
+        }
         if s.time.is_some() && !s.watermark_tables.is_empty() {
             write!(f, ", watermark from [{}]", s.watermark_tables.join(", "))?;
         }
@@ -330,7 +386,11 @@ impl WindowAggregateStream {
                     }
                     let state = entry.remove();
                     let rows = state.num_groups();
-                    let (keys, values) = state.emit()?;
+                    let (keys, values) = if shared.partial {
+                        state.emit_states()?
+                    } else {
+                        state.emit()?
+                    };
                     let starts = vec![start; rows];
                     let ends = vec![start + width; rows];
                     output.push_back(output_batch(&shared, keys, starts, ends, values)?);

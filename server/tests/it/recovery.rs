@@ -1340,10 +1340,22 @@ async fn session_window_state_survives_kill_9() {
 
 #[tokio::test]
 async fn window_join_state_survives_kill_9() {
-    let (dir, out, server, client) = started("kill9-window-join").await;
+    window_join_case("kill9-window-join", 1, "WindowJoinExec").await;
+}
+
+/// With two partitions, each side's count per window runs as partial counts in both
+/// partitions, assembled and merged per window before the join.
+#[tokio::test]
+async fn parallel_window_join_survives_kill_9() {
+    window_join_case("kill9-window-join-parallel", 2, "WindowAssemblyExec").await;
+}
+
+/// Two streams counted per second of event time and joined on the window, across two
+/// crashes; the right one's watermark trails by two seconds, so left windows wait in the
+/// join's state. The checkpoints must hold state of `operator`.
+async fn window_join_case(name: &str, parallelism: usize, operator: &str) {
+    let (dir, out, server, client) = started(name).await;
     const ROWS: i64 = 12_000;
-    // Two streams counted per second of event time and joined on the window; the right one's
-    // watermark trails by two seconds, so left windows wait in the join's state.
     client
         .batch_execute(&format!(
             "CREATE TABLE lefts (WATERMARK FOR timestamp) WITH (connector = 'impulse',
@@ -1353,6 +1365,7 @@ async fn window_join_state_survives_kill_9() {
              CREATE TABLE out (ws TEXT, nl BIGINT, nr BIGINT)
                WITH (connector = 'filesystem', path = '{}', type = 'sink', format = 'json');
              SET checkpoint_interval = '300ms';
+             SET parallelism = {parallelism};
              CREATE PIPELINE joined AS INSERT INTO out
                SELECT CAST(l.window.start AS TEXT), l.n, r.n FROM
                  (SELECT tumble(INTERVAL '1' SECOND) AS window, count(*) AS n FROM lefts GROUP BY window) l
@@ -1368,7 +1381,7 @@ async fn window_join_state_survives_kill_9() {
         &dir.0,
         &pipeline,
         Duration::from_millis(1100),
-        "WindowJoinExec",
+        operator,
     )
     .await;
     let client = server.connect().await;
