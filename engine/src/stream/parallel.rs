@@ -229,13 +229,13 @@ fn split_keyless_window(plan: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn 
     let Some(input) = plan.children().first().map(|c| unexchanged(c)) else {
         return Ok(None);
     };
-    let Some((partial, spec, layout)) = window.partial(input)? else {
+    let Some(split) = window.partial(input)? else {
         return Ok(None);
     };
     Ok(Some(Arc::new(PerWindowAggregateExec::merging(
-        partial,
-        Arc::new(spec),
-        layout,
+        split.partial,
+        Arc::new(split.merging),
+        split.layout,
         plan.schema(),
     ))))
 }

@@ -62,6 +62,16 @@ pub struct WindowAggregate {
     pub partial: bool,
 }
 
+/// A window aggregate without keys as partial aggregates and their merge.
+pub struct PartialSplit {
+    /// Emits each window's accumulator states.
+    pub partial: Arc<dyn ExecutionPlan>,
+    /// Groups by the window (the partial output's first column) and merges states.
+    pub merging: AggregateSpec,
+    /// How many state columns each aggregate has.
+    pub layout: Vec<usize>,
+}
+
 /// The plan node.
 #[derive(Debug)]
 pub struct WindowAggregateExec {
@@ -102,10 +112,7 @@ impl WindowAggregateExec {
     /// windows merges them (`PerWindowAggregateExec::merging`). Returns the partial
     /// aggregate and the merging aggregate's spec and state layout; `None` for sessions
     /// (they merge by gaps, not by window) and aggregates with keys.
-    pub fn partial(
-        &self,
-        input: Arc<dyn ExecutionPlan>,
-    ) -> Result<Option<(Arc<dyn ExecutionPlan>, AggregateSpec, Vec<usize>)>> {
+    pub fn partial(&self, input: Arc<dyn ExecutionPlan>) -> Result<Option<PartialSplit>> {
         let s = &self.shared;
         if !s.spec.keys.is_empty() || s.partial || matches!(s.window, WindowSpec::Session { .. }) {
             return Ok(None);
@@ -138,8 +145,11 @@ impl WindowAggregateExec {
             s.spec.functions.clone(),
             vec![None; s.spec.functions.len()],
         )?;
-        let exec = WindowAggregateExec::new(input, Arc::new(partial));
-        Ok(Some((Arc::new(exec), merging, layout)))
+        Ok(Some(PartialSplit {
+            partial: Arc::new(WindowAggregateExec::new(input, Arc::new(partial))),
+            merging,
+            layout,
+        }))
     }
 
     /// The windows' length (a session's gap).
