@@ -156,8 +156,9 @@ if [ "${BENCH_NO_WRITE:-0}" != "1" ] && [ -n "$PARALLEL_ROWS" ]; then
 
 The same queries and event counts at parallelism $PARALLEL on the same $(nproc) cores
 ([parallel plans](sql/parallelism.md)): sources in $PARALLEL partitions, keyed operators behind
-hash exchanges, window-whole operators (q5's and q7's per-window maximum, q8's window join)
-in one partition behind a merge. Events/s is the whole query's; the speed-up is over the
+hash exchanges, window aggregates without keys as partial aggregates per partition merged per
+window, and the operators that take whole windows (q5's and q7's per-window maximum, q5's,
+q7's and q8's window joins) in one partition above a window assembly. Events/s is the whole query's; the speed-up is over the
 parallelism-1 run above.
 
 | query | events/s | CPU µs/event | peak RSS | speed-up |

@@ -114,6 +114,7 @@ fn registers_state(plan: &Arc<dyn ExecutionPlan>) -> bool {
         || any.is::<WindowJoinExec>()
         || any.is::<PerWindowPlanExec>()
         || any.is::<WindowAssemblyExec>()
+        || any.is::<crate::exec::limit::StreamingLimitExec>()
 }
 
 /// A source partition's position after the last batch it emitted.

@@ -8,6 +8,7 @@ pub mod flink_functions;
 pub mod functions;
 pub mod information_schema;
 pub mod introspection;
+pub mod limit;
 pub mod pg_catalog;
 pub mod planner;
 pub mod sink;

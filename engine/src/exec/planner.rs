@@ -181,6 +181,7 @@ impl Engine {
         };
         let plan = use_streaming_aggregates(plan, &streaming)?;
         let plan = crate::stream::parallel::spread_keyed_operators(plan, session.parallelism)?;
+        let plan = crate::exec::limit::use_streaming_limits(plan)?;
         let plan = SanityCheckPlan::new()
             .optimize(plan, ctx.state().config_options())
             .map_err(explain_pipeline_breakers)?;

@@ -49,8 +49,12 @@ pub fn exchanges_for_merges(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn Exec
             return Ok(Transformed::yes(single));
         }
         if let Some(merge) = node.as_any().downcast_ref::<CoalescePartitionsExec>() {
-            let exchange: Arc<dyn ExecutionPlan> =
-                Arc::new(ExchangeExec::merge(merge.input().clone()));
+            // A merge of one partition is no merge: no task and channel for it.
+            let exchange: Arc<dyn ExecutionPlan> = if partitions(merge.input()) == 1 {
+                merge.input().clone()
+            } else {
+                Arc::new(ExchangeExec::merge(merge.input().clone()))
+            };
             return Ok(Transformed::yes(match merge.fetch() {
                 Some(fetch) => Arc::new(GlobalLimitExec::new(exchange, 0, Some(fetch))),
                 None => exchange,

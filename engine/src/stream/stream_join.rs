@@ -34,9 +34,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Int64Array, StringArray, new_null_array,
+    Array, ArrayRef, AsArray, BooleanArray, Int64Array, StringArray, UInt32Array, new_null_array,
 };
-use arrow::compute::{cast, filter_record_batch, interleave};
+use arrow::compute::{cast, filter_record_batch, interleave, take_record_batch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit, TimestampNanosecondType};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use arrow::row::{RowConverter, SortField};
@@ -91,9 +91,20 @@ pub struct StreamJoinExec {
     /// RIGHT or FULL JOIN: unmatched right rows padded with NULLs (as changes in a regular
     /// join; at once and for good in a lookup join, whose right side is the stream).
     right_outer: bool,
+    /// A lookup join that only filters the stream (`IN`, `EXISTS`, `NOT EXISTS`).
+    existence: Option<Existence>,
     schema: SchemaRef,
     counters: Arc<Counters>,
     properties: Arc<PlanProperties>,
+}
+
+/// Which stream rows a semi or anti lookup join passes on (each once, unchanged).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Existence {
+    /// Those with a match in the static side.
+    Semi,
+    /// Those without one.
+    Anti,
 }
 
 /// A filter operand: a filter column plus a constant offset in nanoseconds.
@@ -288,8 +299,14 @@ impl StreamJoinExec {
             (false, true) => !matches!(join_type, JoinType::Left | JoinType::Full),
             _ => return None,
         };
+        let existence = match (join_type, static_left) {
+            (JoinType::RightSemi, true) => Some(Existence::Semi),
+            (JoinType::RightAnti, true) => Some(Existence::Anti),
+            _ => None,
+        };
         let (left_outer, right_outer) = match (join_type, static_left) {
             (JoinType::Inner, _) => (false, false),
+            (JoinType::RightSemi | JoinType::RightAnti, true) => (false, false),
             (JoinType::Left, false) => (true, false),
             (JoinType::Right, _) => (false, true),
             (JoinType::Full, false) => (true, true),
@@ -335,6 +352,7 @@ impl StreamJoinExec {
             left_outer,
             static_left,
             right_outer,
+            existence,
             schema,
             counters: counters.clone(),
             properties,
@@ -379,7 +397,12 @@ impl DisplayAs for StreamJoinExec {
             return write!(
                 f,
                 "LookupJoinExec: {} on [{}], filter {filter}, state: the static (left) side's rows, read again at every start",
-                if self.right_outer { "RIGHT" } else { "INNER" },
+                match (self.existence, self.right_outer) {
+                    (Some(Existence::Semi), _) => "SEMI",
+                    (Some(Existence::Anti), _) => "ANTI",
+                    (None, true) => "RIGHT",
+                    (None, false) => "INNER",
+                },
                 keys.join(", "),
             );
         }
@@ -449,6 +472,7 @@ impl ExecutionPlan for StreamJoinExec {
             left_outer: self.left_outer,
             static_left: self.static_left,
             right_outer: self.right_outer,
+            existence: self.existence,
             schema: self.schema.clone(),
             counters: self.counters.clone(),
             properties,
@@ -525,6 +549,7 @@ impl ExecutionPlan for StreamJoinExec {
             left_outer: self.left_outer,
             static_left: self.static_left,
             right_outer: self.right_outer,
+            existence: self.existence,
             left_width: self.left.schema().fields().len(),
             right_width: self.right.schema().fields().len(),
             schema: self.schema.clone(),
@@ -701,6 +726,7 @@ struct StreamJoinStream {
     left_outer: bool,
     static_left: bool,
     right_outer: bool,
+    existence: Option<Existence>,
     /// Columns of each input.
     left_width: usize,
     right_width: usize,
@@ -768,6 +794,28 @@ impl StreamJoinStream {
         let mut out: Vec<Change> = Vec::with_capacity(pairs.len());
         if self.static_left && from == 0 {
             // A lookup join's static rows: kept; no stream row has come yet.
+        } else if let Some(existence) = self.existence {
+            // A semi or anti lookup join: the stream rows with (without) a match, once.
+            let mut hit = vec![false; rows];
+            for &(_, r) in &pairs {
+                hit[r.1] = true;
+            }
+            let keep = existence == Existence::Semi;
+            let passing: Vec<u32> = (0..rows as u32)
+                .filter(|row| hit[*row as usize] == keep)
+                .collect();
+            let output = if passing.is_empty() {
+                None
+            } else {
+                let rows =
+                    take_record_batch(&right.batches[new_batch], &UInt32Array::from(passing))?;
+                Some(RecordBatch::try_new(
+                    self.schema.clone(),
+                    rows.columns().to_vec(),
+                )?)
+            };
+            right.clear();
+            return Ok(output);
         } else if self.static_left {
             // A lookup join's stream rows: the static side is complete, so a row without a
             // match is final.

@@ -222,6 +222,23 @@ async fn crash_twice(
     server
 }
 
+/// Crash the server twice while `pipeline` (without operator state) runs, each time after
+/// it took checkpoints. Returns the server started after the second crash.
+async fn crash_twice_with_checkpoints(mut server: Laminar, dir: &Path, pipeline: &str) -> Laminar {
+    for round in 0..2 {
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        let taken = checkpoints(&server, pipeline).await;
+        assert!(
+            !taken.is_empty(),
+            "round {round}: the pipeline takes checkpoints"
+        );
+        server.kill_9();
+        server = Laminar::start(dir);
+        server.connect().await;
+    }
+    server
+}
+
 /// Crash the server's one pipeline, `pairs` over `lefts` and `rights`, twice (see
 /// [`crash_twice`]), let it run a second, stop it, and return the server with the rows each
 /// source had emitted at the stop's checkpoint.
@@ -1235,7 +1252,7 @@ async fn aggregate_over_changes_resumes_after_kill_9() {
 
 #[tokio::test]
 async fn lookup_join_resumes_after_kill_9() {
-    let (dir, out, mut server, client) = started("kill9-lookup").await;
+    let (dir, out, server, client) = started("kill9-lookup").await;
     client
         .batch_execute(&format!(
             "CREATE TABLE ticks WITH (connector = 'impulse', event_rate = '3000');
@@ -1249,17 +1266,7 @@ async fn lookup_join_resumes_after_kill_9() {
         .await
         .unwrap();
     let pipeline = server_pipeline(&server).await;
-    for round in 0..2 {
-        tokio::time::sleep(Duration::from_millis(1200)).await;
-        let taken = checkpoints(&server, &pipeline).await;
-        assert!(
-            !taken.is_empty(),
-            "round {round}: the pipeline takes checkpoints"
-        );
-        server.kill_9();
-        server = Laminar::start(&dir.0);
-        server.connect().await;
-    }
+    let server = crash_twice_with_checkpoints(server, &dir.0, &pipeline).await;
     let client = server.connect().await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
     client.batch_execute("STOP PIPELINE pairs").await.unwrap();
@@ -1283,6 +1290,83 @@ async fn lookup_join_resumes_after_kill_9() {
         };
         assert_eq!(seen.get(&n), Some(&expected), "row {n}");
     }
+}
+
+/// A pipeline with `LIMIT` takes checkpoints (rows skipped and passed): across two
+/// SIGKILLs it writes exactly the rows the limit lets through, once, and then finishes.
+#[tokio::test]
+async fn limit_resumes_after_kill_9() {
+    let (dir, out, server, client) = started("kill9-limit").await;
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE ticks WITH (connector = 'impulse', event_rate = '2000');
+             CREATE TABLE out (n BIGINT) WITH (connector = 'filesystem', path = '{}',
+               type = 'sink', format = 'json');
+             SET checkpoint_interval = '300ms';
+             CREATE PIPELINE limited AS INSERT INTO out SELECT counter AS n FROM ticks
+               WHERE counter % 2 = 0 LIMIT 3000 OFFSET 10;",
+            out.display()
+        ))
+        .await
+        .unwrap();
+    let pipeline = server_pipeline(&server).await;
+    let server = crash_twice(
+        server,
+        &dir.0,
+        &pipeline,
+        Duration::from_millis(1100),
+        "StreamingLimitExec",
+    )
+    .await;
+    let client = server.connect().await;
+    wait_finished(&client, "limited", Duration::from_secs(30)).await;
+    let mut seen = BTreeMap::new();
+    for row in committed_rows(&out) {
+        *seen.entry(row["n"].as_i64().unwrap()).or_insert(0) += 1;
+    }
+    let expected: BTreeMap<i64, i32> = (10..3010).map(|i| (2 * i, 1)).collect();
+    assert_eq!(
+        seen, expected,
+        "the even numbers after the first ten, 3000 of them, once"
+    );
+}
+
+/// A semi lookup join (`IN` a static list) takes checkpoints: across two SIGKILLs, every
+/// stream row that has a match is written once and no other.
+#[tokio::test]
+async fn semi_lookup_join_resumes_after_kill_9() {
+    let (dir, out, server, client) = started("kill9-semi").await;
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE ticks WITH (connector = 'impulse', event_rate = '3000');
+             CREATE TABLE out (n BIGINT) WITH (connector = 'filesystem', path = '{}',
+               type = 'sink', format = 'json');
+             SET checkpoint_interval = '300ms';
+             CREATE PIPELINE pairs AS INSERT INTO out SELECT counter AS n FROM ticks
+               WHERE counter % 3 IN (SELECT column1 FROM (VALUES (0), (1), (1)));",
+            out.display()
+        ))
+        .await
+        .unwrap();
+    let pipeline = server_pipeline(&server).await;
+    let server = crash_twice_with_checkpoints(server, &dir.0, &pipeline).await;
+    let client = server.connect().await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    client.batch_execute("STOP PIPELINE pairs").await.unwrap();
+    let last = checkpoints(&server, &pipeline).await;
+    let emitted = last[0]["source_positions"]["ticks/0"]["emitted"]
+        .as_i64()
+        .unwrap();
+    assert!(emitted > 3000, "the stream ran: {emitted}");
+    let mut seen = BTreeMap::new();
+    for row in committed_rows(&out) {
+        *seen.entry(row["n"].as_i64().unwrap()).or_insert(0) += 1;
+    }
+    let expected: BTreeMap<i64, i32> = (0..emitted)
+        .filter(|n| n % 3 != 2)
+        .map(|n| (n, 1))
+        .collect();
+    assert_eq!(seen, expected, "each matching row once");
 }
 
 #[tokio::test]
