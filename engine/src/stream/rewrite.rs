@@ -361,7 +361,15 @@ fn propagate_changes(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPl
             .children()
             .iter()
             .any(|child| is_changelog(&child.schema()));
-        if !from_changes || is_changelog(&node.schema()) {
+        if !from_changes {
+            return Ok(Transformed::no(node));
+        }
+        // A join checks that it can take its inputs' retractions (even one that emitted
+        // changes already, as an outer join).
+        if let Some(join) = node.as_any().downcast_ref::<StreamJoinExec>() {
+            return Ok(Transformed::yes(Arc::new(join.over_changes()?)));
+        }
+        if is_changelog(&node.schema()) {
             return Ok(Transformed::no(node));
         }
         if let Some(projection) = node.as_any().downcast_ref::<ProjectionExec>() {
@@ -393,6 +401,7 @@ fn propagate_changes(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPl
         }
         let what = match node.name() {
             "AggregateExec" => "an aggregate",
+            "HashJoinExec" | "SymmetricHashJoinExec" | "NestedLoopJoinExec" => "this join",
             "SortExec" => "ORDER BY",
             "WindowAggregateExec" => "a window aggregate",
             other => other,

@@ -33,10 +33,11 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
+use arrow::array::make_comparator;
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Int64Array, StringArray, UInt32Array, new_null_array,
 };
-use arrow::compute::{cast, filter_record_batch, interleave, take_record_batch};
+use arrow::compute::{SortOptions, cast, filter_record_batch, interleave, take_record_batch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit, TimestampNanosecondType};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use arrow::row::{RowConverter, SortField};
@@ -55,6 +56,7 @@ use datafusion::physical_plan::{
 use futures::{Stream, StreamExt};
 
 use super::streaming_properties;
+use super::updating::is_changelog;
 use super::watermark::{WATERMARK_MIN, Watermarks, collect_sources};
 use crate::checkpoint::arrow_state::{decode, encode};
 use crate::checkpoint::{CheckpointHub, OperatorSnapshot};
@@ -222,6 +224,9 @@ impl StreamJoinExec {
         let Some(join) = Self::try_from_join(node, counters, ttl) else {
             return Ok(None);
         };
+        if join.reads_changes() {
+            join.check_changes_supported()?;
+        }
         let mut join: Arc<dyn ExecutionPlan> = Arc::new(join);
         // A LIMIT DataFusion pushed into its join.
         if let Some(fetch) = fetch {
@@ -236,7 +241,7 @@ impl StreamJoinExec {
         };
         let schema = join.schema();
         let mut columns: Vec<usize> = projection.to_vec();
-        if super::updating::is_changelog(&schema) {
+        if is_changelog(&schema) {
             columns.push(schema.fields().len() - 1);
         }
         let exprs: Vec<(Arc<dyn PhysicalExpr>, String)> = columns
@@ -278,11 +283,12 @@ impl StreamJoinExec {
                     join.right().clone(),
                 )
             };
-        // Both inputs' columns (a hash join's own schema may be projected).
+        // Both inputs' columns (a hash join's own schema may be projected), without the
+        // change kind (`_op`) of inputs that emit changes: the output has its own.
         let join_schema = Arc::new(
             datafusion::physical_plan::joins::utils::build_join_schema(
-                &left.schema(),
-                &right.schema(),
+                &data_schema(&left.schema()),
+                &data_schema(&right.schema()),
                 &join_type,
             )
             .0,
@@ -312,11 +318,9 @@ impl StreamJoinExec {
             (JoinType::Full, false) => (true, true),
             _ => return None,
         };
-        let changes = !static_left && (left_outer || right_outer);
-        if on.is_empty()
-            || super::updating::is_changelog(&left.schema())
-            || super::updating::is_changelog(&right.schema())
-        {
+        let changes_in = is_changelog(&left.schema()) || is_changelog(&right.schema());
+        let changes = (!static_left && (left_outer || right_outer)) || changes_in;
+        if on.is_empty() {
             return None;
         }
         let bounds = filter
@@ -360,7 +364,78 @@ impl StreamJoinExec {
     }
 }
 
+/// `schema` without its `_op` column, if it has one (the data columns of a changelog).
+fn data_schema(schema: &SchemaRef) -> SchemaRef {
+    if !is_changelog(schema) {
+        return schema.clone();
+    }
+    let fields = &schema.fields()[..schema.fields().len() - 1];
+    Arc::new(Schema::new_with_metadata(
+        fields.to_vec(),
+        schema.metadata().clone(),
+    ))
+}
+
+fn changes_refused(what: &str) -> datafusion::error::DataFusionError {
+    datafusion::error::DataFusionError::External(Box::new(crate::error::EngineError::Unsupported(
+        format!(
+            "{what} over changes (of an updating aggregate, an outer join or a debezium_json source) is not supported yet; \
+             inner joins (of streams, or of a stream with a static table) and a stream's LEFT JOIN, IN or EXISTS with a static table are"
+        ),
+    )))
+}
+
 impl StreamJoinExec {
+    /// Whether an input emits changes (`_op`).
+    pub fn reads_changes(&self) -> bool {
+        is_changelog(&self.left.schema()) || is_changelog(&self.right.schema())
+    }
+
+    /// Joins that take retractions back: an inner join of streams (a retracted row takes
+    /// its pairs back), and a lookup join whose stream emits changes (each row's pairs keep
+    /// its kind). Outer and interval joins over changes are refused.
+    fn check_changes_supported(&self) -> Result<()> {
+        if self.times.is_some() {
+            return Err(changes_refused("an interval join"));
+        }
+        if self.static_left && is_changelog(&self.left.schema()) {
+            return Err(changes_refused("a join with a static table of changes"));
+        }
+        if !self.static_left && (self.left_outer || self.right_outer) {
+            return Err(changes_refused("an outer join of two streams"));
+        }
+        Ok(())
+    }
+
+    /// This join after an input started to emit changes (DataFusion's projections under it
+    /// pass `_op` on now): checked, and with `_op` in its output.
+    pub fn over_changes(&self) -> Result<StreamJoinExec> {
+        self.check_changes_supported()?;
+        let schema = if is_changelog(&self.schema) {
+            self.schema.clone()
+        } else {
+            super::updating::with_op_column(&self.schema)
+        };
+        let properties = Self::properties_for(&schema, &self.left, &self.right, self.static_left);
+        Ok(StreamJoinExec {
+            left: self.left.clone(),
+            right: self.right.clone(),
+            on: self.on.clone(),
+            filter: self.filter.clone(),
+            times: self.times,
+            lower: self.lower,
+            upper: self.upper,
+            ttl: self.ttl,
+            left_outer: self.left_outer,
+            static_left: self.static_left,
+            right_outer: self.right_outer,
+            existence: self.existence,
+            schema,
+            counters: self.counters.clone(),
+            properties,
+        })
+    }
+
     /// A lookup join, whose left side is static and read again at every start.
     pub fn reads_static_left(&self) -> bool {
         self.static_left
@@ -550,8 +625,13 @@ impl ExecutionPlan for StreamJoinExec {
             static_left: self.static_left,
             right_outer: self.right_outer,
             existence: self.existence,
-            left_width: self.left.schema().fields().len(),
-            right_width: self.right.schema().fields().len(),
+            left_width: data_schema(&self.left.schema()).fields().len(),
+            right_width: data_schema(&self.right.schema()).fields().len(),
+            ops: [&self.left, &self.right].map(|input| {
+                let schema = input.schema();
+                is_changelog(&schema).then(|| schema.fields().len() - 1)
+            }),
+            emits_changes: is_changelog(&self.schema) && self.existence.is_none(),
             schema: self.schema.clone(),
             stats: self.counters.register_operator(self),
             counters: self.counters.clone(),
@@ -588,6 +668,25 @@ struct Kept {
     /// The side's input ended: its rows are kept for good (a static side), and a resumed
     /// query does not read it again.
     ended: bool,
+}
+
+/// The time of a kept row a retraction took back.
+const REMOVED: i64 = i64::MIN;
+
+/// The change kind of a join output row from a row that adds (`false`) or takes back.
+fn kind(retract: bool) -> &'static str {
+    if retract { "-D" } else { "+I" }
+}
+
+/// Per row of a `_op` column: whether it takes a row back (`-U`, `-D`).
+fn retractions(ops: &ArrayRef) -> Result<Vec<bool>> {
+    let Some(ops) = ops.as_string_opt::<i32>() else {
+        return datafusion::common::internal_err!("_op column has type {}", ops.data_type());
+    };
+    Ok(ops
+        .iter()
+        .map(|op| op.is_some_and(|op| op.starts_with('-')))
+        .collect())
 }
 
 fn lock(kept: &Mutex<Kept>) -> MutexGuard<'_, Kept> {
@@ -654,7 +753,8 @@ impl Kept {
     ) {
         let b = self.batches.len() as u32;
         for (row, key) in keys.into_iter().enumerate() {
-            if let Some(key) = key {
+            // A row taken back (kept for checkpoints until its batch goes) matches nothing.
+            if let Some(key) = key.filter(|_| times[row] != REMOVED) {
                 self.index.entry(key).or_default().push((b, row as u32));
             }
         }
@@ -696,6 +796,48 @@ impl Kept {
         Ok(())
     }
 
+    /// Stop matching a kept row equal to `batch`'s row `row` in its first `width` columns
+    /// (the one a retraction takes back), if there is one.
+    fn remove_equal(
+        &mut self,
+        key: &[u8],
+        batch: &RecordBatch,
+        row: usize,
+        width: usize,
+    ) -> Result<()> {
+        let Some(candidates) = self.index.get_mut(key) else {
+            return Ok(());
+        };
+        let mut found = None;
+        'candidates: for (i, &(b, r)) in candidates.iter().enumerate() {
+            let kept = &self.batches[b as usize];
+            for c in 0..width {
+                let compare = make_comparator(
+                    kept.column(c).as_ref(),
+                    batch.column(c).as_ref(),
+                    SortOptions::default(),
+                )?;
+                if compare(r as usize, row) != std::cmp::Ordering::Equal {
+                    continue 'candidates;
+                }
+            }
+            found = Some(i);
+            break;
+        }
+        if let Some(i) = found {
+            let (b, r) = candidates.swap_remove(i);
+            self.times[b as usize][r as usize] = REMOVED;
+        }
+        Ok(())
+    }
+
+    /// Forget the last batch added.
+    fn pop(&mut self) {
+        self.batches.pop();
+        self.times.pop();
+        self.matched.pop();
+    }
+
     /// Forget every kept row.
     fn clear(&mut self) {
         self.batches.clear();
@@ -727,9 +869,13 @@ struct StreamJoinStream {
     static_left: bool,
     right_outer: bool,
     existence: Option<Existence>,
-    /// Columns of each input.
+    /// Data columns of each input (without `_op`).
     left_width: usize,
     right_width: usize,
+    /// Each input's `_op` column, if it emits changes.
+    ops: [Option<usize>; 2],
+    /// The output carries `_op`.
+    emits_changes: bool,
     schema: SchemaRef,
     stats: Arc<OperatorStats>,
     counters: Arc<Counters>,
@@ -746,8 +892,56 @@ fn gather(batches: &[RecordBatch], column: usize, refs: &[(usize, usize)]) -> Re
 
 impl StreamJoinStream {
     /// Match a new batch of side `from` (0 left, 1 right) against the other side's rows,
-    /// then keep it.
+    /// then keep it. Rows of an input of changes that take a row back (`-U`, `-D`) take
+    /// their pairs back, in order: a regular join works through runs of one kind.
     fn process(&mut self, from: usize, batch: RecordBatch) -> Result<Option<RecordBatch>> {
+        let Some(op) = self.ops[from] else {
+            let rows = batch.num_rows();
+            return self.process_rows(from, batch, &vec![false; rows]);
+        };
+        let retracts = retractions(batch.column(op))?;
+        if self.static_left {
+            // A lookup join keeps no stream rows: each row's pairs take its kind.
+            return self.process_rows(from, batch, &retracts);
+        }
+        let mut outputs = Vec::new();
+        let mut start = 0;
+        while start < retracts.len() {
+            let kind = retracts[start];
+            let end = retracts[start..]
+                .iter()
+                .position(|r| *r != kind)
+                .map_or(retracts.len(), |n| start + n);
+            let run = batch.slice(start, end - start);
+            if let Some(out) = self.process_rows(from, run, &retracts[start..end])? {
+                outputs.push(out);
+            }
+            start = end;
+        }
+        match outputs.len() {
+            0 => Ok(None),
+            1 => Ok(outputs.pop()),
+            _ => Ok(Some(arrow::compute::concat_batches(
+                &self.schema,
+                &outputs,
+            )?)),
+        }
+    }
+
+    /// [`StreamJoinStream::process`] of rows whose kinds are `retracts` (all alike in a
+    /// regular join).
+    fn process_rows(
+        &mut self,
+        from: usize,
+        batch: RecordBatch,
+        retracts: &[bool],
+    ) -> Result<Option<RecordBatch>> {
+        let width = if from == 0 {
+            self.left_width
+        } else {
+            self.right_width
+        };
+        let taking_back = !self.static_left && retracts.first() == Some(&true);
         let (left_kept, right_kept) = (self.left.kept.clone(), self.right.kept.clone());
         let mut left = lock(&left_kept);
         let mut right = lock(&right_kept);
@@ -786,7 +980,23 @@ impl StreamJoinStream {
                     }
                 }
             }
-            this.add(batch, keys, times, vec![false; rows]);
+            if taking_back {
+                // The kept rows these take back stop matching; the batch is only held
+                // while its pairs go out.
+                for (row, key) in keys.iter().enumerate() {
+                    if let Some(key) = key {
+                        this.remove_equal(key, &batch, row, width)?;
+                    }
+                }
+                this.add(
+                    batch,
+                    vec![None; rows],
+                    vec![REMOVED; rows],
+                    vec![false; rows],
+                );
+            } else {
+                this.add(batch, keys, times, vec![false; rows]);
+            }
             (new_batch, pairs)
         };
         let pairs = self.passing(&left, &right, candidates)?;
@@ -822,17 +1032,18 @@ impl StreamJoinStream {
             let mut hit = vec![false; rows];
             for &(l, r) in &pairs {
                 hit[r.1] = true;
-                out.push((Some(l), Some(r), "+I"));
+                out.push((Some(l), Some(r), kind(retracts[r.1])));
             }
             if self.right_outer {
                 out.extend(
                     (0..rows)
                         .filter(|row| !hit[*row])
-                        .map(|row| (None, Some((new_batch, row)), "+I")),
+                        .map(|row| (None, Some((new_batch, row)), kind(retracts[row]))),
                 );
             }
         } else if !self.left_outer && !self.right_outer {
-            out.extend(pairs.into_iter().map(|(l, r)| (Some(l), Some(r), "+I")));
+            let change = kind(taking_back);
+            out.extend(pairs.into_iter().map(|(l, r)| (Some(l), Some(r), change)));
         } else {
             // An outer join of two streams: a row of a preserved side goes out padded with
             // NULLs until its first match, which replaces that row (-U, +U).
@@ -873,6 +1084,10 @@ impl StreamJoinStream {
         if self.static_left && from == 1 {
             right.clear();
         }
+        if taking_back {
+            let this = if from == 0 { &mut *left } else { &mut *right };
+            this.pop();
+        }
         output
     }
 
@@ -899,7 +1114,7 @@ impl StreamJoinStream {
             let data_type = self.schema.field(self.left_width + c).data_type();
             columns.push(gather_or_null(&right.batches, c, &right_refs, data_type)?);
         }
-        if !self.static_left && (self.left_outer || self.right_outer) {
+        if self.emits_changes {
             columns.push(Arc::new(StringArray::from_iter_values(
                 out.iter().map(|o| o.2),
             )));

@@ -817,6 +817,74 @@ async fn updating_aggregate_state_survives_kill_9() {
     assert_eq!(current.len(), 3);
 }
 
+/// An inner join of two updating aggregates takes each replaced result back (`-D`) and
+/// adds the new one (`+I`); its kept rows, retracted ones marked, survive two SIGKILLs: at
+/// the end every key has exactly one joined row, with its count and sum.
+#[tokio::test]
+async fn join_over_changes_survives_kill_9() {
+    let (dir, out, server, client) = started("kill9-join-changes").await;
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE numbers WITH (connector = 'impulse', event_rate = '3000');
+             CREATE TABLE out (k BIGINT, n BIGINT, s BIGINT) WITH (connector = 'filesystem',
+               path = '{}', type = 'sink', format = 'debezium_json');
+             SET checkpoint_interval = '300ms';
+             CREATE PIPELINE totals AS INSERT INTO out
+               SELECT a.k, a.n, b.s FROM
+                 (SELECT counter % 3 AS k, count(*) AS n FROM numbers GROUP BY k) a
+                 JOIN (SELECT counter % 3 AS k, sum(counter) AS s FROM numbers GROUP BY k) b
+                 ON a.k = b.k;",
+            out.display()
+        ))
+        .await
+        .unwrap();
+    let pipeline = server_pipeline(&server).await;
+    let server = crash_twice(
+        server,
+        &dir.0,
+        &pipeline,
+        Duration::from_millis(1200),
+        "UpdatingJoinExec",
+    )
+    .await;
+    let client = server.connect().await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    client.batch_execute("STOP PIPELINE totals").await.unwrap();
+    let last = checkpoints(&server, &pipeline).await;
+    let emitted = last[0]["source_positions"]["numbers/0"]["emitted"]
+        .as_i64()
+        .unwrap();
+    // The joined rows now: created ones, less deleted ones (each deletes a row there).
+    let mut rows: Vec<Value> = Vec::new();
+    for event in committed_events(&out) {
+        match event["op"].as_str().unwrap() {
+            "c" => rows.push(event["after"].clone()),
+            "d" => {
+                let at = rows.iter().position(|r| *r == event["before"]);
+                let at = at.unwrap_or_else(|| panic!("{event} deletes a row not there"));
+                rows.swap_remove(at);
+            }
+            other => panic!("unexpected op {other}"),
+        }
+    }
+    rows.sort_by_key(|r| r["k"].as_i64());
+    assert_eq!(rows.len(), 3, "one joined row per key: {rows:?}");
+    for row in &rows {
+        let k = row["k"].as_i64().unwrap();
+        let mine: Vec<i64> = (0..emitted).filter(|c| c % 3 == k).collect();
+        assert_eq!(
+            row["n"].as_i64().unwrap(),
+            mine.len() as i64,
+            "key {k}: count"
+        );
+        assert_eq!(
+            row["s"].as_i64().unwrap(),
+            mine.iter().sum::<i64>(),
+            "key {k}: sum"
+        );
+    }
+}
+
 /// With `parallelism` 2 the aggregate runs in two partitions behind a hash exchange, and
 /// checkpoints are cut by barriers through it: after two kill -9s every key's changes still
 /// chain and every number of both source partitions is counted once.
