@@ -380,7 +380,7 @@ fn changes_refused(what: &str) -> datafusion::error::DataFusionError {
     datafusion::error::DataFusionError::External(Box::new(crate::error::EngineError::Unsupported(
         format!(
             "{what} over changes (of an updating aggregate, an outer join or a debezium_json source) is not supported yet; \
-             inner joins (of streams, or of a stream with a static table) and a stream's LEFT JOIN, IN or EXISTS with a static table are"
+             regular joins of streams (inner and outer) and joins of a stream with a static table are"
         ),
     )))
 }
@@ -391,18 +391,16 @@ impl StreamJoinExec {
         is_changelog(&self.left.schema()) || is_changelog(&self.right.schema())
     }
 
-    /// Joins that take retractions back: an inner join of streams (a retracted row takes
-    /// its pairs back), and a lookup join whose stream emits changes (each row's pairs keep
-    /// its kind). Outer and interval joins over changes are refused.
+    /// Joins that take retractions back: a regular join of streams (a retracted row takes
+    /// its pairs back; an outer join pads a row again when it loses its last match), and a
+    /// lookup join whose stream emits changes (each row's pairs keep its kind). Interval
+    /// joins over changes are refused.
     fn check_changes_supported(&self) -> Result<()> {
         if self.times.is_some() {
             return Err(changes_refused("an interval join"));
         }
         if self.static_left && is_changelog(&self.left.schema()) {
             return Err(changes_refused("a join with a static table of changes"));
-        }
-        if !self.static_left && (self.left_outer || self.right_outer) {
-            return Err(changes_refused("an outer join of two streams"));
         }
         Ok(())
     }
@@ -586,7 +584,7 @@ impl ExecutionPlan for StreamJoinExec {
                 converter: None,
                 batches: Vec::new(),
                 times: Vec::new(),
-                matched: Vec::new(),
+                matches: Vec::new(),
                 index: HashMap::new(),
                 evicted_to: WATERMARK_MIN,
                 ended: false,
@@ -659,8 +657,9 @@ struct Kept {
     batches: Vec<RecordBatch>,
     /// Event (or arrival) time (ns) per kept row, per batch.
     times: Vec<Vec<i64>>,
-    /// Whether each kept row has been matched (outer joins use it for preserved sides).
-    matched: Vec<Vec<bool>>,
+    /// How many kept rows of the other side each kept row matches (outer joins use it for
+    /// preserved sides: a row without matches goes out padded).
+    matches: Vec<Vec<u32>>,
     /// Key bytes → (batch, row) of kept rows.
     index: HashMap<Box<[u8]>, Vec<(u32, u32)>>,
     /// Rows before this time were dropped.
@@ -749,7 +748,7 @@ impl Kept {
         batch: RecordBatch,
         keys: Vec<Option<Box<[u8]>>>,
         times: Vec<i64>,
-        matched: Vec<bool>,
+        matches: Vec<u32>,
     ) {
         let b = self.batches.len() as u32;
         for (row, key) in keys.into_iter().enumerate() {
@@ -760,7 +759,7 @@ impl Kept {
         }
         self.batches.push(batch);
         self.times.push(times);
-        self.matched.push(matched);
+        self.matches.push(matches);
     }
 
     /// Drop rows older than `before`, rebuilding the index.
@@ -771,27 +770,27 @@ impl Kept {
         self.evicted_to = before;
         let old_batches = std::mem::take(&mut self.batches);
         let old_times = std::mem::take(&mut self.times);
-        let old_matched = std::mem::take(&mut self.matched);
+        let old_matches = std::mem::take(&mut self.matches);
         self.index.clear();
-        for ((batch, times), matched) in old_batches.into_iter().zip(old_times).zip(old_matched) {
+        for ((batch, times), matches) in old_batches.into_iter().zip(old_times).zip(old_matches) {
             if times.iter().all(|t| *t < before) {
                 continue;
             }
-            let (batch, times, matched) = if times.iter().any(|t| *t < before) {
+            let (batch, times, matches) = if times.iter().any(|t| *t < before) {
                 let keep: BooleanArray = times.iter().map(|t| Some(*t >= before)).collect();
                 let kept = |i: &usize| times[*i] >= before;
-                let kept_matched = (0..times.len()).filter(kept).map(|i| matched[i]).collect();
+                let kept_matches = (0..times.len()).filter(kept).map(|i| matches[i]).collect();
                 let kept_times = times.iter().copied().filter(|t| *t >= before).collect();
                 (
                     filter_record_batch(&batch, &keep)?,
                     kept_times,
-                    kept_matched,
+                    kept_matches,
                 )
             } else {
-                (batch, times, matched)
+                (batch, times, matches)
             };
             let keys = self.key_rows(&batch)?;
-            self.add(batch, keys, times, matched);
+            self.add(batch, keys, times, matches);
         }
         Ok(())
     }
@@ -835,14 +834,14 @@ impl Kept {
     fn pop(&mut self) {
         self.batches.pop();
         self.times.pop();
-        self.matched.pop();
+        self.matches.pop();
     }
 
     /// Forget every kept row.
     fn clear(&mut self) {
         self.batches.clear();
         self.times.clear();
-        self.matched.clear();
+        self.matches.clear();
         self.index.clear();
     }
 
@@ -988,14 +987,9 @@ impl StreamJoinStream {
                         this.remove_equal(key, &batch, row, width)?;
                     }
                 }
-                this.add(
-                    batch,
-                    vec![None; rows],
-                    vec![REMOVED; rows],
-                    vec![false; rows],
-                );
+                this.add(batch, vec![None; rows], vec![REMOVED; rows], vec![0; rows]);
             } else {
-                this.add(batch, keys, times, vec![false; rows]);
+                this.add(batch, keys, times, vec![0; rows]);
             }
             (new_batch, pairs)
         };
@@ -1046,35 +1040,47 @@ impl StreamJoinStream {
             out.extend(pairs.into_iter().map(|(l, r)| (Some(l), Some(r), change)));
         } else {
             // An outer join of two streams: a row of a preserved side goes out padded with
-            // NULLs until its first match, which replaces that row (-U, +U).
+            // NULLs while it has no match; its first match replaces that row (-U, +U), and
+            // when a retraction takes its last match away, it comes back (-D, +I).
             let outer = [self.left_outer, self.right_outer];
-            let mut hit = vec![false; rows];
+            let mut hits = vec![0u32; rows];
             for (l, r) in pairs {
                 let (mine, theirs) = if from == 0 { (l, r) } else { (r, l) };
-                hit[mine.1] = true;
+                hits[mine.1] += 1;
                 let other = if from == 0 { &mut *right } else { &mut *left };
-                if outer[1 - from] && !other.matched[theirs.0][theirs.1] {
-                    other.matched[theirs.0][theirs.1] = true;
-                    out.push(if from == 0 {
-                        (None, Some(r), "-U")
-                    } else {
-                        (Some(l), None, "-U")
-                    });
-                    out.push((Some(l), Some(r), "+U"));
+                let matches = &mut other.matches[theirs.0][theirs.1];
+                let theirs_padded = if from == 0 {
+                    (None, Some(r))
                 } else {
-                    out.push((Some(l), Some(r), "+I"));
+                    (Some(l), None)
+                };
+                if taking_back {
+                    *matches = matches.saturating_sub(1);
+                    out.push((Some(l), Some(r), "-D"));
+                    if outer[1 - from] && *matches == 0 {
+                        out.push((theirs_padded.0, theirs_padded.1, "+I"));
+                    }
+                } else {
+                    *matches += 1;
+                    if outer[1 - from] && *matches == 1 {
+                        out.push((theirs_padded.0, theirs_padded.1, "-U"));
+                        out.push((Some(l), Some(r), "+U"));
+                    } else {
+                        out.push((Some(l), Some(r), "+I"));
+                    }
                 }
             }
             let this = if from == 0 { &mut *left } else { &mut *right };
-            for (row, hit) in hit.into_iter().enumerate() {
-                if hit {
-                    this.matched[new_batch][row] = true;
-                } else if outer[from] {
+            for (row, hits) in hits.into_iter().enumerate() {
+                this.matches[new_batch][row] = hits;
+                if hits == 0 && outer[from] {
+                    // A row taken back without matches had gone out padded.
                     let padded = Some((new_batch, row));
+                    let change = kind(taking_back);
                     out.push(if from == 0 {
-                        (padded, None, "+I")
+                        (padded, None, change)
                     } else {
-                        (None, padded, "+I")
+                        (None, padded, change)
                     });
                 }
             }
@@ -1279,8 +1285,9 @@ impl Stream for StreamJoinStream {
     }
 }
 
-/// A kept batch with each row's time and matched flag as two more columns, for checkpoints.
-fn with_row_state(batch: &RecordBatch, times: &[i64], matched: &[bool]) -> Result<RecordBatch> {
+/// A kept batch with each row's time and number of matches as two more columns, for
+/// checkpoints.
+fn with_row_state(batch: &RecordBatch, times: &[i64], matches: &[u32]) -> Result<RecordBatch> {
     let mut fields: Vec<Field> = batch
         .schema()
         .fields()
@@ -1288,31 +1295,35 @@ fn with_row_state(batch: &RecordBatch, times: &[i64], matched: &[bool]) -> Resul
         .map(|f| f.as_ref().clone())
         .collect();
     fields.push(Field::new("__time", DataType::Int64, false));
-    fields.push(Field::new("__matched", DataType::Boolean, false));
+    fields.push(Field::new("__matches", DataType::UInt32, false));
     let mut columns = batch.columns().to_vec();
     columns.push(Arc::new(Int64Array::from(times.to_vec())));
-    columns.push(Arc::new(BooleanArray::from(matched.to_vec())));
+    columns.push(Arc::new(UInt32Array::from(matches.to_vec())));
     Ok(RecordBatch::try_new(
         Arc::new(Schema::new(fields)),
         columns,
     )?)
 }
 
-/// The batch, times and matched flags [`with_row_state`] stored.
-fn without_row_state(mut batch: RecordBatch) -> Option<(RecordBatch, Vec<i64>, Vec<bool>)> {
+/// The batch, times and numbers of matches [`with_row_state`] stored (checkpoints before
+/// those counts kept a matched flag: one match or none).
+fn without_row_state(mut batch: RecordBatch) -> Option<(RecordBatch, Vec<i64>, Vec<u32>)> {
     let width = batch.num_columns().checked_sub(2)?;
-    let matched = batch.remove_column(width + 1);
+    let matches = batch.remove_column(width + 1);
     let times = batch.remove_column(width);
     let times = times.as_primitive_opt::<arrow::datatypes::Int64Type>()?;
-    let matched = matched.as_boolean_opt()?;
-    Some((
-        batch,
-        times.values().to_vec(),
-        (0..matched.len()).map(|i| matched.value(i)).collect(),
-    ))
+    let matches: Vec<u32> = match matches.as_boolean_opt() {
+        Some(flags) => (0..flags.len())
+            .map(|i| u32::from(flags.value(i)))
+            .collect(),
+        None => matches
+            .as_primitive_opt::<arrow::datatypes::UInt32Type>()?
+            .values()
+            .to_vec(),
+    };
+    Some((batch, times.values().to_vec(), matches))
 }
 
-/// Hands both sides' kept rows to checkpoints.
 struct KeptSnapshots {
     sides: [Arc<Mutex<Kept>>; 2],
 }
@@ -1326,8 +1337,8 @@ impl OperatorSnapshot for KeptSnapshots {
                 .batches
                 .iter()
                 .zip(&kept.times)
-                .zip(&kept.matched)
-                .map(|((batch, times), matched)| encode(&with_row_state(batch, times, matched)?))
+                .zip(&kept.matches)
+                .map(|((batch, times), matches)| encode(&with_row_state(batch, times, matches)?))
                 .collect::<Result<Vec<_>>>()?;
             sides.push(serde_json::json!({
                 "evicted_to": kept.evicted_to,
@@ -1352,9 +1363,9 @@ impl KeptSnapshots {
             kept.ended = state["ended"].as_bool().unwrap_or(false);
             for batch in state["batches"].as_array().ok_or_else(bad)? {
                 let batch = decode(batch.as_str().ok_or_else(bad)?)?;
-                let (batch, times, matched) = without_row_state(batch).ok_or_else(bad)?;
+                let (batch, times, matches) = without_row_state(batch).ok_or_else(bad)?;
                 let keys = kept.key_rows(&batch)?;
-                kept.add(batch, keys, times, matched);
+                kept.add(batch, keys, times, matches);
             }
         }
         Ok(())
