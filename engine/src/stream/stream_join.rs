@@ -414,10 +414,20 @@ impl StreamJoinExec {
         } else {
             super::updating::with_op_column(&self.schema)
         };
-        let properties = Self::properties_for(&schema, &self.left, &self.right, self.static_left);
-        Ok(StreamJoinExec {
-            left: self.left.clone(),
-            right: self.right.clone(),
+        Ok(self.with_parts(self.left.clone(), self.right.clone(), schema))
+    }
+
+    /// This join over `left` and `right`, with `schema`.
+    fn with_parts(
+        &self,
+        left: Arc<dyn ExecutionPlan>,
+        right: Arc<dyn ExecutionPlan>,
+        schema: SchemaRef,
+    ) -> StreamJoinExec {
+        let properties = Self::properties_for(&schema, &left, &right, self.static_left);
+        StreamJoinExec {
+            left,
+            right,
             on: self.on.clone(),
             filter: self.filter.clone(),
             times: self.times,
@@ -431,7 +441,7 @@ impl StreamJoinExec {
             schema,
             counters: self.counters.clone(),
             properties,
-        })
+        }
     }
 
     /// A lookup join, whose left side is static and read again at every start.
@@ -532,24 +542,7 @@ impl ExecutionPlan for StreamJoinExec {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let right = children.swap_remove(1);
         let left = children.swap_remove(0);
-        let properties = Self::properties_for(&self.schema, &left, &right, self.static_left);
-        Ok(Arc::new(StreamJoinExec {
-            left,
-            right,
-            on: self.on.clone(),
-            filter: self.filter.clone(),
-            times: self.times,
-            lower: self.lower,
-            upper: self.upper,
-            ttl: self.ttl,
-            left_outer: self.left_outer,
-            static_left: self.static_left,
-            right_outer: self.right_outer,
-            existence: self.existence,
-            schema: self.schema.clone(),
-            counters: self.counters.clone(),
-            properties,
-        }))
+        Ok(Arc::new(self.with_parts(left, right, self.schema.clone())))
     }
 
     fn execute(
