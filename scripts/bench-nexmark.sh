@@ -84,6 +84,27 @@ if [ "$PARALLEL" -gt 1 ]; then
     BENCH_PARALLELISM=1
 fi
 
+# A lookup join (stream ⋈ static VALUES) over an unbounded datagen stream, stopped by a LIMIT
+# after LOOKUP_ROWS joined rows (a bounded stream would make it DataFusion's batch hash join).
+LOOKUP_ROWS=${LOOKUP_ROWS:-10000000}
+LOOKUP_DDL="CREATE TABLE bid_stream (auction BIGINT, bidder BIGINT, price BIGINT, channel TEXT, url TEXT, date_time TIMESTAMP, extra TEXT) WITH (connector = 'datagen', rows_per_second = '1000000000', 'fields.auction.min' = '1000', 'fields.auction.max' = '10999', 'fields.channel.length' = '8', 'fields.url.length' = '64', 'fields.extra.length' = '16');
+CREATE TABLE bh_lookup (auction BIGINT, price BIGINT, label TEXT) WITH (connector = 'blackhole', type = 'sink');"
+LOOKUP_SQL="INSERT INTO bh_lookup SELECT B.auction, B.price, S.label FROM bid_stream B JOIN (VALUES (0, 'zero'), (1, 'one'), (2, 'two')) AS S(k, label) ON B.auction % 3 = S.k LIMIT $LOOKUP_ROWS"
+LOOKUP_ROWS_MD=""
+for p in 1 "$PARALLEL"; do
+    BENCH_PARALLELISM=$p
+    bench_server
+    "${PSQL[@]}" >/dev/null <<<"$LOOKUP_DDL"
+    cpu0=$(bench_cpu)
+    read -r events secs < <(bench_run "lookup_p$p" "$LOOKUP_SQL")
+    cpu=$(python3 -c "import sys; print(float(sys.argv[2]) - float(sys.argv[1]))" "$cpu0" "$(bench_cpu)")
+    row="| $p $(rate_line "$events" "$secs" "$cpu")"
+    echo "lookup join $row"
+    LOOKUP_ROWS_MD+="$row"$'\n'
+    [ "$p" = "$PARALLEL" ] && break
+done
+BENCH_PARALLELISM=1
+
 # The Flink workloads in Laminar: same row shape, distributions and SQL as flink_bench.py.
 FLINK_DDL="CREATE TABLE bid (auction BIGINT, bidder BIGINT, price BIGINT, channel TEXT, url TEXT, date_time TIMESTAMP, extra TEXT, WATERMARK FOR date_time AS date_time - INTERVAL '1' SECOND) WITH (connector = 'datagen', number_of_rows = '$FLINK_EVENTS', rows_per_second = '1000000000', 'fields.auction.min' = '1000', 'fields.auction.max' = '10999', 'fields.bidder.min' = '1000', 'fields.bidder.max' = '100999', 'fields.price.min' = '1', 'fields.price.max' = '100000', 'fields.channel.length' = '8', 'fields.url.length' = '64', 'fields.extra.length' = '16');
 CREATE TABLE sink_q0 (auction BIGINT, bidder BIGINT, price BIGINT, channel TEXT, url TEXT, date_time TIMESTAMP, extra TEXT) WITH (connector = 'blackhole', type = 'sink');
@@ -164,6 +185,21 @@ parallelism-1 run above.
 | query | events/s | CPU µs/event | peak RSS | speed-up |
 |---|---|---|---|---|
 $PARALLEL_ROWS
+MD
+fi
+
+if [ "${BENCH_NO_WRITE:-0}" != "1" ]; then
+    bench_write_section "Lookup join (scripts/bench-nexmark.sh)" <<MD
+## Lookup join (scripts/bench-nexmark.sh)
+
+A stream joined with a static \`VALUES\` table (\`LookupJoinExec\`: the static side is read
+first, each stream batch is matched through a hash index and not kept): an unbounded
+\`datagen\` stream of bid-shaped rows, every row matching one of three static rows, into
+\`blackhole\` until a \`LIMIT\` of $LOOKUP_ROWS joined rows. Events/s counts the stream's rows read.
+
+| parallelism | rows/s | CPU µs/row |
+|---|---|---|
+$LOOKUP_ROWS_MD
 MD
 fi
 

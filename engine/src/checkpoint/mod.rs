@@ -24,7 +24,7 @@ pub mod cut;
 pub mod store;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Waker};
 use std::time::Duration;
@@ -213,6 +213,9 @@ pub struct CheckpointHub {
     /// Drivers of source-reading segments waiting for a barrier request.
     waiting: Mutex<Vec<Waker>>,
     captures: Mutex<Captures>,
+    /// The top's input ended: parts of the plan still running were cut off by an operator
+    /// above them that ended (a `LIMIT`), and have nothing left to resume.
+    top_ended: AtomicBool,
 }
 
 impl std::fmt::Debug for CheckpointHub {
@@ -246,7 +249,13 @@ impl CheckpointHub {
             requested: AtomicU64::new(base_epoch),
             waiting: Mutex::default(),
             captures: Mutex::default(),
+            top_ended: AtomicBool::new(false),
         }
+    }
+
+    /// The top's input ended (its last checkpoint follows).
+    pub fn top_ended(&self) {
+        self.top_ended.store(true, Ordering::Release);
     }
 
     /// A new segment below the top (an exchange input).
@@ -401,16 +410,21 @@ impl CheckpointHub {
         {
             let mut captures = self.lock_captures();
             let at_epoch = captures.by_epoch.remove(&epoch).unwrap_or_default();
+            let cut_off = self.top_ended.load(Ordering::Acquire);
             for segment in 1..=self.segments.load(Ordering::Acquire) {
                 let part = at_epoch
                     .get(&segment)
-                    .or_else(|| captures.finished.get(&segment))
-                    .ok_or_else(|| {
-                        EngineError::Checkpoint(format!(
+                    .or_else(|| captures.finished.get(&segment));
+                match part {
+                    Some(part) => all.extend(part),
+                    // A resumed job ends at once there (its LIMIT is reached).
+                    None if cut_off => {}
+                    None => {
+                        return Err(EngineError::Checkpoint(format!(
                             "checkpoint {epoch}: part {segment} of the plan did not reach its barrier"
-                        ))
-                    })?;
-                all.extend(part);
+                        )));
+                    }
+                }
             }
             captures.by_epoch.retain(|e, _| *e > epoch);
         }

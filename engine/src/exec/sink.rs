@@ -234,6 +234,7 @@ impl DataSink for ConnectorDataSink {
         // The input ended: a last checkpoint covers everything, so a crash before the job
         // is recorded as finished does not write anything twice.
         if let Some(hub) = &hub {
+            hub.top_ended();
             take_checkpoint(sink.as_mut(), hub, hub.next_epoch(), written).await?;
         }
         sink.close().await.map_err(external)?;
