@@ -418,7 +418,11 @@ impl CheckpointHub {
                 match part {
                     Some(part) => all.extend(part),
                     // A resumed job ends at once there (its LIMIT is reached).
-                    None if cut_off => {}
+                    None if cut_off => tracing::debug!(
+                        pipeline = %self.pipeline_id,
+                        segment,
+                        "last checkpoint: a part of the plan cut off by an operator that ended keeps no position"
+                    ),
                     None => {
                         return Err(EngineError::Checkpoint(format!(
                             "checkpoint {epoch}: part {segment} of the plan did not reach its barrier"

@@ -888,13 +888,12 @@ impl StreamJoinStream {
     /// their pairs back, in order: a regular join works through runs of one kind.
     fn process(&mut self, from: usize, batch: RecordBatch) -> Result<Option<RecordBatch>> {
         let Some(op) = self.ops[from] else {
-            let rows = batch.num_rows();
-            return self.process_rows(from, batch, &vec![false; rows]);
+            return self.process_rows(from, batch, None);
         };
         let retracts = retractions(batch.column(op))?;
         if self.static_left {
             // A lookup join keeps no stream rows: each row's pairs take its kind.
-            return self.process_rows(from, batch, &retracts);
+            return self.process_rows(from, batch, Some(&retracts));
         }
         let mut outputs = Vec::new();
         let mut start = 0;
@@ -905,7 +904,7 @@ impl StreamJoinStream {
                 .position(|r| *r != kind)
                 .map_or(retracts.len(), |n| start + n);
             let run = batch.slice(start, end - start);
-            if let Some(out) = self.process_rows(from, run, &retracts[start..end])? {
+            if let Some(out) = self.process_rows(from, run, Some(&retracts[start..end]))? {
                 outputs.push(out);
             }
             start = end;
@@ -921,19 +920,20 @@ impl StreamJoinStream {
     }
 
     /// [`StreamJoinStream::process`] of rows whose kinds are `retracts` (all alike in a
-    /// regular join).
+    /// regular join; `None`: every row adds).
     fn process_rows(
         &mut self,
         from: usize,
         batch: RecordBatch,
-        retracts: &[bool],
+        retracts: Option<&[bool]>,
     ) -> Result<Option<RecordBatch>> {
         let width = if from == 0 {
             self.left_width
         } else {
             self.right_width
         };
-        let taking_back = !self.static_left && retracts.first() == Some(&true);
+        let retracted = |row: usize| retracts.and_then(|r| r.get(row)) == Some(&true);
+        let taking_back = !self.static_left && retracted(0);
         let (left_kept, right_kept) = (self.left.kept.clone(), self.right.kept.clone());
         let mut left = lock(&left_kept);
         let mut right = lock(&right_kept);
@@ -1019,13 +1019,13 @@ impl StreamJoinStream {
             let mut hit = vec![false; rows];
             for &(l, r) in &pairs {
                 hit[r.1] = true;
-                out.push((Some(l), Some(r), kind(retracts[r.1])));
+                out.push((Some(l), Some(r), kind(retracted(r.1))));
             }
             if self.right_outer {
                 out.extend(
                     (0..rows)
                         .filter(|row| !hit[*row])
-                        .map(|row| (None, Some((new_batch, row)), kind(retracts[row]))),
+                        .map(|row| (None, Some((new_batch, row)), kind(retracted(row)))),
                 );
             }
         } else if !self.left_outer && !self.right_outer {

@@ -256,10 +256,7 @@ async fn crash_twice_then_stop(
         operator,
     )
     .await;
-    let client = server.connect().await;
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    client.batch_execute("STOP PIPELINE pairs").await.unwrap();
-    let last = checkpoints(&server, &pipeline).await;
+    let last = run_a_second_then_stop(&server, "pairs", &pipeline).await;
     let emitted = ["lefts", "rights"]
         .into_iter()
         .map(|table| {
@@ -270,6 +267,18 @@ async fn crash_twice_then_stop(
         })
         .collect();
     (server, emitted)
+}
+
+/// Let the pipeline `name` (id `pipeline`) run a second more, stop it (which takes a last
+/// checkpoint) and return its checkpoints, newest first.
+async fn run_a_second_then_stop(server: &Laminar, name: &str, pipeline: &str) -> Vec<Value> {
+    let client = server.connect().await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    client
+        .batch_execute(&format!("STOP PIPELINE {name}"))
+        .await
+        .unwrap();
+    checkpoints(server, pipeline).await
 }
 
 /// Checkpoints of a pipeline's latest job, from the REST API.
@@ -847,10 +856,7 @@ async fn join_over_changes_survives_kill_9() {
         "UpdatingJoinExec",
     )
     .await;
-    let client = server.connect().await;
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    client.batch_execute("STOP PIPELINE totals").await.unwrap();
-    let last = checkpoints(&server, &pipeline).await;
+    let last = run_a_second_then_stop(&server, "totals", &pipeline).await;
     // Each side reads its own scan of numbers, from its own position.
     let emitted = |scan: &str| {
         last[0]["source_positions"][scan]["emitted"]
@@ -910,10 +916,7 @@ async fn parallel_updating_aggregate_survives_kill_9() {
         "UpdatingAggregateExec#2",
     )
     .await;
-    let client = server.connect().await;
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    client.batch_execute("STOP PIPELINE totals").await.unwrap();
-    let last = checkpoints(&server, &pipeline).await;
+    let last = run_a_second_then_stop(&server, "totals", &pipeline).await;
     // Impulse partition p emits p, p + 2, p + 4, ...
     let numbers: Vec<i64> = (0..2)
         .flat_map(|p| {
@@ -1332,10 +1335,7 @@ async fn lookup_join_resumes_after_kill_9() {
         .unwrap();
     let pipeline = server_pipeline(&server).await;
     let server = crash_twice_with_checkpoints(server, &dir.0, &pipeline).await;
-    let client = server.connect().await;
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    client.batch_execute("STOP PIPELINE pairs").await.unwrap();
-    let last = checkpoints(&server, &pipeline).await;
+    let last = run_a_second_then_stop(&server, "pairs", &pipeline).await;
     let emitted = last[0]["source_positions"]["ticks/0"]["emitted"]
         .as_i64()
         .unwrap();
@@ -1415,10 +1415,7 @@ async fn semi_lookup_join_resumes_after_kill_9() {
         .unwrap();
     let pipeline = server_pipeline(&server).await;
     let server = crash_twice_with_checkpoints(server, &dir.0, &pipeline).await;
-    let client = server.connect().await;
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    client.batch_execute("STOP PIPELINE pairs").await.unwrap();
-    let last = checkpoints(&server, &pipeline).await;
+    let last = run_a_second_then_stop(&server, "pairs", &pipeline).await;
     let emitted = last[0]["source_positions"]["ticks/0"]["emitted"]
         .as_i64()
         .unwrap();
